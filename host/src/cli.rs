@@ -1,0 +1,34 @@
+//! Command-line parsing and dispatch; each subcommand lives in the module it drives.
+
+use clap::{Parser, Subcommand};
+
+/// wasmray: the Ray operator whose business logic runs as sandboxed WebAssembly components.
+#[derive(Debug, Parser)]
+#[command(name = "wasmray", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// A local control plane (kube-apiserver, etcd, controller-manager, scheduler, KWOK nodes).
+    #[command(subcommand)]
+    Dev(crate::dev::cli::DevCommand),
+}
+
+impl Cli {
+    /// Runs the parsed command to completion.
+    pub fn run(self) -> anyhow::Result<()> {
+        init_tracing();
+        match self.command {
+            Command::Dev(cmd) => cmd.run(),
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("wasmray=info,warn"));
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+}

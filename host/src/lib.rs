@@ -1,0 +1,4 @@
+//! wasmray: a Kubernetes operator for Ray whose decisions are made by WebAssembly components.
+
+pub mod cli;
+pub mod dev;
