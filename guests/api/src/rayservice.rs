@@ -1,0 +1,180 @@
+//! RayService: Ray Serve applications on a RayCluster, upgraded without downtime.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use serde::{Deserialize, Serialize};
+
+use crate::{RayClusterSpec, RayClusterStatus};
+
+crate::ray_resource!(
+    /// Ray Serve applications and the cluster that serves them (`ray.io/v1`, kind `RayService`).
+    RayService,
+    "RayServiceList",
+    "rayservices",
+    RayServiceSpec,
+    RayServiceStatuses
+);
+
+/// The desired state of a RayService.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RayServiceSpec {
+    /// Seconds before a cluster that is no longer active or pending is deleted (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0)))]
+    pub ray_cluster_deletion_delay_seconds: Option<i32>,
+    /// Deprecated and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_unhealthy_second_threshold: Option<i32>,
+    /// Deprecated and ignored.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployment_unhealthy_second_threshold: Option<i32>,
+    /// Template of the serve Service (name honoured; selector and ports are set by the operator).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::embedded_object"))]
+    pub serve_service: Option<Service>,
+    /// How a changed cluster spec is rolled out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_strategy: Option<UpgradeStrategy>,
+    /// The Ray Serve multi-application config, as YAML.
+    #[serde(default, rename = "serveConfigV2", skip_serializing_if = "Option::is_none")]
+    pub serve_config_v2: Option<String>,
+    /// The cluster to serve from.
+    pub ray_cluster_config: RayClusterSpec,
+    /// Keep the head Pod out of the serve Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude_head_pod_from_serve_svc: Option<bool>,
+}
+
+/// `spec.upgradeStrategy`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::upgrade_strategy_rules))]
+#[serde(rename_all = "camelCase")]
+pub struct UpgradeStrategy {
+    /// The strategy (unset means `NewCluster`).
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<UpgradeType>,
+    /// Settings of `NewClusterWithIncrementalUpgrade`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_upgrade_options: Option<ClusterUpgradeOptions>,
+}
+
+/// `upgradeStrategy.type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum UpgradeType {
+    /// Start a new cluster, switch traffic at once when it is ready.
+    NewCluster,
+    /// Start a new cluster and shift traffic in steps through the Gateway API.
+    NewClusterWithIncrementalUpgrade,
+    /// Never replace the cluster.
+    None,
+}
+
+/// `upgradeStrategy.clusterUpgradeOptions`.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ClusterUpgradeOptions {
+    /// Capacity the new cluster may add above 100%, in percent (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0, max = 100)))]
+    pub max_surge_percent: Option<i32>,
+    /// Traffic moved per step, in percent.
+    #[cfg_attr(feature = "schema", schemars(range(min = 0, max = 100)))]
+    pub step_size_percent: i32,
+    /// Seconds between steps.
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
+    pub interval_seconds: i32,
+    /// The GatewayClass of the Gateway that splits the traffic.
+    pub gateway_class_name: String,
+}
+
+/// The observed state of a RayService (`RayServiceStatuses` in KubeRay).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RayServiceStatuses {
+    /// `Ready` and `UpgradeInProgress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::conditions"))]
+    pub conditions: Option<Vec<Condition>>,
+    /// When the status was last computed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::time"))]
+    pub last_update_time: Option<Time>,
+    /// Deprecated: `Running` while the Ready condition is true.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_status: Option<String>,
+    /// The cluster that serves traffic.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub active_service_status: Option<RayServiceStatus>,
+    /// The cluster being prepared to take over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_service_status: Option<RayServiceStatus>,
+    /// Ready addresses behind the serve Service.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub num_serve_endpoints: Option<i32>,
+    /// The `metadata.generation` this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// The state of one of a RayService's clusters.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RayServiceStatus {
+    /// Serve application name to its status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_statuses: Option<BTreeMap<String, AppStatus>>,
+    /// Serve's target capacity on this cluster, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_capacity: Option<i32>,
+    /// Traffic sent to this cluster, in percent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traffic_routed_percent: Option<i32>,
+    /// When traffic last moved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::time"))]
+    pub last_traffic_migrated_time: Option<Time>,
+    /// The RayCluster's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ray_cluster_name: Option<String>,
+    /// A copy of the RayCluster's status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ray_cluster_status: Option<RayClusterStatus>,
+}
+
+/// The status of one Serve application.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct AppStatus {
+    /// `NOT_STARTED`, `DEPLOYING`, `RUNNING`, `DEPLOY_FAILED`, `DELETING` or `UNHEALTHY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Serve's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// Deployment name to its status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serve_deployment_statuses: Option<BTreeMap<String, ServeDeploymentStatus>>,
+}
+
+/// The status of one Serve deployment.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ServeDeploymentStatus {
+    /// `UPDATING`, `HEALTHY` or `UNHEALTHY`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<String>,
+    /// Serve's message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+}
