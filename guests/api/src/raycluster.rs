@@ -53,6 +53,7 @@ pub struct RayClusterSpec {
     pub head_group_spec: HeadGroupSpec,
     /// The Ray version of the images, used for feature checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::ray_version"))]
     pub ray_version: Option<String>,
     /// The worker groups; group names are unique.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -181,6 +182,7 @@ pub struct RedisCredential {
 /// `spec.headGroupSpec`: the head Pod and its Service.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::head_group_rules))]
 #[serde(rename_all = "camelCase")]
 pub struct HeadGroupSpec {
     /// The head Pod's template; the Ray container is `containers[0]`.
@@ -217,15 +219,19 @@ pub struct WorkerGroupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
     /// The group's name, unique within the cluster; it becomes the `ray.io/group` label.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::group_name"))]
     pub group_name: String,
     /// Desired number of replicas (default 0); each replica is `numOfHosts` Pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = 0)))]
     pub replicas: Option<i32>,
     /// Lower bound for the autoscaler (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = 0)))]
     pub min_replicas: Option<i32>,
     /// Upper bound for the autoscaler (default 2147483647).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = 2147483647)))]
     pub max_replicas: Option<i32>,
     /// Idle seconds before autoscaler v2 removes a worker of this group.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -247,6 +253,7 @@ pub struct WorkerGroupSpec {
     pub scale_strategy: Option<ScaleStrategy>,
     /// Pods per replica (default 1), for multi-host TPU slices.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = 1)))]
     pub num_of_hosts: Option<i32>,
 }
 
@@ -305,7 +312,7 @@ pub struct RayClusterStatus {
     pub desired_tpu: Option<Quantity>,
     /// When the status was last computed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::nullable_time"))]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::time"))]
     pub last_update_time: Option<Time>,
     /// When each state was last entered.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -25,16 +25,19 @@ crate::ray_resource!(
 pub struct RayJobSpec {
     /// Seconds from `status.startTime` after which the job fails with `DeadlineExceeded`; > 0.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(range(min = 1)))]
     pub active_deadline_seconds: Option<i32>,
     /// Retries, each on a fresh cluster (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = 0)))]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0)))]
     pub backoff_limit: Option<i32>,
     /// The cluster to create. Exactly one of this and `clusterSelector`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ray_cluster_spec: Option<RayClusterSpec>,
     /// Pod template of the submitter Job (K8sJobMode only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::optional_pod_template"))]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::pod_template"))]
     pub submitter_pod_template: Option<PodTemplateSpec>,
     /// Job metadata passed to Ray.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,6 +66,7 @@ pub struct RayJobSpec {
     pub job_id: Option<String>,
     /// How the job is submitted (default `K8sJobMode`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = "K8sJobMode")))]
     pub submission_mode: Option<SubmissionMode>,
     /// Custom resources reserved for the driver, as a JSON map.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,6 +80,8 @@ pub struct RayJobSpec {
     /// Seconds to keep the cluster after the job finished (default 0); needs
     /// `shutdownAfterJobFinishes`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = 0)))]
+    #[cfg_attr(feature = "schema", schemars(range(min = 0)))]
     pub ttl_seconds_after_finished: Option<i32>,
     /// Delete the cluster once the job has finished.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -160,6 +166,7 @@ pub struct DeletionCondition {
     /// Seconds after the job finished (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(range(min = 0)))]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = 0)))]
     pub ttl_seconds: Option<i32>,
 }
 
@@ -227,9 +234,11 @@ pub struct RayJobStatus {
     pub end_time: Option<Time>,
     /// Attempts that succeeded (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = 0)))]
     pub succeeded: Option<i32>,
     /// Attempts that failed (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = 0)))]
     pub failed: Option<i32>,
     /// A copy of the RayCluster's status.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -20,6 +20,7 @@ crate::ray_resource!(
 /// The desired state of a RayService.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[cfg_attr(feature = "schema", schemars(transform = crate::schema::service_spec_rules))]
 #[serde(rename_all = "camelCase")]
 pub struct RayServiceSpec {
     /// Seconds before a cluster that is no longer active or pending is deleted (default 60).
@@ -52,7 +53,6 @@ pub struct RayServiceSpec {
 /// `spec.upgradeStrategy`.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-#[cfg_attr(feature = "schema", schemars(transform = crate::schema::upgrade_strategy_rules))]
 #[serde(rename_all = "camelCase")]
 pub struct UpgradeStrategy {
     /// The strategy (unset means `NewCluster`).
@@ -83,6 +83,7 @@ pub struct ClusterUpgradeOptions {
     /// Capacity the new cluster may add above 100%, in percent (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(range(min = 0, max = 100)))]
+    #[cfg_attr(feature = "schema", schemars(extend("default" = 100)))]
     pub max_surge_percent: Option<i32>,
     /// Traffic moved per step, in percent.
     #[cfg_attr(feature = "schema", schemars(range(min = 0, max = 100)))]
