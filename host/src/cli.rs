@@ -15,6 +15,8 @@ enum Command {
     /// A local control plane (kube-apiserver, etcd, controller-manager, scheduler, KWOK nodes).
     #[command(subcommand)]
     Dev(crate::dev::cli::DevCommand),
+    /// Print the RayCluster, RayJob and RayService CRDs as YAML.
+    Crd(crate::crd::CrdCommand),
 }
 
 impl Cli {
@@ -23,6 +25,7 @@ impl Cli {
         init_tracing();
         match self.command {
             Command::Dev(cmd) => cmd.run(),
+            Command::Crd(cmd) => cmd.run(),
         }
     }
 }

@@ -1,4 +1,5 @@
 //! wasmray: a Kubernetes operator for Ray whose decisions are made by WebAssembly components.
 
 pub mod cli;
+pub mod crd;
 pub mod dev;

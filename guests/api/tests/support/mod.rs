@@ -5,11 +5,14 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use serde_json::Value;
 
-/// `shared/conformance/kuberay-v1.5.2`, next to the repository.
+/// `shared/conformance/kuberay-v1.5.2`, next to the repository (found from any crate in it).
 pub fn conformance_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/conformance/kuberay-v1.5.2");
-    assert!(dir.is_dir(), "KubeRay's conformance inputs are expected at {}", dir.display());
-    dir
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir
+        .ancestors()
+        .map(|dir| dir.join("shared/conformance/kuberay-v1.5.2"))
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| panic!("KubeRay's conformance inputs are expected in shared/ above {}", crate_dir.display()))
 }
 
 #[allow(dead_code, reason = "used by only some of the test files that include this module")]

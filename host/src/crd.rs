@@ -1,0 +1,81 @@
+//! `wasmray crd`: the RayCluster, RayJob and RayService CRDs, generated from the `wasmray-api` types.
+//!
+//! The chart's `charts/wasmray/crds/` holds the same files (`wasmray crd --out-dir charts/wasmray/crds`);
+//! a test fails when they drift.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+/// Prints the CRDs as one multi-document YAML stream, or writes one file per CRD.
+#[derive(Debug, clap::Args)]
+pub struct CrdCommand {
+    /// Write `ray.io_<plural>.yaml` files into this directory instead of printing.
+    #[arg(long)]
+    out_dir: Option<PathBuf>,
+}
+
+impl CrdCommand {
+    /// Prints or writes the CRDs.
+    pub fn run(self) -> anyhow::Result<()> {
+        let files = files()?;
+        match self.out_dir {
+            Some(dir) => {
+                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                for (name, yaml) in files {
+                    let path = dir.join(name);
+                    std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+                }
+            }
+            None => {
+                let documents: Vec<String> = files.into_iter().map(|(_, yaml)| yaml).collect();
+                print!("{}", documents.join("---\n"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `(file name, YAML)` for each CRD, named like KubeRay's: `ray.io_rayclusters.yaml`.
+pub fn files() -> Result<Vec<(String, String)>, serde_yaml::Error> {
+    wasmray_api::crd::all()
+        .into_iter()
+        .map(|crd| {
+            let name = format!("{}_{}.yaml", crd.spec.group, crd.spec.names.plural);
+            Ok((name, serde_yaml::to_string(&crd)?))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::files;
+
+    #[test]
+    fn the_charts_crds_are_the_generated_ones() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/wasmray/crds");
+        for (name, generated) in files().unwrap() {
+            let committed = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
+            assert!(
+                committed == generated,
+                "charts/wasmray/crds/{name} is out of date; regenerate with \
+                 `cargo run -p wasmray -- crd --out-dir charts/wasmray/crds`"
+            );
+        }
+        let mut on_disk: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        on_disk.sort();
+        assert_eq!(on_disk.len(), 3, "charts/wasmray/crds holds exactly the three generated CRDs: {on_disk:?}");
+    }
+
+    #[test]
+    fn printed_yaml_holds_the_three_kinds() {
+        let kinds: Vec<String> = files()
+            .unwrap()
+            .iter()
+            .map(|(_, yaml)| serde_yaml::from_str::<serde_json::Value>(yaml).unwrap()["spec"]["names"]["kind"].to_string())
+            .collect();
+        assert_eq!(kinds, ["\"RayCluster\"", "\"RayJob\"", "\"RayService\""]);
+    }
+}
