@@ -21,10 +21,12 @@ impl CrdCommand {
         let files = files()?;
         match self.out_dir {
             Some(dir) => {
-                std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+                std::fs::create_dir_all(&dir)
+                    .with_context(|| format!("creating {}", dir.display()))?;
                 for (name, yaml) in files {
                     let path = dir.join(name);
-                    std::fs::write(&path, yaml).with_context(|| format!("writing {}", path.display()))?;
+                    std::fs::write(&path, yaml)
+                        .with_context(|| format!("writing {}", path.display()))?;
                 }
             }
             None => {
@@ -64,9 +66,16 @@ mod tests {
                  `cargo run -p wasmray -- crd --out-dir charts/wasmray/crds`"
             );
         }
-        let mut on_disk: Vec<_> = std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
+        let mut on_disk: Vec<_> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
         on_disk.sort();
-        assert_eq!(on_disk.len(), 3, "charts/wasmray/crds holds exactly the three generated CRDs: {on_disk:?}");
+        assert_eq!(
+            on_disk.len(),
+            3,
+            "charts/wasmray/crds holds exactly the three generated CRDs: {on_disk:?}"
+        );
     }
 
     #[test]
@@ -74,7 +83,10 @@ mod tests {
         let kinds: Vec<String> = files()
             .unwrap()
             .iter()
-            .map(|(_, yaml)| serde_yaml::from_str::<serde_json::Value>(yaml).unwrap()["spec"]["names"]["kind"].to_string())
+            .map(|(_, yaml)| {
+                serde_yaml::from_str::<serde_json::Value>(yaml).unwrap()["spec"]["names"]["kind"]
+                    .to_string()
+            })
             .collect();
         assert_eq!(kinds, ["\"RayCluster\"", "\"RayJob\"", "\"RayService\""]);
     }

@@ -21,13 +21,18 @@ async fn install_crds(client: &Client) -> anyhow::Result<()> {
     let params = PatchParams::apply(FIELD_MANAGER).force();
     for crd in wasmray_api::crd::all() {
         let name = crd.name_any();
-        crds.patch(&name, &params, &Patch::Apply(&crd)).await.with_context(|| format!("applying CRD {name}"))?;
+        crds.patch(&name, &params, &Patch::Apply(&crd))
+            .await
+            .with_context(|| format!("applying CRD {name}"))?;
     }
     for crd in wasmray_api::crd::all() {
         let name = crd.name_any();
         let established = |crd: &CustomResourceDefinition| {
             let conditions = crd.status.as_ref().and_then(|s| s.conditions.as_ref());
-            conditions.is_some_and(|c| c.iter().any(|c| c.type_ == "Established" && c.status == "True"))
+            conditions.is_some_and(|c| {
+                c.iter()
+                    .any(|c| c.type_ == "Established" && c.status == "True")
+            })
         };
         let mut waited = Duration::ZERO;
         while !established(&crds.get(&name).await?) {
@@ -52,15 +57,25 @@ fn plural(kind: &str) -> &'static str {
 
 fn api(client: &Client, namespace: &str, kind: &str) -> Api<DynamicObject> {
     let gvk = GroupVersionKind::gvk("ray.io", "v1", kind);
-    Api::namespaced_with(client.clone(), namespace, &ApiResource::from_gvk_with_plural(&gvk, plural(kind)))
+    Api::namespaced_with(
+        client.clone(),
+        namespace,
+        &ApiResource::from_gvk_with_plural(&gvk, plural(kind)),
+    )
 }
 
 /// Server-side applies a ray.io object into `namespace`.
-async fn apply(client: &Client, namespace: &str, object: &Value) -> Result<DynamicObject, kube::Error> {
+async fn apply(
+    client: &Client,
+    namespace: &str,
+    object: &Value,
+) -> Result<DynamicObject, kube::Error> {
     let kind = object["kind"].as_str().expect("a kind");
     let name = object["metadata"]["name"].as_str().expect("a name");
     let params = PatchParams::apply(FIELD_MANAGER);
-    api(client, namespace, kind).patch(name, &params, &Patch::Apply(object)).await
+    api(client, namespace, kind)
+        .patch(name, &params, &Patch::Apply(object))
+        .await
 }
 
 #[tokio::test]
@@ -73,14 +88,29 @@ async fn crds_install_with_server_side_apply_twice() -> anyhow::Result<()> {
 }
 
 #[tokio::test]
-async fn every_kuberay_sample_applies_unchanged_and_reads_back_into_our_types() -> anyhow::Result<()> {
+async fn every_kuberay_sample_applies_unchanged_and_reads_back_into_our_types() -> anyhow::Result<()>
+{
     let ns = wasmray_tests::namespace("crds-samples").await?;
     install_crds(&ns.client).await?;
     let samples = support::samples();
     let mut rejected = Vec::new();
     for sample in &samples {
-        match apply(&ns.client, &ns.name, &sample.object).await {
+        // Samples with `generateName` are created, as with `kubectl create`; the rest are applied.
+        let result = match sample.object["metadata"]["name"].as_str() {
+            Some(_) => apply(&ns.client, &ns.name, &sample.object).await,
+            None => {
+                let object: DynamicObject = serde_json::from_value(sample.object.clone())?;
+                api(&ns.client, &ns.name, &sample.kind)
+                    .create(&Default::default(), &object)
+                    .await
+            }
+        };
+        match result {
             Ok(stored) => {
+                // Several samples share a name; each is judged on its own, not merged into the last.
+                api(&ns.client, &ns.name, &sample.kind)
+                    .delete(&stored.name_any(), &Default::default())
+                    .await?;
                 // What the apiserver returns (with its defaults) is what guests will parse.
                 let stored = serde_json::to_value(&stored)?;
                 let parsed = match sample.kind.as_str() {
@@ -89,14 +119,23 @@ async fn every_kuberay_sample_applies_unchanged_and_reads_back_into_our_types() 
                     _ => serde_json::from_value::<RayService>(stored).map(drop),
                 };
                 if let Err(e) = parsed {
-                    rejected.push(format!("{} ({}): stored object does not parse: {e}", sample.file, sample.kind));
+                    rejected.push(format!(
+                        "{} ({}): stored object does not parse: {e}",
+                        sample.file, sample.kind
+                    ));
                 }
             }
             Err(e) => rejected.push(format!("{} ({}): {e}", sample.file, sample.kind)),
         }
     }
     assert!(samples.len() >= 60, "only {} samples found", samples.len());
-    assert!(rejected.is_empty(), "{} of {} samples were rejected:\n{}", rejected.len(), samples.len(), rejected.join("\n"));
+    assert!(
+        rejected.is_empty(),
+        "{} of {} samples were rejected:\n{}",
+        rejected.len(),
+        samples.len(),
+        rejected.join("\n")
+    );
     Ok(())
 }
 
@@ -149,11 +188,25 @@ fn a_service(name: &str) -> Value {
 }
 
 /// Applies `object` and expects a rejection whose message contains `message`.
-async fn expect_rejected(client: &Client, namespace: &str, object: Value, message: &str) -> anyhow::Result<()> {
+async fn expect_rejected(
+    client: &Client,
+    namespace: &str,
+    object: Value,
+    message: &str,
+) -> anyhow::Result<()> {
     match apply(client, namespace, &object).await {
-        Ok(_) => bail!("{} {} was accepted; expected: {message}", object["kind"], object["metadata"]["name"]),
-        Err(kube::Error::Api(status)) if status.code == 422 && status.message.contains(message) => Ok(()),
-        Err(e) => bail!("{} was rejected, but not with {message:?}: {e}", object["metadata"]["name"]),
+        Ok(_) => bail!(
+            "{} {} was accepted; expected: {message}",
+            object["kind"],
+            object["metadata"]["name"]
+        ),
+        Err(kube::Error::Api(status)) if status.code == 422 && status.message.contains(message) => {
+            Ok(())
+        }
+        Err(e) => bail!(
+            "{} was rejected, but not with {message:?}: {e}",
+            object["metadata"]["name"]
+        ),
     }
 }
 
@@ -161,8 +214,14 @@ async fn expect_rejected(client: &Client, namespace: &str, object: Value, messag
 async fn the_valid_fixtures_are_accepted() -> anyhow::Result<()> {
     let ns = wasmray_tests::namespace("crds-valid").await?;
     install_crds(&ns.client).await?;
-    for object in [a_small_cluster("small"), a_job("small-job"), a_service("small-service")] {
-        apply(&ns.client, &ns.name, &object).await.with_context(|| format!("applying {}", object["kind"]))?;
+    for object in [
+        a_small_cluster("small"),
+        a_job("small-job"),
+        a_service("small-service"),
+    ] {
+        apply(&ns.client, &ns.name, &object)
+            .await
+            .with_context(|| format!("applying {}", object["kind"]))?;
     }
     Ok(())
 }
@@ -172,8 +231,18 @@ async fn a_cluster_with_two_groups_of_the_same_name_is_rejected() -> anyhow::Res
     let ns = wasmray_tests::namespace("crds-duplicate-groups").await?;
     install_crds(&ns.client).await?;
     let mut cluster = a_small_cluster("twins");
-    cluster["spec"]["workerGroupSpecs"] = json!([a_worker_group("gpu"), a_worker_group("cpu"), a_worker_group("gpu")]);
-    expect_rejected(&ns.client, &ns.name, cluster, "every groupName must be unique within the cluster").await
+    cluster["spec"]["workerGroupSpecs"] = json!([
+        a_worker_group("gpu"),
+        a_worker_group("cpu"),
+        a_worker_group("gpu")
+    ]);
+    expect_rejected(
+        &ns.client,
+        &ns.name,
+        cluster,
+        "every groupName must be unique within the cluster",
+    )
+    .await
 }
 
 #[tokio::test]
@@ -183,7 +252,13 @@ async fn a_group_with_more_min_than_max_replicas_is_rejected() -> anyhow::Result
     let mut cluster = a_small_cluster("upside-down");
     cluster["spec"]["workerGroupSpecs"][0]["minReplicas"] = json!(5);
     cluster["spec"]["workerGroupSpecs"][0]["maxReplicas"] = json!(2);
-    expect_rejected(&ns.client, &ns.name, cluster, "minReplicas must be less than or equal to maxReplicas").await
+    expect_rejected(
+        &ns.client,
+        &ns.name,
+        cluster,
+        "minReplicas must be less than or equal to maxReplicas",
+    )
+    .await
 }
 
 #[tokio::test]
@@ -210,7 +285,13 @@ async fn managed_by_cannot_change_once_set() -> anyhow::Result<()> {
     cluster["spec"]["managedBy"] = json!("kueue.x-k8s.io/multikueue");
     apply(&ns.client, &ns.name, &cluster).await?;
     cluster["spec"]["managedBy"] = json!("ray.io/kuberay-operator");
-    expect_rejected(&ns.client, &ns.name, cluster, "the managedBy field is immutable").await
+    expect_rejected(
+        &ns.client,
+        &ns.name,
+        cluster,
+        "the managedBy field is immutable",
+    )
+    .await
 }
 
 #[tokio::test]
@@ -219,11 +300,27 @@ async fn names_too_long_for_derived_pod_names_are_rejected() -> anyhow::Result<(
     install_crds(&ns.client).await?;
     let fifty_four = "c".repeat(54);
     let forty_eight = "j".repeat(48);
-    expect_rejected(&ns.client, &ns.name, a_small_cluster(&fifty_four), "RayCluster name should be no more than 53 characters")
-        .await?;
-    expect_rejected(&ns.client, &ns.name, a_job(&forty_eight), "RayJob name should be no more than 47 characters").await?;
-    expect_rejected(&ns.client, &ns.name, a_service(&forty_eight), "RayService name should be no more than 47 characters")
-        .await?;
+    expect_rejected(
+        &ns.client,
+        &ns.name,
+        a_small_cluster(&fifty_four),
+        "RayCluster name should be no more than 53 characters",
+    )
+    .await?;
+    expect_rejected(
+        &ns.client,
+        &ns.name,
+        a_job(&forty_eight),
+        "RayJob name should be no more than 47 characters",
+    )
+    .await?;
+    expect_rejected(
+        &ns.client,
+        &ns.name,
+        a_service(&forty_eight),
+        "RayService name should be no more than 47 characters",
+    )
+    .await?;
     // The longest allowed names are fine.
     apply(&ns.client, &ns.name, &a_small_cluster(&"c".repeat(53))).await?;
     apply(&ns.client, &ns.name, &a_job(&"j".repeat(47))).await?;
@@ -238,12 +335,24 @@ async fn gcs_fault_tolerance_options_exclude_the_legacy_redis_env() -> anyhow::R
     cluster["spec"]["gcsFaultToleranceOptions"] = json!({ "redisAddress": "redis:6379" });
     cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["env"] =
         json!([{ "name": "RAY_REDIS_ADDRESS", "value": "redis:6379" }]);
-    expect_rejected(&ns.client, &ns.name, cluster, "cannot set the RAY_REDIS_ADDRESS env var in the head Pod").await?;
+    expect_rejected(
+        &ns.client,
+        &ns.name,
+        cluster,
+        "cannot set the RAY_REDIS_ADDRESS env var in the head Pod",
+    )
+    .await?;
 
     let mut cluster = a_small_cluster("redis-password-twice");
     cluster["spec"]["gcsFaultToleranceOptions"] = json!({ "redisAddress": "redis:6379" });
     cluster["spec"]["headGroupSpec"]["rayStartParams"] = json!({ "redis-password": "secret" });
-    expect_rejected(&ns.client, &ns.name, cluster, "cannot set `redis-password` in rayStartParams").await
+    expect_rejected(
+        &ns.client,
+        &ns.name,
+        cluster,
+        "cannot set `redis-password` in rayStartParams",
+    )
+    .await
 }
 
 #[tokio::test]
@@ -252,7 +361,13 @@ async fn a_head_without_containers_is_rejected() -> anyhow::Result<()> {
     install_crds(&ns.client).await?;
     let mut cluster = a_small_cluster("empty-head");
     cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"] = json!([]);
-    expect_rejected(&ns.client, &ns.name, cluster, "should have at least 1 items").await
+    expect_rejected(
+        &ns.client,
+        &ns.name,
+        cluster,
+        "should have at least 1 items",
+    )
+    .await
 }
 
 #[tokio::test]
@@ -261,16 +376,37 @@ async fn ray_job_mode_conflicts_are_rejected() -> anyhow::Result<()> {
     install_crds(&ns.client).await?;
     let mut job = a_job("suspended-forever");
     job["spec"]["suspend"] = json!(true);
-    expect_rejected(&ns.client, &ns.name, job, "shutdownAfterJobFinishes set to false is not allowed to be suspended").await?;
+    expect_rejected(
+        &ns.client,
+        &ns.name,
+        job,
+        "shutdownAfterJobFinishes set to false is not allowed to be suspended",
+    )
+    .await?;
 
     let mut job = a_job("no-cluster");
-    job["spec"].as_object_mut().unwrap().remove("rayClusterSpec");
-    expect_rejected(&ns.client, &ns.name, job, "one of rayClusterSpec or clusterSelector must be set").await?;
+    job["spec"]
+        .as_object_mut()
+        .unwrap()
+        .remove("rayClusterSpec");
+    expect_rejected(
+        &ns.client,
+        &ns.name,
+        job,
+        "one of rayClusterSpec or clusterSelector must be set",
+    )
+    .await?;
 
     let mut job = a_job("interactive-retries");
     job["spec"]["submissionMode"] = json!("InteractiveMode");
     job["spec"]["backoffLimit"] = json!(2);
-    expect_rejected(&ns.client, &ns.name, job, "backoffLimit is incompatible with InteractiveMode").await?;
+    expect_rejected(
+        &ns.client,
+        &ns.name,
+        job,
+        "backoffLimit is incompatible with InteractiveMode",
+    )
+    .await?;
 
     let mut job = a_job("unknown-mode");
     job["spec"]["submissionMode"] = json!("CarrierPigeonMode");

@@ -29,7 +29,11 @@ pub fn all() -> Vec<CustomResourceDefinition> {
 /// `rayclusters.ray.io`.
 pub fn ray_cluster() -> CustomResourceDefinition {
     build::<RayClusterSpec, RayClusterStatus>(
-        Names { kind: "RayCluster", plural: "rayclusters", max_name: MAX_RAY_CLUSTER_NAME },
+        Names {
+            kind: "RayCluster",
+            plural: "rayclusters",
+            max_name: MAX_RAY_CLUSTER_NAME,
+        },
         json!([
             { "jsonPath": ".status.desiredWorkerReplicas", "name": "desired workers", "type": "integer" },
             { "jsonPath": ".status.availableWorkerReplicas", "name": "available workers", "type": "integer" },
@@ -48,7 +52,11 @@ pub fn ray_cluster() -> CustomResourceDefinition {
 /// `rayjobs.ray.io`.
 pub fn ray_job() -> CustomResourceDefinition {
     build::<RayJobSpec, RayJobStatus>(
-        Names { kind: "RayJob", plural: "rayjobs", max_name: MAX_RAY_JOB_NAME },
+        Names {
+            kind: "RayJob",
+            plural: "rayjobs",
+            max_name: MAX_RAY_JOB_NAME,
+        },
         json!([
             { "jsonPath": ".status.jobStatus", "name": "job status", "type": "string" },
             { "jsonPath": ".status.jobDeploymentStatus", "name": "deployment status", "type": "string" },
@@ -63,7 +71,11 @@ pub fn ray_job() -> CustomResourceDefinition {
 /// `rayservices.ray.io`.
 pub fn ray_service() -> CustomResourceDefinition {
     build::<RayServiceSpec, RayServiceStatuses>(
-        Names { kind: "RayService", plural: "rayservices", max_name: MAX_RAY_SERVICE_NAME },
+        Names {
+            kind: "RayService",
+            plural: "rayservices",
+            max_name: MAX_RAY_SERVICE_NAME,
+        },
         json!([
             { "jsonPath": ".status.serviceStatus", "name": "service status", "type": "string" },
             { "jsonPath": ".status.numServeEndpoints", "name": "num serve endpoints", "type": "string" },
@@ -77,7 +89,10 @@ struct Names {
     max_name: usize,
 }
 
-fn build<Spec: JsonSchema, Status: JsonSchema>(names: Names, printer_columns: Value) -> CustomResourceDefinition {
+fn build<Spec: JsonSchema, Status: JsonSchema>(
+    names: Names,
+    printer_columns: Value,
+) -> CustomResourceDefinition {
     let mut root = schemars::Schema::try_from(json!({
         "description": format!("{} (ray.io/v1), reconciled by wasmray.", names.kind),
         "type": "object",

@@ -3,8 +3,8 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{
-    EnvFromSource, EnvVar, EnvVarSource, PodTemplateSpec, ResourceRequirements, SecurityContext, Service,
-    VolumeMount,
+    EnvFromSource, EnvVar, EnvVarSource, PodTemplateSpec, ResourceRequirements, SecurityContext,
+    Service, VolumeMount,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -53,7 +53,10 @@ pub struct RayClusterSpec {
     pub head_group_spec: HeadGroupSpec,
     /// The Ray version of the images, used for feature checks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::ray_version"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::ray_version")
+    )]
     pub ray_version: Option<String>,
     /// The worker groups; group names are unique.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -89,7 +92,10 @@ pub enum AuthMode {
 pub struct AutoscalerOptions {
     /// Replaces the sidecar's default resources (500m CPU, 512Mi).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::embedded_object"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::embedded_object")
+    )]
     pub resources: Option<ResourceRequirements>,
     /// The sidecar image; defaults to the head's Ray image.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -99,7 +105,10 @@ pub struct AutoscalerOptions {
     pub image_pull_policy: Option<String>,
     /// The sidecar's security context.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::embedded_object"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::embedded_object")
+    )]
     pub security_context: Option<SecurityContext>,
     /// Seconds a node stays idle before the autoscaler removes it (autoscaler default 60).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -112,15 +121,24 @@ pub struct AutoscalerOptions {
     pub version: Option<AutoscalerVersion>,
     /// Extra environment of the sidecar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::embedded_list"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::embedded_list")
+    )]
     pub env: Option<Vec<EnvVar>>,
     /// Extra environment sources of the sidecar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::embedded_list"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::embedded_list")
+    )]
     pub env_from: Option<Vec<EnvFromSource>>,
     /// Extra volume mounts of the sidecar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::embedded_list"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::embedded_list")
+    )]
     pub volume_mounts: Option<Vec<VolumeMount>>,
 }
 
@@ -175,7 +193,10 @@ pub struct RedisCredential {
     pub value: Option<String>,
     /// Where to read the value from (Secret key, ConfigMap key, field).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::embedded_object"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::embedded_object")
+    )]
     pub value_from: Option<EnvVarSource>,
 }
 
@@ -186,11 +207,17 @@ pub struct RedisCredential {
 #[serde(rename_all = "camelCase")]
 pub struct HeadGroupSpec {
     /// The head Pod's template; the Ray container is `containers[0]`.
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::pod_template"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::pod_template")
+    )]
     pub template: PodTemplateSpec,
     /// A Service used as the base of the head Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::embedded_object"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::embedded_object")
+    )]
     pub head_service: Option<Service>,
     /// Create an Ingress for the dashboard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -219,7 +246,10 @@ pub struct WorkerGroupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suspend: Option<bool>,
     /// The group's name, unique within the cluster; it becomes the `ray.io/group` label.
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::group_name"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::group_name")
+    )]
     pub group_name: String,
     /// Desired number of replicas (default 0); each replica is `numOfHosts` Pods.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -246,7 +276,10 @@ pub struct WorkerGroupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ray_start_params: Option<BTreeMap<String, String>>,
     /// The worker Pod's template; the Ray container is `containers[0]`.
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::pod_template"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::pod_template")
+    )]
     pub template: PodTemplateSpec,
     /// Pods the autoscaler asked to remove.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -295,7 +328,11 @@ pub struct RayClusterStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub state: Option<ClusterState>,
     /// Sum of CPU over all desired Pods.
-    #[serde(default, rename = "desiredCPU", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "desiredCPU",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::quantity"))]
     pub desired_cpu: Option<Quantity>,
     /// Sum of memory over all desired Pods.
@@ -303,11 +340,19 @@ pub struct RayClusterStatus {
     #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::quantity"))]
     pub desired_memory: Option<Quantity>,
     /// Sum of GPUs over all desired Pods.
-    #[serde(default, rename = "desiredGPU", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "desiredGPU",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::quantity"))]
     pub desired_gpu: Option<Quantity>,
     /// Sum of `google.com/tpu` over all desired Pods.
-    #[serde(default, rename = "desiredTPU", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "desiredTPU",
+        skip_serializing_if = "Option::is_none"
+    )]
     #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::quantity"))]
     pub desired_tpu: Option<Quantity>,
     /// When the status was last computed.
@@ -330,7 +375,10 @@ pub struct RayClusterStatus {
     /// `HeadPodReady`, `RayClusterProvisioned`, `ReplicaFailure`, `RayClusterSuspending`,
     /// `RayClusterSuspended`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::conditions"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::conditions")
+    )]
     pub conditions: Option<Vec<Condition>>,
     /// Worker Pods Running and Ready.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -37,7 +37,10 @@ pub struct RayJobSpec {
     pub ray_cluster_spec: Option<RayClusterSpec>,
     /// Pod template of the submitter Job (K8sJobMode only).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::pod_template"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::pod_template")
+    )]
     pub submitter_pod_template: Option<PodTemplateSpec>,
     /// Job metadata passed to Ray.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -59,7 +62,11 @@ pub struct RayJobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub entrypoint: Option<String>,
     /// The job's runtime environment, as YAML.
-    #[serde(default, rename = "runtimeEnvYAML", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "runtimeEnvYAML",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub runtime_env_yaml: Option<String>,
     /// The submission ID; generated when empty. In InteractiveMode setting it submits the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -210,7 +217,11 @@ pub struct RayJobStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ray_cluster_name: Option<String>,
     /// `host:port` of the dashboard, no scheme.
-    #[serde(default, rename = "dashboardURL", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "dashboardURL",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub dashboard_url: Option<String>,
     /// The Ray job's status.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -35,13 +35,20 @@ pub struct RayServiceSpec {
     pub deployment_unhealthy_second_threshold: Option<i32>,
     /// Template of the serve Service (name honoured; selector and ports are set by the operator).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::embedded_object"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::embedded_object")
+    )]
     pub serve_service: Option<Service>,
     /// How a changed cluster spec is rolled out.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upgrade_strategy: Option<UpgradeStrategy>,
     /// The Ray Serve multi-application config, as YAML.
-    #[serde(default, rename = "serveConfigV2", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        default,
+        rename = "serveConfigV2",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub serve_config_v2: Option<String>,
     /// The cluster to serve from.
     pub ray_cluster_config: RayClusterSpec,
@@ -102,7 +109,10 @@ pub struct ClusterUpgradeOptions {
 pub struct RayServiceStatuses {
     /// `Ready` and `UpgradeInProgress`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::conditions"))]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::conditions")
+    )]
     pub conditions: Option<Vec<Condition>>,
     /// When the status was last computed.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -21,9 +21,15 @@ const MAX_ENV: u64 = 512;
 /// Appends `x-kubernetes-validations` entries, each a `(rule, message)`.
 fn add_rules(schema: &mut Schema, rules: &[(&str, &str)]) {
     let object = schema.ensure_object();
-    let list = object.entry("x-kubernetes-validations").or_insert_with(|| json!([]));
+    let list = object
+        .entry("x-kubernetes-validations")
+        .or_insert_with(|| json!([]));
     if let Value::Array(list) = list {
-        list.extend(rules.iter().map(|(rule, message)| json!({ "rule": rule, "message": message })));
+        list.extend(
+            rules
+                .iter()
+                .map(|(rule, message)| json!({ "rule": rule, "message": message })),
+        );
     }
 }
 
@@ -142,7 +148,9 @@ pub fn managed_by_rules(schema: &mut Schema) {
 
 /// `workerGroupSpecs`: bounded, and group names are unique.
 pub fn worker_groups_rules(schema: &mut Schema) {
-    schema.ensure_object().insert("maxItems".into(), json!(MAX_WORKER_GROUPS));
+    schema
+        .ensure_object()
+        .insert("maxItems".into(), json!(MAX_WORKER_GROUPS));
     add_rules(
         schema,
         &[(
@@ -199,8 +207,14 @@ pub fn group_name(_: &mut SchemaGenerator) -> Schema {
 
 /// Rules on a cluster spec (RayCluster `spec`, RayJob `rayClusterSpec`, RayService `rayClusterConfig`).
 pub fn cluster_spec_rules(schema: &mut Schema) {
+    // The Ray container is the first; an empty list is reported by `minItems`, not by these rules.
     const HEAD_ENV: &str = "self.headGroupSpec.template.spec.containers[0]";
-    let env_set = |name: &str| format!("(has({HEAD_ENV}.env) && {HEAD_ENV}.env.exists(e, e.name == '{name}'))");
+    const NO_CONTAINER: &str = "size(self.headGroupSpec.template.spec.containers) == 0";
+    let env_set = |name: &str| {
+        format!(
+            "(!({NO_CONTAINER}) && has({HEAD_ENV}.env) && {HEAD_ENV}.env.exists(e, e.name == '{name}'))"
+        )
+    };
     let param_set = |name: &str| {
         format!(
             "(has(self.headGroupSpec.rayStartParams) && '{name}' in self.headGroupSpec.rayStartParams \
@@ -231,7 +245,7 @@ pub fn cluster_spec_rules(schema: &mut Schema) {
         ),
         (
             format!(
-                "{autoscaling} || !has({HEAD_ENV}.env) || !{HEAD_ENV}.env.exists(e, e.name == 'RAY_enable_autoscaler_v2' \
+                "{autoscaling} || {NO_CONTAINER} || !has({HEAD_ENV}.env) || !{HEAD_ENV}.env.exists(e, e.name == 'RAY_enable_autoscaler_v2' \
                  && has(e.value) && (e.value == '1' || e.value == 'true'))"
             ),
             "the RAY_enable_autoscaler_v2 env var cannot be '1' or 'true' when enableInTreeAutoscaling is false; set enableInTreeAutoscaling: true to use autoscaler v2",
@@ -259,7 +273,10 @@ pub fn cluster_spec_rules(schema: &mut Schema) {
             "authOptions.mode 'token' needs rayVersion 2.52.0 or later",
         ),
     ];
-    let rules: Vec<(&str, &str)> = rules.iter().map(|(rule, message)| (rule.as_str(), *message)).collect();
+    let rules: Vec<(&str, &str)> = rules
+        .iter()
+        .map(|(rule, message)| (rule.as_str(), *message))
+        .collect();
     add_rules(schema, &rules);
 }
 
@@ -279,25 +296,41 @@ pub fn job_spec_rules(schema: &mut Schema) {
             "a RayJob with shutdownAfterJobFinishes set to false is not allowed to be suspended",
         ),
         (
-            format!("!has(self.ttlSecondsAfterFinished) || self.ttlSecondsAfterFinished == 0 || {shutdown}"),
+            format!(
+                "!has(self.ttlSecondsAfterFinished) || self.ttlSecondsAfterFinished == 0 || {shutdown}"
+            ),
             "a RayJob with shutdownAfterJobFinishes set to false cannot have ttlSecondsAfterFinished",
         ),
         (
             format!("!(has(self.suspend) && self.suspend) || !{selector}"),
             "the clusterSelector mode doesn't support the suspend operation",
         ),
-        (format!("has(self.rayClusterSpec) || {selector}"), "one of rayClusterSpec or clusterSelector must be set"),
         (
-            format!("!{selector} || ('ray.io/cluster' in self.clusterSelector && self.clusterSelector['ray.io/cluster'] != '')"),
+            format!("has(self.rayClusterSpec) || {selector}"),
+            "one of rayClusterSpec or clusterSelector must be set",
+        ),
+        (
+            format!(
+                "!{selector} || ('ray.io/cluster' in self.clusterSelector && self.clusterSelector['ray.io/cluster'] != '')"
+            ),
             "clusterSelector must name the cluster under the key ray.io/cluster",
         ),
-        (format!("!{selector} || !{}", mode("SidecarMode")), "clusterSelector is not supported in SidecarMode"),
         (
-            format!("!{} || !has(self.backoffLimit) || self.backoffLimit == 0", mode("InteractiveMode")),
+            format!("!{selector} || !{}", mode("SidecarMode")),
+            "clusterSelector is not supported in SidecarMode",
+        ),
+        (
+            format!(
+                "!{} || !has(self.backoffLimit) || self.backoffLimit == 0",
+                mode("InteractiveMode")
+            ),
             "backoffLimit is incompatible with InteractiveMode",
         ),
         (
-            format!("!{} || (!has(self.submitterPodTemplate) && !has(self.submitterConfig))", mode("SidecarMode")),
+            format!(
+                "!{} || (!has(self.submitterPodTemplate) && !has(self.submitterConfig))",
+                mode("SidecarMode")
+            ),
             "SidecarMode doesn't support submitterPodTemplate or submitterConfig",
         ),
         (
@@ -315,7 +348,10 @@ pub fn job_spec_rules(schema: &mut Schema) {
             "shutdownAfterJobFinishes and deletionStrategy.deletionRules are mutually exclusive",
         ),
     ];
-    let rules: Vec<(&str, &str)> = rules.iter().map(|(rule, message)| (rule.as_str(), *message)).collect();
+    let rules: Vec<(&str, &str)> = rules
+        .iter()
+        .map(|(rule, message)| (rule.as_str(), *message))
+        .collect();
     add_rules(schema, &rules);
 }
 
@@ -352,7 +388,10 @@ pub fn service_spec_rules(schema: &mut Schema) {
             "upgradeStrategy.clusterUpgradeOptions is required for NewClusterWithIncrementalUpgrade",
         ),
     ];
-    let rules: Vec<(&str, &str)> = rules.iter().map(|(rule, message)| (rule.as_str(), *message)).collect();
+    let rules: Vec<(&str, &str)> = rules
+        .iter()
+        .map(|(rule, message)| (rule.as_str(), *message))
+        .collect();
     add_rules(schema, &rules);
 }
 
@@ -367,7 +406,10 @@ pub fn name_rules(schema: &mut Schema, kind: &str, max_len: usize) {
         schema,
         &[
             (&length_rule, &length_message),
-            ("self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')", &dns_message),
+            (
+                "self.metadata.name.matches('^[a-z]([-a-z0-9]*[a-z0-9])?$')",
+                &dns_message,
+            ),
         ],
     );
 }

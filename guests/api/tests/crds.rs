@@ -10,7 +10,16 @@ use wasmray_api::crd;
 
 fn our_schema(crd: &CustomResourceDefinition) -> Value {
     let version = &crd.spec.versions[0];
-    serde_json::to_value(version.schema.as_ref().unwrap().open_api_v3_schema.as_ref().unwrap()).unwrap()
+    serde_json::to_value(
+        version
+            .schema
+            .as_ref()
+            .unwrap()
+            .open_api_v3_schema
+            .as_ref()
+            .unwrap(),
+    )
+    .unwrap()
 }
 
 fn kuberay_crd(file: &str) -> Value {
@@ -32,7 +41,12 @@ fn every_field_path_of_kuberays_schemas_is_accepted_by_ours() {
         let mut missing = Vec::new();
         let mut checked = 0;
         walk("", &theirs, &ours, &mut missing, &mut checked);
-        assert!(missing.is_empty(), "{file}: {} paths are not accepted:\n{}", missing.len(), missing.join("\n"));
+        assert!(
+            missing.is_empty(),
+            "{file}: {} paths are not accepted:\n{}",
+            missing.len(),
+            missing.join("\n")
+        );
         assert!(checked > 1000, "{file}: only {checked} paths were checked");
         println!("{file}: all {checked} field paths accepted");
     }
@@ -47,7 +61,13 @@ fn walk(path: &str, theirs: &Value, ours: &Value, missing: &mut Vec<String>, che
         if let (Some(theirs), Some(ours)) = (theirs.get("properties"), ours.get("properties")) {
             for (name, their_child) in theirs.as_object().unwrap() {
                 if let Some(our_child) = ours.get(name) {
-                    walk(&format!("{path}.{name}"), their_child, our_child, missing, checked);
+                    walk(
+                        &format!("{path}.{name}"),
+                        their_child,
+                        our_child,
+                        missing,
+                        checked,
+                    );
                 } else {
                     *checked += count(their_child);
                 }
@@ -74,7 +94,13 @@ fn walk(path: &str, theirs: &Value, ours: &Value, missing: &mut Vec<String>, che
     for key in ["items", "additionalProperties"] {
         if let Some(their_child) = theirs.get(key).filter(|c| c.is_object()) {
             match ours.get(key) {
-                Some(our_child) => walk(&format!("{path}[{key}]"), their_child, our_child, missing, checked),
+                Some(our_child) => walk(
+                    &format!("{path}[{key}]"),
+                    their_child,
+                    our_child,
+                    missing,
+                    checked,
+                ),
                 None => missing.push(format!("{path}[{key}]")),
             }
         }
@@ -83,8 +109,15 @@ fn walk(path: &str, theirs: &Value, ours: &Value, missing: &mut Vec<String>, che
 
 /// Number of schema nodes under `schema`, for the report.
 fn count(schema: &Value) -> usize {
-    let properties = schema.get("properties").and_then(Value::as_object).map_or(0, |p| p.values().map(count).sum());
-    let nested: usize = ["items", "additionalProperties"].iter().filter_map(|k| schema.get(*k)).map(count).sum();
+    let properties = schema
+        .get("properties")
+        .and_then(Value::as_object)
+        .map_or(0, |p| p.values().map(count).sum());
+    let nested: usize = ["items", "additionalProperties"]
+        .iter()
+        .filter_map(|k| schema.get(*k))
+        .map(count)
+        .sum();
     1 + properties + nested
 }
 
@@ -93,14 +126,25 @@ fn names_printer_columns_and_status_subresource_match_kuberay() {
     for (file, ours) in PAIRS {
         let theirs = kuberay_crd(file);
         let ours = serde_json::to_value(ours()).unwrap();
-        assert_eq!(ours["metadata"]["name"], theirs["metadata"]["name"], "{file}");
+        assert_eq!(
+            ours["metadata"]["name"], theirs["metadata"]["name"],
+            "{file}"
+        );
         assert_eq!(ours["spec"]["names"], theirs["spec"]["names"], "{file}");
         assert_eq!(ours["spec"]["scope"], theirs["spec"]["scope"], "{file}");
-        let their_v1 = theirs["spec"]["versions"].as_array().unwrap().iter().find(|v| v["name"] == "v1").unwrap();
+        let their_v1 = theirs["spec"]["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|v| v["name"] == "v1")
+            .unwrap();
         let our_v1 = &ours["spec"]["versions"][0];
         assert_eq!(our_v1["name"], "v1");
         assert_eq!(our_v1["storage"], true);
-        assert_eq!(our_v1["additionalPrinterColumns"], their_v1["additionalPrinterColumns"], "{file}");
+        assert_eq!(
+            our_v1["additionalPrinterColumns"], their_v1["additionalPrinterColumns"],
+            "{file}"
+        );
         assert_eq!(our_v1["subresources"], their_v1["subresources"], "{file}");
     }
 }
@@ -108,13 +152,20 @@ fn names_printer_columns_and_status_subresource_match_kuberay() {
 #[test]
 fn crds_are_a_fraction_of_kuberays_and_fit_in_a_last_applied_annotation() {
     for (file, ours) in PAIRS {
-        let theirs = std::fs::metadata(support::conformance_dir().join("crds").join(file)).unwrap().len();
+        let theirs = std::fs::metadata(support::conformance_dir().join("crds").join(file))
+            .unwrap()
+            .len();
         let yaml = serde_yaml::to_string(&ours()).unwrap().len();
         let json = serde_json::to_string(&ours()).unwrap().len();
-        println!("{file}: ours {yaml} bytes of YAML, {json} of JSON; KubeRay's {theirs} bytes of YAML");
+        println!(
+            "{file}: ours {yaml} bytes of YAML, {json} of JSON; KubeRay's {theirs} bytes of YAML"
+        );
         // 256 KiB is the limit on all annotations together, which client-side `kubectl apply` needs.
         assert!(json < 128 * 1024, "{file}: {json} bytes of JSON");
-        assert!((yaml as u64) * 10 < theirs, "{file}: not a tenth of KubeRay's");
+        assert!(
+            (yaml as u64) * 10 < theirs,
+            "{file}: not a tenth of KubeRay's"
+        );
     }
 }
 
@@ -127,7 +178,11 @@ fn every_rule_has_a_message() {
         assert!(rules.len() >= 5, "{file}: only {} rules", rules.len());
         for rule in rules {
             let message = rule["message"].as_str().unwrap_or_default();
-            assert!(message.len() > 10, "{file}: rule {} has no clear message", rule["rule"]);
+            assert!(
+                message.len() > 10,
+                "{file}: rule {} has no clear message",
+                rule["rule"]
+            );
         }
     }
 }

@@ -10,7 +10,11 @@ use wasmray_api::{RayCluster, RayJob, RayService};
 #[test]
 fn every_kuberay_sample_survives_a_round_trip_through_our_types() {
     let samples = samples();
-    assert!(samples.len() >= 60, "expected KubeRay's ~70 sample objects, found {}", samples.len());
+    assert!(
+        samples.len() >= 60,
+        "expected KubeRay's ~70 sample objects, found {}",
+        samples.len()
+    );
     let mut failures = Vec::new();
     for sample in &samples {
         let round_trip = match sample.kind.as_str() {
@@ -24,13 +28,26 @@ fn every_kuberay_sample_survives_a_round_trip_through_our_types() {
                 let mut differences = Vec::new();
                 compare("", &sample.object, &back, &mut differences);
                 if !differences.is_empty() {
-                    failures.push(format!("{} ({}): {}", sample.file, sample.kind, differences.join("; ")));
+                    failures.push(format!(
+                        "{} ({}): {}",
+                        sample.file,
+                        sample.kind,
+                        differences.join("; ")
+                    ));
                 }
             }
-            Err(e) => failures.push(format!("{} ({}): does not parse: {e}", sample.file, sample.kind)),
+            Err(e) => failures.push(format!(
+                "{} ({}): does not parse: {e}",
+                sample.file, sample.kind
+            )),
         }
     }
-    assert!(failures.is_empty(), "{} samples changed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} samples changed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -42,7 +59,9 @@ fn samples_of_all_three_kinds_are_covered() {
     }
 }
 
-fn round_trip<K: serde::de::DeserializeOwned + serde::Serialize>(object: &Value) -> Result<Value, serde_json::Error> {
+fn round_trip<K: serde::de::DeserializeOwned + serde::Serialize>(
+    object: &Value,
+) -> Result<Value, serde_json::Error> {
     let typed: K = serde_json::from_value(object.clone())?;
     serde_json::to_value(&typed)
 }
@@ -85,5 +104,7 @@ fn compare(path: &str, original: &Value, back: &Value, differences: &mut Vec<Str
 }
 
 fn is_quantity(path: &str) -> bool {
-    [".limits.", ".requests.", ".sizeLimit", ".storage"].iter().any(|p| path.contains(p))
+    [".limits.", ".requests.", ".sizeLimit", ".storage"]
+        .iter()
+        .any(|p| path.contains(p))
 }

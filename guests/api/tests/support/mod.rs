@@ -12,10 +12,18 @@ pub fn conformance_dir() -> PathBuf {
         .ancestors()
         .map(|dir| dir.join("shared/conformance/kuberay-v1.5.2"))
         .find(|dir| dir.is_dir())
-        .unwrap_or_else(|| panic!("KubeRay's conformance inputs are expected in shared/ above {}", crate_dir.display()))
+        .unwrap_or_else(|| {
+            panic!(
+                "KubeRay's conformance inputs are expected in shared/ above {}",
+                crate_dir.display()
+            )
+        })
 }
 
-#[allow(dead_code, reason = "used by only some of the test files that include this module")]
+#[allow(
+    dead_code,
+    reason = "used by only some of the test files that include this module"
+)]
 /// A `ray.io/v1` object from a sample file.
 pub struct Sample {
     pub file: String,
@@ -23,7 +31,10 @@ pub struct Sample {
     pub object: Value,
 }
 
-#[allow(dead_code, reason = "used by only some of the test files that include this module")]
+#[allow(
+    dead_code,
+    reason = "used by only some of the test files that include this module"
+)]
 /// Every `ray.io/v1` object in every YAML file under `samples/`, sub-directories included.
 pub fn samples() -> Vec<Sample> {
     let root = conformance_dir().join("samples");
@@ -42,7 +53,11 @@ pub fn samples() -> Vec<Sample> {
             let mut object = object;
             read_octal_modes(&mut object);
             let kind = object["kind"].as_str().unwrap().to_owned();
-            samples.push(Sample { file: file.clone(), kind, object });
+            samples.push(Sample {
+                file: file.clone(),
+                kind,
+                object,
+            });
         }
     }
     samples
@@ -78,7 +93,10 @@ fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>) {
     }
 }
 
-#[allow(dead_code, reason = "used by only some of the test files that include this module")]
+#[allow(
+    dead_code,
+    reason = "used by only some of the test files that include this module"
+)]
 /// The `openAPIV3Schema` of version v1 of one of KubeRay's CRDs, e.g. `ray.io_rayclusters.yaml`.
 pub fn kuberay_schema(file: &str) -> Value {
     let text = std::fs::read_to_string(conformance_dir().join("crds").join(file)).unwrap();
