@@ -1,1 +1,217 @@
 //! Test support for end-to-end tests: one local control plane per test run, a fresh namespace per test.
+//!
+//! ```no_run
+//! # async fn example() -> anyhow::Result<()> {
+//! let ns = wasmray_tests::namespace("gpu-pods-bind-to-gpu-nodes").await?;
+//! // … create objects in ns.name with ns.client …
+//! # Ok(()) }
+//! ```
+//!
+//! - If `WASMRAY_TEST_KUBECONFIG` names a kubeconfig (as `tests/run` does after `wasmray dev
+//!   up`), every test binary shares that control plane.
+//! - Otherwise the first test to ask starts one for this test binary, in a temporary directory,
+//!   with its components tied to this process: however the process ends (pass, panic, abort,
+//!   Ctrl-C) the kernel kills them. Directories left by earlier runs are removed on the next start.
+//! - Each test gets its own namespace (labelled with the test's name), deleted when the
+//!   [`TestNamespace`] is dropped, also on panic.
+
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
+use kube::api::{Api, DeleteParams, ObjectMeta, PostParams};
+use kube::runtime::wait::{Condition, await_condition};
+use kube::{Client, Resource};
+use serde::de::DeserializeOwned;
+use wasmray::dev::{ControlPlane, Lifetime, NodeSet, Options};
+
+pub use wasmray::dev::kwok;
+
+/// The environment variable naming a running control plane's kubeconfig to reuse.
+pub const KUBECONFIG_ENV: &str = "WASMRAY_TEST_KUBECONFIG";
+
+/// The control plane tests run against.
+#[derive(Debug)]
+pub struct TestCluster {
+    kubeconfig: PathBuf,
+    // Kept alive for the life of the process; its components die with it.
+    _owned: Option<ControlPlane>,
+}
+
+impl TestCluster {
+    /// The admin kubeconfig.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
+    /// A new admin client. Clients are per test: each `#[tokio::test]` has its own runtime, and a
+    /// client's connections live on the runtime that opened them.
+    pub async fn client(&self) -> anyhow::Result<Client> {
+        Ok(wasmray::dev::client_for(&self.kubeconfig).await?)
+    }
+}
+
+/// The control plane for this test run, started on first use.
+pub async fn cluster() -> anyhow::Result<&'static TestCluster> {
+    static CLUSTER: OnceLock<Result<TestCluster, String>> = OnceLock::new();
+    // Started on a thread of its own: `OnceLock` blocks other tests until it is ready, and the
+    // control plane must not depend on any one test's runtime.
+    let result = tokio::task::spawn_blocking(|| {
+        CLUSTER.get_or_init(|| std::thread::spawn(start_or_reuse).join().unwrap_or_else(|_| Err("panicked".into())))
+    })
+    .await?;
+    result.as_ref().map_err(|e| anyhow::anyhow!("the test control plane could not start: {e}"))
+}
+
+fn start_or_reuse() -> Result<TestCluster, String> {
+    if let Some(kubeconfig) = std::env::var_os(KUBECONFIG_ENV) {
+        return Ok(TestCluster { kubeconfig: kubeconfig.into(), _owned: None });
+    }
+    remove_stale_dirs();
+    let dir = std::env::temp_dir().join(format!("wasmray-test-cluster-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = Options { nodes: test_nodes(), lifetime: Lifetime::TiedToThisProcess, ..Options::new(&dir) };
+    let runtime = tokio::runtime::Runtime::new().map_err(|e| e.to_string())?;
+    let plane = runtime.block_on(ControlPlane::start(options)).map_err(|e| e.to_string())?;
+    Ok(TestCluster { kubeconfig: plane.kubeconfig().to_path_buf(), _owned: Some(plane) })
+}
+
+/// The node set of end-to-end tests: the default CPU and A100 nodes.
+pub fn test_nodes() -> NodeSet {
+    NodeSet::default()
+}
+
+fn remove_stale_dirs() {
+    let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(pid) = name.to_str().and_then(|n| n.strip_prefix("wasmray-test-cluster-")) else { continue };
+        if !Path::new("/proc").join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
+/// A namespace of one test, deleted on drop.
+pub struct TestNamespace {
+    /// The namespace's name.
+    pub name: String,
+    /// An admin client (on the calling test's runtime).
+    pub client: Client,
+    kubeconfig: PathBuf,
+}
+
+/// Creates a fresh namespace for `test` on the test control plane.
+pub async fn namespace(test: &str) -> anyhow::Result<TestNamespace> {
+    let cluster = cluster().await?;
+    let client = cluster.client().await?;
+    let name = namespace_name(test, &random_suffix()?);
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns = Namespace {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            labels: Some([("wasmray.dev/test".to_string(), label_value(test))].into()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    namespaces.create(&PostParams::default(), &ns).await.with_context(|| format!("creating namespace {name}"))?;
+    let ns = TestNamespace { name, client, kubeconfig: cluster.kubeconfig().to_path_buf() };
+    // Pods are refused until the ServiceAccount controller has made `default`.
+    let accounts: Api<ServiceAccount> = ns.api();
+    ns.wait_until(&accounts, "default", |sa: Option<&ServiceAccount>| sa.is_some(), Duration::from_secs(30)).await?;
+    Ok(ns)
+}
+
+impl TestNamespace {
+    /// An `Api` for a namespaced kind in this namespace.
+    pub fn api<K>(&self) -> Api<K>
+    where
+        K: Resource<Scope = k8s_openapi::NamespaceResourceScope>,
+        <K as Resource>::DynamicType: Default,
+    {
+        Api::namespaced(self.client.clone(), &self.name)
+    }
+
+    /// Waits until `condition` holds for the object `name`, or fails after `timeout` with the
+    /// object's last state in the message.
+    pub async fn wait_until<K>(
+        &self,
+        api: &Api<K>,
+        name: &str,
+        condition: impl Condition<K>,
+        timeout: Duration,
+    ) -> anyhow::Result<K>
+    where
+        K: Resource + Clone + DeserializeOwned + std::fmt::Debug + Send + 'static,
+        K::DynamicType: Default + Eq + std::hash::Hash + Clone,
+    {
+        within(timeout, await_condition(api.clone(), name, condition))
+            .await
+            .with_context(|| format!("waiting for {name} in {}", self.name))
+            .and_then(|r| r.map_err(Into::into))?
+            .with_context(|| format!("{name} in {} was deleted while waited for", self.name))
+    }
+}
+
+impl Drop for TestNamespace {
+    fn drop(&mut self) {
+        // Drop may run inside the test's runtime (possibly single-threaded), so the delete runs
+        // on a thread with a runtime and client of its own.
+        let (name, kubeconfig) = (self.name.clone(), self.kubeconfig.clone());
+        let _ = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Runtime::new().ok()?;
+            runtime.block_on(async {
+                let client = wasmray::dev::client_for(&kubeconfig).await.ok()?;
+                let api: Api<Namespace> = Api::all(client);
+                api.delete(&name, &DeleteParams::background()).await.ok()
+            })
+        })
+        .join();
+    }
+}
+
+/// Runs `future`, failing after `timeout`.
+pub async fn within<T>(timeout: Duration, future: impl Future<Output = T>) -> anyhow::Result<T> {
+    tokio::time::timeout(timeout, future).await.with_context(|| format!("timed out after {timeout:?}"))
+}
+
+fn namespace_name(test: &str, suffix: &str) -> String {
+    let mut base: String = test
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '-' })
+        .collect();
+    base.truncate(63 - suffix.len() - 1);
+    let base = base.trim_matches('-');
+    format!("{base}-{suffix}")
+}
+
+fn label_value(test: &str) -> String {
+    let mut value: String =
+        test.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' || c == '_' { c } else { '-' }).collect();
+    value.truncate(63);
+    value.trim_matches(|c: char| !c.is_ascii_alphanumeric()).to_string()
+}
+
+fn random_suffix() -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 3];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(hex::encode(bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn namespace_names_are_dns_labels() {
+        let name = namespace_name("GPU pods bind to GPU nodes!", "a1b2c3");
+        assert_eq!(name, "gpu-pods-bind-to-gpu-nodes-a1b2c3");
+        let long = namespace_name(&"x".repeat(100), "a1b2c3");
+        assert_eq!(long.len(), 63);
+    }
+}

@@ -18,6 +18,7 @@
 pub mod build;
 mod certs;
 pub mod cli;
+pub mod kwok;
 pub mod nodes;
 mod process;
 
