@@ -17,6 +17,9 @@ enum Command {
     Dev(crate::dev::cli::DevCommand),
     /// Print the RayCluster, RayJob and RayService CRDs as YAML.
     Crd(crate::crd::CrdCommand),
+    /// Plugin tools: check a component, scaffold a plugin crate.
+    #[command(subcommand)]
+    Plugin(crate::plugin::cli::PluginCommand),
 }
 
 impl Cli {
@@ -26,6 +29,7 @@ impl Cli {
         match self.command {
             Command::Dev(cmd) => cmd.run(),
             Command::Crd(cmd) => cmd.run(),
+            Command::Plugin(cmd) => cmd.run(),
         }
     }
 }

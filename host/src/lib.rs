@@ -3,3 +3,5 @@
 pub mod cli;
 pub mod crd;
 pub mod dev;
+pub mod plugin;
+pub mod runtime;

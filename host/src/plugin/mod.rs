@@ -1,0 +1,10 @@
+//! Plugins: the registry that loads and hot-swaps them, and the `wasmray plugin` tools.
+
+pub mod builtin;
+pub mod cli;
+pub mod config;
+pub mod registry;
+pub mod scaffold;
+
+pub use config::{PluginSource, PluginSpec, RegistryConfig};
+pub use registry::{Outcome, Registry};

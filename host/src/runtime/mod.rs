@@ -1,0 +1,438 @@
+//! The sandboxed WebAssembly runtime: one engine, compiled components cached by digest, and
+//! bounded, isolated calls into plugins.
+//!
+//! # Guarantees
+//!
+//! - One [`wasmtime::Engine`] per [`Runtime`], with epoch interruption driven by a ticker thread.
+//! - A component is compiled once per sha256 (and engine configuration) and cached on disk as a
+//!   precompiled artifact; loading it again takes about a millisecond.
+//! - An `InstancePre` is built once per loaded plugin version, after the component's world,
+//!   exports, imports and WIT version were checked ([`inspect`]).
+//! - Every call gets a fresh `Store` (no state leaks between calls), a concurrency permit, an
+//!   epoch deadline and a memory limit. A trap, timeout, memory hit or malformed answer becomes a
+//!   [`RuntimeError`] naming the plugin and its version; it never panics the host, and since the
+//!   guest runs on a blocking thread it never stalls other calls beyond its permit.
+//!
+//! # Caveats
+//!
+//! - The deadline is measured in epoch ticks, so a timeout fires between `deadline` and
+//!   `deadline + tick` after the call started.
+//! - Calls queue for permits without a bound; callers that need one wrap the call in a timeout.
+
+mod bindings;
+mod cache;
+mod error;
+mod inspect;
+mod sandbox;
+mod validate;
+
+use std::{
+    path::PathBuf,
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use tokio::sync::Semaphore;
+use wasmtime::{
+    Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
+    component::{HasSelf, Linker},
+};
+
+pub use bindings::types::{
+    ClusterState, CompanionKind, Condition, ConditionStatus, Decision, Event, EventType, Fact,
+    ObjectRef, Op, OwnerContext, Plan, PluginError, PodContext, PodDecoration, ServeApplication,
+    ServeStatus, Snapshot, StatusUpdate, Step, TrafficShift, UpgradeInput,
+};
+pub use cache::Origin;
+pub use error::{PluginId, Result, RuntimeError};
+pub use inspect::{ComponentInfo, PluginKind, WIT_PACKAGE, WIT_VERSION, inspect};
+
+use bindings::{
+    batch_scheduler::BatchSchedulerPre, reconciler::ReconcilerPre,
+    upgrade_strategy::UpgradeStrategyPre,
+};
+use sandbox::GuestState;
+
+/// How instances get their memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Allocator {
+    /// Slots reserved up front; instantiation is about twice as fast. Sized from
+    /// [`RuntimeConfig::max_concurrent_calls`].
+    Pooling,
+    /// `mmap` per instance.
+    OnDemand,
+}
+
+/// Limits and knobs of a [`Runtime`].
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// Wall-clock budget of one call, instantiation included.
+    pub deadline: Duration,
+    /// Total linear memory one instance may use.
+    pub memory_limit: usize,
+    /// Calls running at once; more wait for a permit.
+    pub max_concurrent_calls: usize,
+    /// Period of the epoch ticker; the deadline's resolution.
+    pub epoch_tick: Duration,
+    /// Directory for precompiled components; `None` compiles on every load.
+    pub cache_dir: Option<PathBuf>,
+    pub allocator: Allocator,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            deadline: Duration::from_millis(100),
+            memory_limit: 64 << 20,
+            max_concurrent_calls: 16,
+            epoch_tick: Duration::from_millis(10),
+            cache_dir: None,
+            allocator: Allocator::Pooling,
+        }
+    }
+}
+
+/// The process's WebAssembly runtime; cheap to clone.
+#[derive(Clone)]
+pub struct Runtime {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    engine: Engine,
+    linker: Linker<GuestState>,
+    cache: cache::CompileCache,
+    permits: Semaphore,
+    config: RuntimeConfig,
+    deadline_ticks: u64,
+    ticker_stop: Arc<AtomicBool>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.ticker_stop.store(true, Ordering::Relaxed);
+    }
+}
+
+impl Runtime {
+    /// Builds the engine, the linker and the epoch ticker.
+    pub fn new(config: RuntimeConfig) -> Result<Self> {
+        let engine_err = |e: wasmtime::Error| RuntimeError::Engine(format!("{e:#}"));
+        let mut wasm_config = Config::new();
+        wasm_config.epoch_interruption(true);
+        if config.allocator == Allocator::Pooling {
+            let slots = u32::try_from(config.max_concurrent_calls.max(1)).unwrap_or(u32::MAX);
+            let mut pool = PoolingAllocationConfig::new();
+            // A Rust component instantiates a handful of core modules; leave room for that.
+            pool.total_component_instances(slots)
+                .total_core_instances(slots.saturating_mul(16))
+                .total_memories(slots.saturating_mul(4))
+                .total_tables(slots.saturating_mul(16))
+                .max_memory_size(config.memory_limit);
+            wasm_config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+        }
+        let engine = Engine::new(&wasm_config).map_err(engine_err)?;
+
+        let mut linker = Linker::new(&engine);
+        wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(engine_err)?;
+        // Every world imports the same `log` and `types`, so one world's imports cover all.
+        bindings::reconciler::Reconciler::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
+            .map_err(engine_err)?;
+
+        let cache = cache::CompileCache::new(&engine, config.cache_dir.clone())?;
+        let tick = config.epoch_tick.max(Duration::from_millis(1));
+        // Rounded up, plus one: the current epoch may be about to end.
+        let deadline_ticks = config.deadline.as_nanos().div_ceil(tick.as_nanos()) as u64 + 1;
+        let ticker_stop = Arc::new(AtomicBool::new(false));
+        spawn_ticker(engine.clone(), tick, ticker_stop.clone());
+        Ok(Runtime {
+            inner: Arc::new(Inner {
+                engine,
+                linker,
+                cache,
+                permits: Semaphore::new(config.max_concurrent_calls.max(1)),
+                config,
+                deadline_ticks,
+                ticker_stop,
+            }),
+        })
+    }
+
+    /// The engine, for tools that inspect components.
+    pub fn engine(&self) -> &Engine {
+        &self.inner.engine
+    }
+
+    /// The configuration the runtime was built with.
+    pub fn config(&self) -> &RuntimeConfig {
+        &self.inner.config
+    }
+
+    /// Compiles (or loads from the cache) and checks a component, and prepares its instances.
+    /// Blocking: compiling a large component takes up to a second, so async callers run this
+    /// on a blocking thread, off the reconcile path.
+    pub fn load(&self, name: &str, wasm: &[u8]) -> Result<LoadedPlugin> {
+        let started = Instant::now();
+        let id = PluginId::for_bytes(name, wasm);
+        let (component, origin) = self.inner.cache.load(&self.inner.engine, &id, wasm)?;
+        let info = inspect(&self.inner.engine, &component)
+            .map_err(|reason| RuntimeError::Incompatible { plugin: id.clone(), reason })?;
+        let incompatible = |e: wasmtime::Error| RuntimeError::Incompatible {
+            plugin: id.clone(),
+            reason: format!("{e:#}"),
+        };
+        let pre = self.inner.linker.instantiate_pre(&component).map_err(incompatible)?;
+        let pre = match info.kind {
+            PluginKind::Reconciler => Pre::Reconciler(ReconcilerPre::new(pre).map_err(incompatible)?),
+            PluginKind::BatchScheduler => {
+                Pre::BatchScheduler(BatchSchedulerPre::new(pre).map_err(incompatible)?)
+            }
+            PluginKind::UpgradeStrategy => {
+                Pre::UpgradeStrategy(UpgradeStrategyPre::new(pre).map_err(incompatible)?)
+            }
+        };
+        let load_time = started.elapsed();
+        tracing::debug!(plugin = %id, kind = %info.kind, ?origin, ?load_time, "Loaded plugin");
+        Ok(LoadedPlugin {
+            inner: Arc::new(PluginInner { id: Arc::new(id), info, pre, origin, load_time, rt: self.inner.clone() }),
+        })
+    }
+}
+
+/// Advances the engine's epoch every `tick` until `stop` is set. A plain thread that sleeps
+/// between increments cannot fire a burst of ticks after a stall (the failure mode of interval
+/// timers that catch up), so a busy host never times out calls early.
+fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) {
+    std::thread::Builder::new()
+        .name("wasm-epoch".into())
+        .spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(tick);
+                engine.increment_epoch();
+            }
+        })
+        .expect("spawning a thread at start-up");
+}
+
+enum Pre {
+    Reconciler(ReconcilerPre<GuestState>),
+    BatchScheduler(BatchSchedulerPre<GuestState>),
+    UpgradeStrategy(UpgradeStrategyPre<GuestState>),
+}
+
+/// One checked version of a plugin, ready to call; cheap to clone. Calls in flight keep the
+/// version they started on, whatever the registry does meanwhile.
+#[derive(Clone)]
+pub struct LoadedPlugin {
+    inner: Arc<PluginInner>,
+}
+
+impl std::fmt::Debug for LoadedPlugin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoadedPlugin").field("id", &self.inner.id.to_string()).field("kind", &self.inner.info.kind).finish()
+    }
+}
+
+struct PluginInner {
+    id: Arc<PluginId>,
+    info: ComponentInfo,
+    pre: Pre,
+    origin: Origin,
+    load_time: Duration,
+    rt: Arc<Inner>,
+}
+
+/// The clock and seed a call's sandbox is sealed with.
+#[derive(Clone, Copy)]
+struct Seal {
+    now_ms: i64,
+    seed: u64,
+}
+
+impl LoadedPlugin {
+    /// Name and version.
+    pub fn id(&self) -> &PluginId {
+        &self.inner.id
+    }
+
+    /// Kind, WIT version, exports and imports.
+    pub fn info(&self) -> &ComponentInfo {
+        &self.inner.info
+    }
+
+    /// Whether the component was compiled or loaded precompiled, and how long loading took.
+    pub fn origin(&self) -> (Origin, Duration) {
+        (self.inner.origin, self.inner.load_time)
+    }
+
+    /// `reconcile` of a reconciler.
+    pub async fn reconcile(&self, snapshot: Snapshot) -> Result<Plan> {
+        let this = self.clone();
+        self.run(move || this.reconcile_blocking(snapshot)).await
+    }
+
+    /// `reconcile` on the calling thread, without a permit; for benchmarks and tools.
+    pub fn reconcile_blocking(&self, snapshot: Snapshot) -> Result<Plan> {
+        let Pre::Reconciler(pre) = &self.inner.pre else { return Err(self.wrong_kind(PluginKind::Reconciler)) };
+        let seal = Seal { now_ms: snapshot.now, seed: snapshot.seed };
+        let plan = self.call(seal, |store| {
+            pre.instantiate(&mut *store)?.wasmray_plugin_reconcile().call_reconcile(&mut *store, &snapshot)
+        })?;
+        let plan = self.returned(plan)?;
+        validate::plan(&plan).map_err(|reason| self.malformed(reason))?;
+        Ok(plan)
+    }
+
+    /// `companion-kinds` of a batch scheduler.
+    pub async fn companion_kinds(&self) -> Result<Vec<CompanionKind>> {
+        let this = self.clone();
+        self.run(move || {
+            let pre = this.scheduler()?;
+            let kinds = this.call(Seal { now_ms: 0, seed: 0 }, |store| {
+                pre.instantiate(&mut *store)?.wasmray_plugin_scheduling().call_companion_kinds(&mut *store)
+            })?;
+            if kinds.iter().any(|k| k.api_version.is_empty() || k.kind.is_empty()) {
+                return Err(this.malformed("companion kind with an empty apiVersion or kind".into()));
+            }
+            Ok(kinds)
+        })
+        .await
+    }
+
+    /// `on-submission` of a batch scheduler: companion objects as JSON.
+    pub async fn on_submission(&self, ctx: OwnerContext) -> Result<Vec<String>> {
+        let this = self.clone();
+        self.run(move || {
+            let pre = this.scheduler()?;
+            let objects = this.call(Seal { now_ms: ctx.now, seed: 0 }, |store| {
+                pre.instantiate(&mut *store)?.wasmray_plugin_scheduling().call_on_submission(&mut *store, &ctx)
+            })?;
+            let objects = this.returned(objects)?;
+            for o in &objects {
+                validate::object(o).map_err(|reason| this.malformed(reason))?;
+            }
+            Ok(objects)
+        })
+        .await
+    }
+
+    /// `decorate-pod` of a batch scheduler.
+    pub async fn decorate_pod(&self, ctx: PodContext) -> Result<PodDecoration> {
+        let this = self.clone();
+        self.run(move || {
+            let pre = this.scheduler()?;
+            let decoration = this.call(Seal { now_ms: 0, seed: 0 }, |store| {
+                pre.instantiate(&mut *store)?.wasmray_plugin_scheduling().call_decorate_pod(&mut *store, &ctx)
+            })?;
+            let decoration = this.returned(decoration)?;
+            validate::decoration(&decoration).map_err(|reason| this.malformed(reason))?;
+            Ok(decoration)
+        })
+        .await
+    }
+
+    /// `on-completion` of a batch scheduler: objects to delete.
+    pub async fn on_completion(&self, ctx: OwnerContext) -> Result<Vec<ObjectRef>> {
+        let this = self.clone();
+        self.run(move || {
+            let pre = this.scheduler()?;
+            let refs = this.call(Seal { now_ms: ctx.now, seed: 0 }, |store| {
+                pre.instantiate(&mut *store)?.wasmray_plugin_scheduling().call_on_completion(&mut *store, &ctx)
+            })?;
+            let refs = this.returned(refs)?;
+            for r in &refs {
+                validate::object_ref(r).map_err(|reason| this.malformed(reason))?;
+            }
+            Ok(refs)
+        })
+        .await
+    }
+
+    /// `next-step` of an upgrade strategy.
+    pub async fn next_step(&self, input: UpgradeInput) -> Result<Decision> {
+        let this = self.clone();
+        self.run(move || {
+            let Pre::UpgradeStrategy(pre) = &this.inner.pre else {
+                return Err(this.wrong_kind(PluginKind::UpgradeStrategy));
+            };
+            let decision = this.call(Seal { now_ms: input.now, seed: 0 }, |store| {
+                pre.instantiate(&mut *store)?.wasmray_plugin_upgrade().call_next_step(&mut *store, &input)
+            })?;
+            let decision = this.returned(decision)?;
+            validate::decision(&decision).map_err(|reason| this.malformed(reason))?;
+            Ok(decision)
+        })
+        .await
+    }
+
+    fn scheduler(&self) -> Result<&BatchSchedulerPre<GuestState>> {
+        match &self.inner.pre {
+            Pre::BatchScheduler(pre) => Ok(pre),
+            _ => Err(self.wrong_kind(PluginKind::BatchScheduler)),
+        }
+    }
+
+    /// Waits for a permit, then runs `f` on a blocking thread: guest code is synchronous and may
+    /// run for the whole deadline, which must not hold up the async executor.
+    async fn run<R: Send + 'static>(&self, f: impl FnOnce() -> Result<R> + Send + 'static) -> Result<R> {
+        let _permit = self.inner.rt.permits.acquire().await.map_err(|_| RuntimeError::Closed)?;
+        match tokio::task::spawn_blocking(f).await {
+            Ok(result) => result,
+            // Only a bug in the host's own glue panics here; report it against the plugin
+            // rather than taking the caller down.
+            Err(e) => Err(RuntimeError::Trap {
+                plugin: (*self.inner.id).clone(),
+                message: format!("host task failed: {e}"),
+                panic: None,
+            }),
+        }
+    }
+
+    /// One sandboxed call: fresh store, memory limit, epoch deadline; failures classified.
+    fn call<R>(
+        &self,
+        seal: Seal,
+        f: impl FnOnce(&mut Store<GuestState>) -> wasmtime::Result<R>,
+    ) -> Result<R> {
+        let rt = &self.inner.rt;
+        let state = GuestState::new(self.inner.id.clone(), rt.config.memory_limit, seal.now_ms, seal.seed);
+        let mut store = Store::new(&rt.engine, state);
+        store.limiter(|s| &mut s.limiter);
+        store.set_epoch_deadline(rt.deadline_ticks);
+        store.epoch_deadline_trap();
+        let result = f(&mut store);
+        store.data().flush_stdio();
+        result.map_err(|e| self.classify(e, store.data()))
+    }
+
+    fn classify(&self, e: wasmtime::Error, state: &GuestState) -> RuntimeError {
+        let plugin = (*self.inner.id).clone();
+        let rt = &self.inner.rt;
+        if state.limiter.hit {
+            RuntimeError::MemoryLimit { plugin, limit: rt.config.memory_limit }
+        } else if e.downcast_ref::<wasmtime::Trap>() == Some(&wasmtime::Trap::Interrupt) {
+            RuntimeError::Timeout { plugin, deadline: rt.config.deadline }
+        } else {
+            RuntimeError::Trap { plugin, message: format!("{e:#}"), panic: state.panic.clone() }
+        }
+    }
+
+    fn returned<T>(&self, result: std::result::Result<T, PluginError>) -> Result<T> {
+        result.map_err(|error| RuntimeError::Plugin { plugin: (*self.inner.id).clone(), error })
+    }
+
+    fn malformed(&self, reason: String) -> RuntimeError {
+        RuntimeError::MalformedOutput { plugin: (*self.inner.id).clone(), reason }
+    }
+
+    fn wrong_kind(&self, expected: PluginKind) -> RuntimeError {
+        RuntimeError::WrongKind {
+            plugin: (*self.inner.id).clone(),
+            expected: expected.world(),
+            actual: self.inner.info.kind.world(),
+        }
+    }
+}
