@@ -81,9 +81,9 @@ async fn apply(
 #[tokio::test]
 async fn crds_install_with_server_side_apply_twice() -> anyhow::Result<()> {
     let cluster = wasmray_tests::cluster().await?;
-    install_crds(&cluster.client()).await?;
+    install_crds(&cluster.client().await?).await?;
     // A second apply of the same CRDs is a no-op, not a conflict.
-    install_crds(&cluster.client()).await?;
+    install_crds(&cluster.client().await?).await?;
     Ok(())
 }
 
