@@ -1,7 +1,7 @@
 //! Hostile guests: each misbehaviour becomes its typed error within the deadline, and other
 //! calls keep succeeding meanwhile.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use wasmray::{
     plugin::builtin,
@@ -111,8 +111,11 @@ async fn a_returned_plugin_error_is_passed_on_typed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_kind_of_misbehaviour_at_once_leaves_good_calls_unharmed() {
-    // A small limit, so the memory bombs hit it well before the deadline even on a loaded machine.
-    let rt = Runtime::new(RuntimeConfig { memory_limit: 16 << 20, ..RuntimeConfig::default() }).unwrap();
+    // A small limit, so the memory bombs hit it well before the deadline even on a loaded machine,
+    // and a longer deadline, so a good call descheduled behind two spinning loops on a 2-core
+    // machine is not interrupted (the deadline is wall-clock time).
+    let config = RuntimeConfig { memory_limit: 16 << 20, deadline: Duration::from_millis(500), ..RuntimeConfig::default() };
+    let rt = Runtime::new(config).unwrap();
     let plugin = hostile(&rt);
     let mut bad = Vec::new();
     for mode in ["loop", "oom", "panic", "malformed-json", "loop", "oom"] {

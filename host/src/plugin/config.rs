@@ -29,6 +29,8 @@ pub struct RegistryConfig {
 pub struct PluginSpec {
     pub name: String,
     pub kind: PluginKind,
+    /// `{ file: … }`, `{ configMap: { name, key } }` or `{ builtin: … }`.
+    #[serde(with = "serde_yaml::with::singleton_map")]
     pub source: PluginSource,
     /// If set, only a component with this sha256 (lowercase hex) is accepted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
