@@ -3,7 +3,7 @@
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    Condition, ConditionStatus, Decision, Event, EventType, Fact, Json, ObjectRef, Op, Plan,
+    Child, Condition, ConditionStatus, Decision, Event, EventType, Fact, Json, ObjectRef, Op, Plan,
     PluginError, PodDecoration, Snapshot, StatusUpdate, Step, TrafficShift,
 };
 
@@ -60,6 +60,12 @@ impl Plan {
     /// An empty plan: nothing to do, no requeue.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Asks the host to build this child with its own builders and create it.
+    pub fn render(mut self, child: Child) -> Self {
+        self.ops.push(Op::Render(child));
+        self
     }
 
     /// Adds a server-side apply of this JSON object.

@@ -25,6 +25,8 @@ mod helpers;
 #[cfg(feature = "k8s")]
 pub mod k8s;
 pub mod log;
+#[cfg(feature = "ray")]
+pub mod ray;
 
 pub use helpers::{parse, to_json};
 
@@ -82,10 +84,10 @@ pub mod bindings {
 }
 
 pub use bindings::reconciler::wasmray::plugin::types::{
-    ClusterState, CompanionKind, Condition, ConditionStatus, Decision, Event, EventType, Fact,
-    Json, ObjectRef, Op, OwnerContext, Plan, PluginError, PodContext, PodDecoration,
+    Child, ClusterState, CompanionKind, Condition, ConditionStatus, Decision, Event, EventType, Fact,
+    Json, MultiHostReplica, ObjectRef, Op, OwnerContext, Plan, PluginError, PodContext, PodDecoration,
     ServeApplication, ServeStatus, Snapshot, Step, StatusUpdate, TrafficShift, UnixMillis,
-    UpgradeInput,
+    UpgradeInput, WorkerPod,
 };
 
 /// A reconciler: decides what to do about one RayCluster, RayJob or RayService.

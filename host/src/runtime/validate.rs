@@ -3,7 +3,7 @@
 //! The WIT types already rule out structurally wrong answers; these checks catch the rest: JSON
 //! that does not parse, objects without a kind or name, empty references and names.
 
-use super::bindings::types::{Condition, Decision, ObjectRef, Op, Plan, PodDecoration, Step};
+use super::bindings::types::{Child, Condition, Decision, ObjectRef, Op, Plan, PodDecoration, Step};
 
 /// The fields every object the host writes must carry.
 #[derive(serde::Deserialize)]
@@ -42,6 +42,19 @@ pub(crate) fn object_ref(r: &ObjectRef) -> Result<(), String> {
     Ok(())
 }
 
+/// A child to render needs the parts of its name the host cannot make up.
+fn render(child: &Child) -> Result<(), String> {
+    let suffix_ok = |s: &str| !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit());
+    match child {
+        Child::HeadPod(suffix) if !suffix_ok(suffix) => Err(format!("head pod suffix {suffix:?} is not 1-10 lowercase letters or digits")),
+        Child::WorkerPod(pod) if pod.group.is_empty() => Err("worker pod without a group".into()),
+        Child::WorkerPod(pod) if !suffix_ok(&pod.suffix) => {
+            Err(format!("worker pod suffix {:?} is not 1-10 lowercase letters or digits", pod.suffix))
+        }
+        _ => Ok(()),
+    }
+}
+
 fn condition(c: &Condition) -> Result<(), String> {
     if c.type_.is_empty() || c.reason.is_empty() {
         return Err("condition with an empty type or reason".into());
@@ -53,6 +66,7 @@ pub(crate) fn plan(plan: &Plan) -> Result<(), String> {
     for (i, op) in plan.ops.iter().enumerate() {
         let at = |e: String| format!("op {i}: {e}");
         match op {
+            Op::Render(child) => render(child).map_err(at)?,
             Op::Apply(json) => object(json).map_err(at)?,
             Op::Delete(r) => object_ref(r).map_err(at)?,
             Op::Status(status) => {
