@@ -4,4 +4,5 @@ pub mod cli;
 pub mod crd;
 pub mod dev;
 pub mod plugin;
+pub mod pods;
 pub mod runtime;
