@@ -559,3 +559,522 @@ fn push_env_if_absent(container: &mut Container, env: EnvVar) {
         list.push(env);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pods::{auth_token, auth_token_secret, autoscaler_rbac, head_service, headless_worker_service, serve_service};
+
+    /// A small cluster: a head with 1 CPU / 2Gi and one GPU worker group.
+    const CLUSTER: &str = "
+metadata: {name: demo, namespace: ml, uid: uid-1}
+spec:
+  rayVersion: '2.46.0'
+  headGroupSpec:
+    rayStartParams: {}
+    template:
+      metadata:
+        labels: {team: vision, ray.io/cluster: not-demo, ray.io/is-ray-node: maybe}
+      spec:
+        containers:
+        - name: ray-head
+          image: rayproject/ray:2.46.0
+          resources: {limits: {cpu: '1', memory: 2Gi}}
+  workerGroupSpecs:
+  - groupName: gpu
+    replicas: 1
+    template:
+      spec:
+        containers:
+        - name: ray-worker
+          image: rayproject/ray:2.46.0-gpu
+          resources: {limits: {cpu: '4', memory: 16Gi, nvidia.com/gpu: '1'}}
+";
+
+    fn cluster() -> RayCluster {
+        serde_yaml::from_str(CLUSTER).unwrap()
+    }
+
+    fn with(edit: impl FnOnce(&mut RayCluster)) -> RayCluster {
+        let mut c = cluster();
+        edit(&mut c);
+        c
+    }
+
+    const SLOT: WorkerSlot<'static> = WorkerSlot { suffix: "abcde", replica_index: 2, host_index: 1, replica_name: "gpu-qwert" };
+
+    fn head(c: &RayCluster) -> Pod {
+        head_pod(c, "abcde", &BuildContext::default()).unwrap()
+    }
+
+    fn worker(c: &RayCluster) -> Pod {
+        worker_pod(c, 0, &SLOT, &BuildContext::default()).unwrap()
+    }
+
+    fn ray(pod: &Pod) -> &Container {
+        &pod.spec.as_ref().unwrap().containers[0]
+    }
+
+    fn env<'a>(container: &'a Container, name: &str) -> Option<&'a EnvVar> {
+        container.env.iter().flatten().find(|e| e.name == name)
+    }
+
+    fn env_value(container: &Container, name: &str) -> Option<String> {
+        env(container, name).and_then(|e| e.value.clone())
+    }
+
+    fn label(pod: &Pod, key: &str) -> Option<String> {
+        pod.metadata.labels.as_ref().and_then(|l| l.get(key)).cloned()
+    }
+
+    fn annotation(pod: &Pod, key: &str) -> Option<String> {
+        pod.metadata.annotations.as_ref().and_then(|l| l.get(key)).cloned()
+    }
+
+    fn start_command(pod: &Pod) -> String {
+        env_value(ray(pod), "KUBERAY_GEN_RAY_START_CMD").unwrap()
+    }
+
+    #[test]
+    fn the_head_is_named_from_the_cluster_and_the_suffix() {
+        let pod = head(&cluster());
+        assert_eq!(pod.metadata.name.as_deref(), Some("demo-head-abcde"));
+        assert_eq!(pod.metadata.generate_name.as_deref(), Some("demo-head-"));
+        assert_eq!(pod.metadata.namespace.as_deref(), Some("ml"));
+        let ctx = BuildContext { deterministic_head_pod_name: true, ..Default::default() };
+        let pod = head_pod(&cluster(), "abcde", &ctx).unwrap();
+        assert_eq!((pod.metadata.name.as_deref(), pod.metadata.generate_name.as_deref()), (Some("demo-head"), None));
+    }
+
+    #[test]
+    fn a_worker_is_named_from_cluster_group_and_suffix() {
+        let pod = worker(&cluster());
+        assert_eq!(pod.metadata.name.as_deref(), Some("demo-gpu-worker-abcde"));
+    }
+
+    #[test]
+    fn every_pod_is_owned_by_its_cluster() {
+        for pod in [head(&cluster()), worker(&cluster())] {
+            let owner = &pod.metadata.owner_references.as_ref().unwrap()[0];
+            assert_eq!((owner.kind.as_str(), owner.name.as_str(), owner.uid.as_str()), ("RayCluster", "demo", "uid-1"));
+            assert_eq!((owner.controller, owner.block_owner_deletion), (Some(true), Some(true)));
+        }
+    }
+
+    #[test]
+    fn users_may_override_our_labels_except_cluster_group_and_node_type() {
+        let pod = head(&with(|c| {
+            c.spec.head_group_spec.labels = Some([("ray.io/group".to_owned(), "mine".to_owned()), ("zone".to_owned(), "a".to_owned())].into());
+        }));
+        assert_eq!(label(&pod, "ray.io/cluster").as_deref(), Some("demo"));
+        assert_eq!(label(&pod, "ray.io/group").as_deref(), Some("headgroup"));
+        assert_eq!(label(&pod, "ray.io/node-type").as_deref(), Some("head"));
+        assert_eq!(label(&pod, "ray.io/is-ray-node").as_deref(), Some("maybe"));
+        assert_eq!(label(&pod, "team").as_deref(), Some("vision"));
+        // Group labels become Pod labels and Ray node labels.
+        assert_eq!(label(&pod, "zone").as_deref(), Some("a"));
+        assert!(start_command(&pod).contains(" --labels=ray.io/group=mine,zone=a "));
+    }
+
+    #[test]
+    fn group_labels_win_over_template_labels() {
+        let pod = head(&with(|c| c.spec.head_group_spec.labels = Some([("team".to_owned(), "nlp".to_owned())].into())));
+        assert_eq!(label(&pod, "team").as_deref(), Some("nlp"));
+    }
+
+    #[test]
+    fn the_ray_start_command_comes_from_params_and_resources() {
+        let pod = head(&cluster());
+        assert_eq!(
+            start_command(&pod),
+            "ray start --head  --block  --dashboard-agent-listen-port=52365  --dashboard-host=0.0.0.0  --memory=2147483648  --metrics-export-port=8080  --num-cpus=1 "
+        );
+        assert_eq!(ray(&pod).command.as_deref(), Some(&["/bin/bash".to_owned(), "-c".to_owned(), "--".to_owned()][..]));
+        assert_eq!(ray(&pod).args.as_ref().unwrap()[0], format!("ulimit -n 65536; {}", start_command(&pod)));
+        let worker = worker(&cluster());
+        assert_eq!(
+            start_command(&worker),
+            "ray start  --address=demo-head-svc.ml.svc.cluster.local:6379  --block  --dashboard-agent-listen-port=52365  --memory=17179869184  --metrics-export-port=8080  --num-cpus=4  --num-gpus=1 "
+        );
+    }
+
+    #[test]
+    fn a_user_command_runs_before_ray_start_and_one_with_ray_start_is_left_alone() {
+        let pod = head(&with(|c| {
+            let ray = &mut c.spec.head_group_spec.template.spec.as_mut().unwrap().containers[0];
+            ray.command = Some(vec!["echo".into()]);
+            ray.args = Some(vec!["hi".into()]);
+        }));
+        assert!(ray(&pod).args.as_ref().unwrap()[0].starts_with(" echo  hi  && ulimit -n 65536; ray start --head"));
+
+        let own = vec!["ray start --head --block".to_owned()];
+        let pod = head(&with(|c| c.spec.head_group_spec.template.spec.as_mut().unwrap().containers[0].args = Some(own.clone())));
+        assert_eq!(ray(&pod).args.as_ref(), Some(&own));
+        assert!(ray(&pod).command.is_none());
+    }
+
+    #[test]
+    fn the_overwrite_annotation_keeps_the_user_command() {
+        let pod = head(&with(|c| {
+            c.metadata.annotations = Some([("ray.io/overwrite-container-cmd".to_owned(), "TRUE".to_owned())].into());
+            c.spec.head_group_spec.template.spec.as_mut().unwrap().containers[0].command = Some(vec!["my-entrypoint".into()]);
+        }));
+        assert_eq!(ray(&pod).command.as_deref(), Some(&["my-entrypoint".to_owned()][..]));
+        assert_eq!(annotation(&pod, "ray.io/overwrite-container-cmd").as_deref(), Some("true"));
+    }
+
+    #[test]
+    fn a_login_shell_is_a_context_switch() {
+        let ctx = BuildContext { enable_login_shell: true, ..Default::default() };
+        let pod = worker_pod(&cluster(), 0, &SLOT, &ctx).unwrap();
+        assert_eq!(ray(&pod).command.as_ref().unwrap()[1], "-cl");
+        assert_eq!(pod.spec.unwrap().init_containers.unwrap()[0].command.as_ref().unwrap()[1], "-cl");
+    }
+
+    #[test]
+    fn injected_env_follows_kuberay_and_user_values_win_where_kuberay_lets_them() {
+        let pod = worker(&with(|c| {
+            let ray = &mut c.spec.worker_group_specs.as_mut().unwrap()[0].template.spec.as_mut().unwrap().containers[0];
+            ray.env = Some(vec![value_env("RAY_ADDRESS", "elsewhere:1")]);
+        }));
+        let names: Vec<&str> = ray(&pod).env.iter().flatten().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "RAY_ADDRESS", "FQ_RAY_IP", "RAY_IP", "RAY_CLUSTER_NAME", "RAY_CLOUD_INSTANCE_ID", "RAY_NODE_TYPE_NAME",
+                "KUBERAY_GEN_RAY_START_CMD", "RAY_PORT", "RAY_USAGE_STATS_KUBERAY_IN_USE", "RAY_DASHBOARD_ENABLE_K8S_DISK_USAGE",
+            ]
+        );
+        assert_eq!(env_value(ray(&pod), "RAY_ADDRESS").as_deref(), Some("elsewhere:1"));
+        assert_eq!(env_value(ray(&pod), "RAY_IP").as_deref(), Some("demo-head-svc"));
+        assert_eq!(env_value(ray(&head(&cluster())), "RAY_ADDRESS").as_deref(), Some("127.0.0.1:6379"));
+        assert_eq!(
+            env_value(ray(&head(&cluster())), "RAY_USAGE_STATS_EXTRA_TAGS").as_deref(),
+            Some("kuberay_version=v1.5.2;kuberay_crd=RayCluster")
+        );
+    }
+
+    #[test]
+    fn a_custom_head_port_reaches_the_workers() {
+        let pod = worker(&with(|c| c.spec.head_group_spec.ray_start_params = Some([("port".to_owned(), "6380".to_owned())].into())));
+        assert_eq!(env_value(ray(&pod), "RAY_PORT").as_deref(), Some("6380"));
+        assert!(start_command(&pod).contains("--address=demo-head-svc.ml.svc.cluster.local:6380 "));
+    }
+
+    #[test]
+    fn shared_memory_is_sized_by_the_memory_limit_unless_the_user_mounted_dev_shm() {
+        let pod = head(&cluster());
+        let volume = &pod.spec.as_ref().unwrap().volumes.as_ref().unwrap()[0];
+        let empty_dir = volume.empty_dir.as_ref().unwrap();
+        assert_eq!((volume.name.as_str(), empty_dir.medium.as_deref()), ("shared-mem", Some("Memory")));
+        assert_eq!(empty_dir.size_limit, Some(Quantity("2Gi".into())));
+        assert_eq!(ray(&pod).volume_mounts.as_ref().unwrap()[0].mount_path, "/dev/shm");
+
+        let pod = head(&with(|c| {
+            let ray = &mut c.spec.head_group_spec.template.spec.as_mut().unwrap().containers[0];
+            ray.volume_mounts = Some(vec![VolumeMount { name: "mine".into(), mount_path: "/dev/shm".into(), ..Default::default() }]);
+        }));
+        assert!(pod.spec.as_ref().unwrap().volumes.is_none());
+        assert_eq!(ray(&pod).volume_mounts.as_ref().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_metrics_port_is_added_unless_one_is_named_metrics() {
+        let ports = ray(&head(&cluster())).ports.clone().unwrap();
+        assert_eq!((ports[0].name.as_deref(), ports[0].container_port), (Some("metrics"), 8080));
+        let pod = head(&with(|c| {
+            c.spec.head_group_spec.template.spec.as_mut().unwrap().containers[0].ports =
+                Some(vec![ContainerPort { name: Some("metrics".into()), container_port: 9090, ..Default::default() }]);
+        }));
+        assert_eq!(ray(&pod).ports.as_ref().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn workers_wait_for_the_gcs_in_an_init_container_with_fixed_resources() {
+        let pod = worker(&cluster());
+        let spec = pod.spec.as_ref().unwrap();
+        let init = &spec.init_containers.as_ref().unwrap()[0];
+        assert_eq!(init.name, "wait-gcs-ready");
+        assert_eq!(init.image.as_deref(), Some("rayproject/ray:2.46.0-gpu"));
+        assert!(init.args.as_ref().unwrap()[0].contains("ray health-check --address demo-head-svc.ml.svc.cluster.local:6379 > /dev/null 2>&1"));
+        let limits = init.resources.as_ref().unwrap().limits.as_ref().unwrap();
+        assert_eq!((limits["cpu"].0.as_str(), limits["memory"].0.as_str()), ("200m", "256Mi"));
+        assert_eq!(env_value(init, "FQ_RAY_IP").as_deref(), Some("demo-head-svc.ml.svc.cluster.local"));
+
+        let ctx = BuildContext { enable_init_container_injection: false, ..Default::default() };
+        assert!(worker_pod(&cluster(), 0, &SLOT, &ctx).unwrap().spec.unwrap().init_containers.is_none());
+    }
+
+    #[test]
+    fn probes_are_exec_wget_checks_before_ray_2_53() {
+        let head = head(&cluster());
+        let liveness = ray(&head).liveness_probe.clone().unwrap();
+        assert_eq!(
+            liveness.exec.unwrap().command.unwrap()[2],
+            "wget --tries 1 -T 2 -q -O- http://localhost:52365/api/local_raylet_healthz | grep success && wget --tries 1 -T 10 -q -O- http://localhost:8265/api/gcs_healthz | grep success"
+        );
+        assert_eq!((liveness.initial_delay_seconds, liveness.timeout_seconds, liveness.failure_threshold), (Some(30), Some(5), Some(120)));
+        let readiness = ray(&worker(&cluster())).readiness_probe.clone().unwrap();
+        assert_eq!((readiness.initial_delay_seconds, readiness.timeout_seconds, readiness.failure_threshold), (Some(10), Some(2), Some(10)));
+        assert_eq!(
+            readiness.exec.unwrap().command.unwrap()[2],
+            "wget --tries 1 -T 2 -q -O- http://localhost:52365/api/local_raylet_healthz | grep success"
+        );
+    }
+
+    #[test]
+    fn probes_are_http_gets_from_ray_2_53() {
+        let pod = head(&with(|c| {
+            c.spec.ray_version = Some("2.53.0".into());
+            c.spec.head_group_spec.ray_start_params = Some([("dashboard-agent-listen-port".to_owned(), "52400".to_owned())].into());
+        }));
+        for probe in [ray(&pod).liveness_probe.clone().unwrap(), ray(&pod).readiness_probe.clone().unwrap()] {
+            assert!(probe.exec.is_none());
+            let get = probe.http_get.unwrap();
+            assert_eq!((get.path.as_deref(), get.port), (Some("/api/healthz"), IntOrString::Int(52400)));
+        }
+        // No rayVersion: the image tag tells.
+        let pod = worker(&with(|c| {
+            c.spec.ray_version = None;
+            c.spec.head_group_spec.template.spec.as_mut().unwrap().containers[0].image = Some("rayproject/ray:2.54.0-py311".into());
+        }));
+        assert!(ray(&pod).liveness_probe.as_ref().unwrap().http_get.is_some());
+        // A nightly image says nothing, so the exec probes stay.
+        let pod = head(&with(|c| {
+            c.spec.ray_version = None;
+            c.spec.head_group_spec.template.spec.as_mut().unwrap().containers[0].image = Some("rayproject/ray:nightly".into());
+        }));
+        assert!(ray(&pod).liveness_probe.as_ref().unwrap().exec.is_some());
+    }
+
+    #[test]
+    fn exec_probes_follow_custom_ports() {
+        let pod = head(&with(|c| {
+            c.spec.head_group_spec.ray_start_params =
+                Some([("dashboard-port".to_owned(), "8300".to_owned()), ("dashboard-agent-listen-port".to_owned(), "52400".to_owned())].into());
+        }));
+        let command = ray(&pod).liveness_probe.clone().unwrap().exec.unwrap().command.unwrap()[2].clone();
+        assert!(command.contains("localhost:52400/api/local_raylet_healthz") && command.contains("localhost:8300/api/gcs_healthz"));
+    }
+
+    #[test]
+    fn user_probes_are_kept_and_injection_can_be_switched_off() {
+        let mine = Probe { period_seconds: Some(60), ..Default::default() };
+        let pod = head(&with(|c| c.spec.head_group_spec.template.spec.as_mut().unwrap().containers[0].liveness_probe = Some(mine.clone())));
+        assert_eq!(ray(&pod).liveness_probe.as_ref(), Some(&mine));
+        assert!(ray(&pod).readiness_probe.is_some());
+        let ctx = BuildContext { enable_probes_injection: false, ..Default::default() };
+        let pod = head_pod(&cluster(), "x", &ctx).unwrap();
+        assert!(ray(&pod).liveness_probe.is_none() && ray(&pod).readiness_probe.is_none());
+    }
+
+    fn ray_service_cluster() -> RayCluster {
+        with(|c| c.metadata.labels = Some([("ray.io/originated-from-crd".to_owned(), "RayService".to_owned())].into()))
+    }
+
+    #[test]
+    fn ray_service_workers_are_ready_only_when_serve_answers() {
+        let pod = worker(&ray_service_cluster());
+        let readiness = ray(&pod).readiness_probe.clone().unwrap();
+        assert_eq!(readiness.failure_threshold, Some(1));
+        assert!(readiness.exec.unwrap().command.unwrap()[2].ends_with("&& wget --tries 1 -T 10 -q -O- http://localhost:8000/-/healthz | grep success"));
+        assert_eq!(label(&pod, "ray.io/serve").as_deref(), Some("true"));
+        assert_eq!(label(&head(&ray_service_cluster()), "ray.io/serve").as_deref(), Some("false"));
+        assert_eq!(env_value(ray(&pod), "RAY_timeout_ms_task_wait_for_death_info").as_deref(), Some("0"));
+        assert_eq!(env_value(ray(&pod), "RAY_SERVE_KV_TIMEOUT_S").as_deref(), Some("5"));
+    }
+
+    #[test]
+    fn multi_host_labels_come_with_the_feature_gate() {
+        let multi = with(|c| c.spec.worker_group_specs.as_mut().unwrap()[0].num_of_hosts = Some(4));
+        let ctx = BuildContext { multi_host_indexing: true, ..Default::default() };
+        let pod = worker_pod(&multi, 0, &SLOT, &ctx).unwrap();
+        assert_eq!(label(&pod, "ray.io/worker-group-replica-index").as_deref(), Some("2"));
+        assert_eq!(label(&pod, "ray.io/worker-group-replica-name").as_deref(), Some("gpu-qwert"));
+        assert_eq!(label(&pod, "ray.io/replica-host-index").as_deref(), Some("1"));
+        assert!(label(&worker(&multi), "ray.io/worker-group-replica-index").is_none());
+        assert!(headless_worker_service(&multi, &BuildContext::default()).unwrap().is_some());
+        assert!(headless_worker_service(&cluster(), &BuildContext::default()).unwrap().is_none());
+    }
+
+    fn autoscaling(version: Option<&str>) -> RayCluster {
+        with(|c| {
+            c.spec.enable_in_tree_autoscaling = Some(true);
+            c.spec.autoscaler_options = Some(serde_yaml::from_str(&format!(
+                "{{version: {}, env: [{{name: EXTRA, value: '1'}}], image: my/autoscaler:1}}",
+                version.unwrap_or("null")
+            ))
+            .unwrap());
+        })
+    }
+
+    #[test]
+    fn autoscaling_adds_the_sidecar_its_account_and_a_shared_log_volume() {
+        let pod = head(&autoscaling(None));
+        let spec = pod.spec.as_ref().unwrap();
+        assert_eq!(spec.service_account_name.as_deref(), Some("demo"));
+        let sidecar = &spec.containers[1];
+        assert_eq!((sidecar.name.as_str(), sidecar.image.as_deref()), ("autoscaler", Some("my/autoscaler:1")));
+        let names: Vec<&str> = sidecar.env.iter().flatten().map(|e| e.name.as_str()).collect();
+        assert_eq!(names, ["RAY_CLUSTER_NAME", "RAY_CLUSTER_NAMESPACE", "RAY_HEAD_POD_NAME", "KUBERAY_CRD_VER", "EXTRA"]);
+        assert!(sidecar.volume_mounts.iter().flatten().any(|m| m.mount_path == "/tmp/ray"));
+        assert!(ray(&pod).volume_mounts.iter().flatten().any(|m| m.mount_path == "/tmp/ray"));
+        assert!(start_command(&pod).contains(" --no-monitor "));
+        assert!(spec.restart_policy.is_none());
+
+        let rbac = autoscaler_rbac(&autoscaling(None), &BuildContext::default()).unwrap().unwrap();
+        assert_eq!(rbac.service_account.unwrap().metadata.name.as_deref(), Some("demo"));
+        assert_eq!(rbac.role.rules.as_ref().unwrap().len(), 3);
+        assert_eq!(rbac.role_binding.subjects.as_ref().unwrap()[0].name, "demo");
+        assert!(autoscaler_rbac(&cluster(), &BuildContext::default()).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_user_named_service_account_is_not_created_but_is_bound() {
+        let c = with(|c| {
+            *c = autoscaling(None);
+            c.spec.head_group_spec.template.spec.as_mut().unwrap().service_account_name = Some("team-sa".into());
+        });
+        assert_eq!(head(&c).spec.unwrap().service_account_name.as_deref(), Some("team-sa"));
+        let rbac = autoscaler_rbac(&c, &BuildContext::default()).unwrap().unwrap();
+        assert!(rbac.service_account.is_none());
+        assert_eq!(rbac.role_binding.subjects.unwrap()[0].name, "team-sa");
+    }
+
+    #[test]
+    fn autoscaler_v2_sets_its_env_and_never_restarts_pods() {
+        let c = autoscaling(Some("v2"));
+        let head = head(&c);
+        assert_eq!(env_value(ray(&head), "RAY_enable_autoscaler_v2").as_deref(), Some("true"));
+        assert_eq!(head.spec.unwrap().restart_policy.as_deref(), Some("Never"));
+        assert_eq!(worker(&c).spec.unwrap().restart_policy.as_deref(), Some("Never"));
+    }
+
+    fn with_auth() -> RayCluster {
+        with(|c| {
+            c.spec.ray_version = Some("2.52.0".into());
+            c.spec.auth_options = Some(serde_yaml::from_str("{mode: token}").unwrap());
+        })
+    }
+
+    #[test]
+    fn token_auth_puts_the_secret_in_every_ray_process_env() {
+        let c = with(|c| {
+            *c = with_auth();
+            c.spec.enable_in_tree_autoscaling = Some(true);
+        });
+        let head = head(&c);
+        let worker = worker(&c);
+        let init = &worker.spec.as_ref().unwrap().init_containers.as_ref().unwrap()[0];
+        for container in [ray(&head), &head.spec.as_ref().unwrap().containers[1], ray(&worker), init] {
+            assert_eq!(env_value(container, "RAY_AUTH_MODE").as_deref(), Some("token"), "{}", container.name);
+            let secret = env(container, "RAY_AUTH_TOKEN").unwrap().value_from.as_ref().unwrap().secret_key_ref.clone().unwrap();
+            assert_eq!((secret.name.as_str(), secret.key.as_str()), ("demo", "auth_token"));
+        }
+        assert!(env(ray(&head_pod(&cluster(), "x", &BuildContext::default()).unwrap()), "RAY_AUTH_MODE").is_none());
+    }
+
+    #[test]
+    fn the_auth_secret_holds_the_callers_token() {
+        let token = auth_token(&[7; 32]);
+        assert_eq!(token.len(), 44);
+        let secret = auth_token_secret(&with_auth(), &token, &BuildContext::default()).unwrap().unwrap();
+        assert_eq!(secret.metadata.name.as_deref(), Some("demo"));
+        assert_eq!(secret.metadata.labels.unwrap()["ray.io/cluster"], "demo");
+        assert_eq!(secret.string_data.unwrap()["auth_token"], token);
+        assert!(auth_token_secret(&cluster(), &token, &BuildContext::default()).unwrap().is_none());
+    }
+
+    #[test]
+    fn gcs_fault_tolerance_options_configure_redis_on_the_head_and_patience_on_workers() {
+        let c = with(|c| {
+            c.spec.gcs_fault_tolerance_options = Some(
+                serde_yaml::from_str(
+                    "{redisAddress: 'redis:6379', externalStorageNamespace: ns-1, redisUsername: {value: ray},
+                      redisPassword: {valueFrom: {secretKeyRef: {name: redis, key: password}}}}",
+                )
+                .unwrap(),
+            )
+        });
+        let head = head(&c);
+        assert_eq!(annotation(&head, "ray.io/ft-enabled").as_deref(), Some("true"));
+        assert_eq!(annotation(&head, "ray.io/external-storage-namespace").as_deref(), Some("ns-1"));
+        let names: Vec<&str> = ray(&head).env.iter().flatten().map(|e| e.name.as_str()).take(4).collect();
+        assert_eq!(names, ["RAY_external_storage_namespace", "RAY_REDIS_ADDRESS", "REDIS_USERNAME", "REDIS_PASSWORD"]);
+        assert_eq!(env_value(ray(&head), "REDIS_USERNAME").as_deref(), Some("ray"));
+        assert!(env(ray(&head), "REDIS_PASSWORD").unwrap().value_from.is_some());
+        assert!(start_command(&head).contains(" --redis-password=$REDIS_PASSWORD  --redis-username=$REDIS_USERNAME "));
+        let worker = worker(&c);
+        assert_eq!(env_value(ray(&worker), "RAY_gcs_rpc_server_reconnect_timeout_s").as_deref(), Some("600"));
+        assert!(annotation(&worker, "ray.io/ft-enabled").is_none());
+    }
+
+    #[test]
+    fn the_legacy_annotation_uses_the_uid_as_storage_namespace_and_exports_a_literal_password() {
+        let c = with(|c| {
+            c.metadata.annotations = Some([("ray.io/ft-enabled".to_owned(), "true".to_owned())].into());
+            c.spec.head_group_spec.ray_start_params = Some([("redis-password".to_owned(), "5241590000000000".to_owned())].into());
+        });
+        let head = head(&c);
+        assert_eq!(annotation(&head, "ray.io/external-storage-namespace").as_deref(), Some("uid-1"));
+        assert_eq!(env_value(ray(&head), "REDIS_PASSWORD").as_deref(), Some("5241590000000000"));
+        assert!(env(ray(&head), "RAY_REDIS_ADDRESS").is_none());
+        assert_eq!(annotation(&self::head(&cluster()), "ray.io/ft-enabled").as_deref(), Some("false"));
+    }
+
+    #[test]
+    fn bad_input_is_a_typed_error() {
+        let no_containers = with(|c| c.spec.worker_group_specs.as_mut().unwrap()[0].template.spec.as_mut().unwrap().containers.clear());
+        assert_eq!(worker_pod(&no_containers, 0, &SLOT, &BuildContext::default()), Err(BuildError::NoContainers { group: "gpu".into() }));
+        assert_eq!(worker_pod(&cluster(), 3, &SLOT, &BuildContext::default()), Err(BuildError::NoSuchGroup { index: 3, count: 1 }));
+        let no_uid = with(|c| c.metadata.uid = None);
+        assert_eq!(head_pod(&no_uid, "x", &BuildContext::default()), Err(BuildError::MissingMetadata("uid")));
+        let bad_limit = with(|c| {
+            c.spec.head_group_spec.template.spec.as_mut().unwrap().containers[0].resources =
+                Some(ResourceRequirements { limits: Some([("cpu".to_owned(), Quantity("one".into()))].into()), ..Default::default() });
+        });
+        assert!(matches!(head_pod(&bad_limit, "x", &BuildContext::default()), Err(BuildError::InvalidQuantity { ref key, .. }) if key == "cpu"));
+    }
+
+    #[test]
+    fn the_head_service_is_headless_with_the_default_ports_and_the_serve_service_needs_an_annotation() {
+        let service = head_service(&cluster(), &BuildContext::default()).unwrap();
+        assert_eq!(service.metadata.name.as_deref(), Some("demo-head-svc"));
+        let spec = service.spec.unwrap();
+        assert_eq!((spec.cluster_ip.as_deref(), spec.publish_not_ready_addresses), (Some("None"), Some(true)));
+        let ports: Vec<(String, i32)> = spec.ports.unwrap().into_iter().map(|p| (p.name.unwrap(), p.port)).collect();
+        let expected = [("client", 10001), ("dashboard", 8265), ("gcs-server", 6379), ("metrics", 8080), ("serve", 8000)];
+        assert_eq!(ports, expected.map(|(n, p)| (n.to_owned(), p)));
+
+        let ctx = BuildContext { enable_ray_head_cluster_ip_service: true, ..Default::default() };
+        assert!(head_service(&cluster(), &ctx).unwrap().spec.unwrap().cluster_ip.is_none());
+
+        assert!(serve_service(&cluster(), &BuildContext::default()).unwrap().is_none());
+        let annotated = with(|c| c.metadata.annotations = Some([("ray.io/enable-serve-service".to_owned(), "true".to_owned())].into()));
+        let serve = serve_service(&annotated, &BuildContext::default()).unwrap().unwrap();
+        assert_eq!(serve.metadata.name.as_deref(), Some("demo-serve-svc"));
+        assert_eq!(serve.spec.unwrap().ports.unwrap()[0].port, 8000);
+        let without_serve_port = with(|c| {
+            c.metadata.annotations = Some([("ray.io/enable-serve-service".to_owned(), "true".to_owned())].into());
+            c.spec.head_group_spec.template.spec.as_mut().unwrap().containers[0].ports =
+                Some(vec![ContainerPort { name: Some("dashboard".into()), container_port: 8265, ..Default::default() }]);
+        });
+        assert_eq!(serve_service(&without_serve_port, &BuildContext::default()), Err(BuildError::NoServePort));
+    }
+
+    #[test]
+    fn a_custom_head_service_keeps_its_name_and_gets_our_selector() {
+        let c = with(|c| {
+            c.spec.head_group_spec.head_service =
+                Some(serde_yaml::from_str("{metadata: {name: my-head, labels: {ray.io/cluster: wrong}}, spec: {type: NodePort, selector: {a: b}}}").unwrap());
+        });
+        let service = head_service(&c, &BuildContext::default()).unwrap();
+        assert_eq!(service.metadata.name.as_deref(), Some("my-head"));
+        assert_eq!(service.metadata.labels.unwrap()["ray.io/cluster"], "demo");
+        let spec = service.spec.unwrap();
+        assert_eq!(spec.type_.as_deref(), Some("NodePort"));
+        assert_eq!(spec.selector.unwrap()["ray.io/node-type"], "head");
+        // Workers find the head through the custom name.
+        assert_eq!(env_value(ray(&worker(&c)), "FQ_RAY_IP").as_deref(), Some("my-head.ml.svc.cluster.local"));
+    }
+}
