@@ -50,7 +50,10 @@ const SAMPLES: &[&str] = &[
 ];
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 fn samples_dir() -> PathBuf {
@@ -107,12 +110,16 @@ fn normalise(value: &mut Value) {
         Value::Object(object) => {
             for (key, child) in object.iter_mut() {
                 match (key.as_str(), &mut *child) {
-                    ("limits" | "requests", Value::Object(list)) => list.values_mut().for_each(canonical_quantity),
+                    ("limits" | "requests", Value::Object(list)) => {
+                        list.values_mut().for_each(canonical_quantity)
+                    }
                     ("sizeLimit", quantity) => canonical_quantity(quantity),
                     _ => normalise(child),
                 }
             }
-            object.retain(|key, child| !is_empty(child) && !(key == "targetPort" && *child == Value::from(0)));
+            object.retain(|key, child| {
+                !is_empty(child) && !(key == "targetPort" && *child == Value::from(0))
+            });
         }
         Value::Array(items) => items.iter_mut().for_each(normalise),
         _ => {}
@@ -129,8 +136,14 @@ fn is_empty(value: &Value) -> bool {
 }
 
 fn canonical_quantity(value: &mut Value) {
-    let text = value.as_str().map(str::to_owned).unwrap_or_else(|| value.to_string());
-    let nanos = ParsedQuantity::parse(&text).ok().and_then(|q| q.nanos()).unwrap_or_else(|| panic!("quantity {text}"));
+    let text = value
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| value.to_string());
+    let nanos = ParsedQuantity::parse(&text)
+        .ok()
+        .and_then(|q| q.nanos())
+        .unwrap_or_else(|| panic!("quantity {text}"));
     *value = Value::String(format!("{nanos}n"));
 }
 
@@ -181,7 +194,10 @@ fn pod_value(pod: k8s_openapi::api::core::v1::Pod, theirs: &Value) -> Value {
     let mut value = serde_json::to_value(pod).unwrap();
     let meta: &mut Map<String, Value> = value["metadata"].as_object_mut().unwrap();
     let prefix = theirs["metadata"]["generateName"].as_str().unwrap();
-    assert_eq!(meta.remove("name"), Some(Value::String(format!("{prefix}{SUFFIX}"))));
+    assert_eq!(
+        meta.remove("name"),
+        Some(Value::String(format!("{prefix}{SUFFIX}")))
+    );
     value
 }
 
@@ -192,26 +208,69 @@ fn compare_sample(name: &str) -> Vec<String> {
     let mut out = Vec::new();
 
     let head = head_pod(&cluster, SUFFIX, &ctx).unwrap();
-    out.extend(assert_same("head", pod_value(head, &expected["head"]), &expected["head"]));
+    out.extend(assert_same(
+        "head",
+        pod_value(head, &expected["head"]),
+        &expected["head"],
+    ));
 
     let groups = cluster.spec.worker_group_specs.clone().unwrap_or_default();
     let golden_workers = expected["workers"].as_object().unwrap();
     assert_eq!(groups.len(), golden_workers.len(), "{name}: worker groups");
     for (index, group) in groups.iter().enumerate() {
-        let slot = WorkerSlot { suffix: SUFFIX, replica_index: 0, host_index: 0, replica_name: "replica-xxxxx" };
+        let slot = WorkerSlot {
+            suffix: SUFFIX,
+            replica_index: 0,
+            host_index: 0,
+            replica_name: "replica-xxxxx",
+        };
         let theirs = &golden_workers[&group.group_name];
         let pod = worker_pod(&cluster, index, &slot, &ctx).unwrap();
-        out.extend(assert_same(&format!("worker {}", group.group_name), pod_value(pod, theirs), theirs));
+        out.extend(assert_same(
+            &format!("worker {}", group.group_name),
+            pod_value(pod, theirs),
+            theirs,
+        ));
     }
 
-    out.extend(assert_same("headService", head_service(&cluster, &ctx).unwrap(), &expected["headService"]));
-    let optional = |value: &Value| if value.is_null() { Value::Null } else { value.clone() };
-    out.extend(assert_same("headlessService", headless_worker_service(&cluster, &ctx).unwrap(), &optional(&expected["headlessService"])));
-    out.extend(assert_same("serveService", serve_service(&cluster, &ctx).unwrap(), &optional(&expected["serveService"])));
+    out.extend(assert_same(
+        "headService",
+        head_service(&cluster, &ctx).unwrap(),
+        &expected["headService"],
+    ));
+    let optional = |value: &Value| {
+        if value.is_null() {
+            Value::Null
+        } else {
+            value.clone()
+        }
+    };
+    out.extend(assert_same(
+        "headlessService",
+        headless_worker_service(&cluster, &ctx).unwrap(),
+        &optional(&expected["headlessService"]),
+    ));
+    out.extend(assert_same(
+        "serveService",
+        serve_service(&cluster, &ctx).unwrap(),
+        &optional(&expected["serveService"]),
+    ));
     let rbac = autoscaler_rbac(&cluster, &ctx).unwrap();
-    out.extend(assert_same("serviceAccount", rbac.as_ref().and_then(|r| r.service_account.clone()), &optional(&expected["serviceAccount"])));
-    out.extend(assert_same("role", rbac.as_ref().map(|r| r.role.clone()), &optional(&expected["role"])));
-    out.extend(assert_same("roleBinding", rbac.as_ref().map(|r| r.role_binding.clone()), &optional(&expected["roleBinding"])));
+    out.extend(assert_same(
+        "serviceAccount",
+        rbac.as_ref().and_then(|r| r.service_account.clone()),
+        &optional(&expected["serviceAccount"]),
+    ));
+    out.extend(assert_same(
+        "role",
+        rbac.as_ref().map(|r| r.role.clone()),
+        &optional(&expected["role"]),
+    ));
+    out.extend(assert_same(
+        "roleBinding",
+        rbac.as_ref().map(|r| r.role_binding.clone()),
+        &optional(&expected["roleBinding"]),
+    ));
     out.into_iter().map(|d| format!("{name}: {d}")).collect()
 }
 
@@ -235,8 +294,16 @@ golden_test! {
 
 #[test]
 fn every_other_oracle_sample_matches_kuberay() {
-    let diffs: Vec<String> = SAMPLES[4..].iter().flat_map(|s| compare_sample(s)).collect();
-    assert!(diffs.is_empty(), "{} differences from KubeRay:\n{}", diffs.len(), diffs.join("\n"));
+    let diffs: Vec<String> = SAMPLES[4..]
+        .iter()
+        .flat_map(|s| compare_sample(s))
+        .collect();
+    assert!(
+        diffs.is_empty(),
+        "{} differences from KubeRay:\n{}",
+        diffs.len(),
+        diffs.join("\n")
+    );
 }
 
 #[test]
@@ -244,7 +311,13 @@ fn every_golden_file_is_tested() {
     let dir = repo_root().join("tests/fixtures/kuberay-pods");
     let mut files: Vec<String> = std::fs::read_dir(dir)
         .unwrap()
-        .filter_map(|e| e.unwrap().file_name().to_str()?.strip_suffix(".json").map(str::to_owned))
+        .filter_map(|e| {
+            e.unwrap()
+                .file_name()
+                .to_str()?
+                .strip_suffix(".json")
+                .map(str::to_owned)
+        })
         .collect();
     files.sort();
     let mut listed: Vec<String> = SAMPLES.iter().map(|s| (*s).to_owned()).collect();
@@ -256,9 +329,19 @@ fn every_golden_file_is_tested() {
 fn the_comparison_notices_a_single_changed_env_value() {
     let cluster = sample("ray-cluster.complete");
     let expected = golden("ray-cluster.complete");
-    let ctx = BuildContext { kuberay_version: "v0.0.0".into(), ..BuildContext::default() };
+    let ctx = BuildContext {
+        kuberay_version: "v0.0.0".into(),
+        ..BuildContext::default()
+    };
     let head = head_pod(&cluster, SUFFIX, &ctx).unwrap();
-    let diffs = assert_same("head", pod_value(head, &expected["head"]), &expected["head"]);
+    let diffs = assert_same(
+        "head",
+        pod_value(head, &expected["head"]),
+        &expected["head"],
+    );
     assert_eq!(diffs.len(), 1, "{diffs:?}");
-    assert!(diffs[0].starts_with("head.spec.containers[0].env[7].value"), "{diffs:?}");
+    assert!(
+        diffs[0].starts_with("head.spec.containers[0].env[7].value"),
+        "{diffs:?}"
+    );
 }

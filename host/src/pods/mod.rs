@@ -60,13 +60,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use wasmray_api::RayCluster;
 
 pub use gcs::{
-    finalizer_deadline, redis_cleanup_job, redis_cleanup_timeout, DELETION_TIMEOUT_ANNOTATION, FORCED_DELETION_REASON,
-    REDIS_CLEANUP_FINALIZER,
+    DELETION_TIMEOUT_ANNOTATION, FORCED_DELETION_REASON, REDIS_CLEANUP_FINALIZER,
+    finalizer_deadline, redis_cleanup_job, redis_cleanup_timeout,
 };
-pub use names::{check_label, check_name, head_service_name, headless_service_name, serve_service_name};
-pub use pod::{head_pod, worker_pod, WorkerSlot};
+pub use names::{
+    check_label, check_name, head_service_name, headless_service_name, serve_service_name,
+};
+pub use pod::{WorkerSlot, head_pod, worker_pod};
 pub use quantity::{ParsedQuantity, QuantityError};
-pub use rbac::{auth_token, auth_token_secret, autoscaler_rbac, AutoscalerRbac};
+pub use rbac::{AutoscalerRbac, auth_token, auth_token_secret, autoscaler_rbac};
 pub use services::{head_service, headless_worker_service, serve_service};
 pub use start::{is_gpu_key, is_gpu_resource};
 
@@ -122,17 +124,30 @@ impl Default for BuildContext {
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum BuildError {
     /// A group's Pod template has no containers; the Ray container is `containers[0]`.
-    #[error("group {group:?}: the Pod template has no containers (the Ray container is containers[0])")]
+    #[error(
+        "group {group:?}: the Pod template has no containers (the Ray container is containers[0])"
+    )]
     NoContainers { group: String },
     /// A worker group index past the end of `workerGroupSpecs`.
     #[error("worker group index {index} does not exist (the cluster has {count} worker groups)")]
     NoSuchGroup { index: usize, count: usize },
     /// A resource amount that is not a Kubernetes quantity.
     #[error("group {group:?}: resource {key:?} = {value:?} is not a quantity: {reason}")]
-    InvalidQuantity { group: String, key: String, value: String, reason: String },
+    InvalidQuantity {
+        group: String,
+        key: String,
+        value: String,
+        reason: String,
+    },
     /// rayStartParams `resources` is not a JSON object of numbers.
-    #[error("group {group:?}: rayStartParams resources {value:?} is not a JSON object of numbers: {reason}")]
-    InvalidResourcesParam { group: String, value: String, reason: String },
+    #[error(
+        "group {group:?}: rayStartParams resources {value:?} is not a JSON object of numbers: {reason}"
+    )]
+    InvalidResourcesParam {
+        group: String,
+        value: String,
+        reason: String,
+    },
     /// The RayCluster has no name or UID, so nothing can point back to it.
     #[error("the RayCluster has no metadata.{0}; owner references need it")]
     MissingMetadata(&'static str),
@@ -168,7 +183,13 @@ pub enum CreatedBy {
 
 impl CreatedBy {
     fn of(cluster: &RayCluster) -> Self {
-        match cluster.metadata.labels.as_ref().and_then(|l| l.get(labels::ORIGINATED_FROM_CRD)).map(String::as_str) {
+        match cluster
+            .metadata
+            .labels
+            .as_ref()
+            .and_then(|l| l.get(labels::ORIGINATED_FROM_CRD))
+            .map(String::as_str)
+        {
             Some("RayJob") => CreatedBy::RayJob,
             Some("RayService") => CreatedBy::RayService,
             _ => CreatedBy::RayCluster,
@@ -232,12 +253,31 @@ struct ClusterFacts<'a> {
 
 impl<'a> ClusterFacts<'a> {
     fn of(cluster: &'a RayCluster, ctx: &BuildContext) -> Result<Self, BuildError> {
-        let name = cluster.metadata.name.as_deref().filter(|n| !n.is_empty()).ok_or(BuildError::MissingMetadata("name"))?;
-        let uid = cluster.metadata.uid.as_deref().filter(|u| !u.is_empty()).ok_or(BuildError::MissingMetadata("uid"))?;
+        let name = cluster
+            .metadata
+            .name
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .ok_or(BuildError::MissingMetadata("name"))?;
+        let uid = cluster
+            .metadata
+            .uid
+            .as_deref()
+            .filter(|u| !u.is_empty())
+            .ok_or(BuildError::MissingMetadata("uid"))?;
         let spec = &cluster.spec;
         let namespace = cluster.metadata.namespace.clone().unwrap_or_default();
-        let custom_svc = spec.head_group_spec.head_service.as_ref().and_then(|s| s.metadata.name.as_deref());
-        let fqdn = format!("{}.{}.svc.{}", head_service_name(name, custom_svc), namespace, ctx.cluster_domain);
+        let custom_svc = spec
+            .head_group_spec
+            .head_service
+            .as_ref()
+            .and_then(|s| s.metadata.name.as_deref());
+        let fqdn = format!(
+            "{}.{}.svc.{}",
+            head_service_name(name, custom_svc),
+            namespace,
+            ctx.cluster_domain
+        );
         let head_port = spec
             .head_group_spec
             .ray_start_params
@@ -246,9 +286,12 @@ impl<'a> ClusterFacts<'a> {
             .cloned()
             .unwrap_or_else(|| "6379".into());
         let autoscaling = spec.enable_in_tree_autoscaling == Some(true);
-        let autoscaler_v2 = spec.autoscaler_options.as_ref().and_then(|o| o.version) == Some(wasmray_api::AutoscalerVersion::V2);
-        let ft_annotation = annotation(cluster, labels::FT_ENABLED).is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        let auth = spec.auth_options.as_ref().and_then(|a| a.mode) == Some(wasmray_api::AuthMode::Token);
+        let autoscaler_v2 = spec.autoscaler_options.as_ref().and_then(|o| o.version)
+            == Some(wasmray_api::AutoscalerVersion::V2);
+        let ft_annotation =
+            annotation(cluster, labels::FT_ENABLED).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+        let auth =
+            spec.auth_options.as_ref().and_then(|a| a.mode) == Some(wasmray_api::AuthMode::Token);
         Ok(Self {
             cluster,
             name,
@@ -278,24 +321,49 @@ impl<'a> ClusterFacts<'a> {
 }
 
 fn annotation<'a>(cluster: &'a RayCluster, key: &str) -> Option<&'a str> {
-    cluster.metadata.annotations.as_ref().and_then(|a| a.get(key)).map(String::as_str)
+    cluster
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map(String::as_str)
 }
 
 /// The labels KubeRay puts on every object of a cluster's autoscaler RBAC.
 fn rbac_labels(cluster: &str) -> BTreeMap<String, String> {
     BTreeMap::from([
         (labels::CLUSTER.to_owned(), cluster.to_owned()),
-        (labels::APP_NAME.to_owned(), labels::APP_NAME_VALUE.to_owned()),
-        (labels::CREATED_BY.to_owned(), labels::CREATED_BY_VALUE.to_owned()),
+        (
+            labels::APP_NAME.to_owned(),
+            labels::APP_NAME_VALUE.to_owned(),
+        ),
+        (
+            labels::CREATED_BY.to_owned(),
+            labels::CREATED_BY_VALUE.to_owned(),
+        ),
     ])
 }
 
 /// A Ray version `major.minor.patch` from `spec.rayVersion`, else from the Ray container's image tag.
 fn ray_version(cluster: &RayCluster) -> Option<(u64, u64, u64)> {
-    if let Some(version) = cluster.spec.ray_version.as_deref().filter(|v| !v.is_empty()) {
+    if let Some(version) = cluster
+        .spec
+        .ray_version
+        .as_deref()
+        .filter(|v| !v.is_empty())
+    {
         return parse_version(version);
     }
-    let image = cluster.spec.head_group_spec.template.spec.as_ref()?.containers.first()?.image.as_deref()?;
+    let image = cluster
+        .spec
+        .head_group_spec
+        .template
+        .spec
+        .as_ref()?
+        .containers
+        .first()?
+        .image
+        .as_deref()?;
     let image = image.split('@').next()?;
     let (repository, tag) = image.rsplit_once(':')?;
     // A `:` inside the registry host (`host:5000/ray`) is not a tag separator.

@@ -9,8 +9,28 @@ const MAX_LABEL: usize = 63;
 fn is_go_punct(c: char) -> bool {
     matches!(
         c,
-        '!' | '"' | '#' | '%' | '&' | '\'' | '(' | ')' | '*' | ',' | '-' | '.' | '/' | ':' | ';' | '?' | '@'
-            | '[' | '\\' | ']' | '_' | '{' | '}'
+        '!' | '"'
+            | '#'
+            | '%'
+            | '&'
+            | '\''
+            | '('
+            | ')'
+            | '*'
+            | ','
+            | '-'
+            | '.'
+            | '/'
+            | ':'
+            | ';'
+            | '?'
+            | '@'
+            | '['
+            | '\\'
+            | ']'
+            | '_'
+            | '{'
+            | '}'
     )
 }
 
@@ -52,7 +72,11 @@ pub fn check_label(s: &str) -> String {
 pub fn head_pod_prefix(cluster: &str, deterministic: bool) -> String {
     let clipped = clip_prefix(cluster);
     let base = format!("{clipped}-head").to_lowercase();
-    if deterministic { base } else { format!("{base}-") }
+    if deterministic {
+        base
+    } else {
+        format!("{base}-")
+    }
 }
 
 /// A worker Pod's name prefix `<cluster>-<group>-worker-` (the `<cluster>-<group>` part clipped to 50).
@@ -107,17 +131,32 @@ mod tests {
 
     #[test]
     fn pod_prefixes_follow_kuberay() {
-        assert_eq!(head_pod_prefix("raycluster-complete", false), "raycluster-complete-head-");
-        assert_eq!(head_pod_prefix("raycluster-complete", true), "raycluster-complete-head");
-        assert_eq!(worker_pod_prefix("rc", "small-group"), "rc-small-group-worker-");
+        assert_eq!(
+            head_pod_prefix("raycluster-complete", false),
+            "raycluster-complete-head-"
+        );
+        assert_eq!(
+            head_pod_prefix("raycluster-complete", true),
+            "raycluster-complete-head"
+        );
+        assert_eq!(
+            worker_pod_prefix("rc", "small-group"),
+            "rc-small-group-worker-"
+        );
         assert_eq!(head_pod_prefix("MyCluster", false), "mycluster-head-");
     }
 
     #[test]
     fn long_pod_prefixes_are_cut_at_the_end() {
         let long = "a".repeat(60);
-        assert_eq!(head_pod_prefix(&long, false), format!("{}-head-", "a".repeat(50)));
-        assert_eq!(worker_pod_prefix(&"b".repeat(45), "group-x"), format!("{}-grou-worker-", "b".repeat(45)));
+        assert_eq!(
+            head_pod_prefix(&long, false),
+            format!("{}-head-", "a".repeat(50))
+        );
+        assert_eq!(
+            worker_pod_prefix(&"b".repeat(45), "group-x"),
+            format!("{}-grou-worker-", "b".repeat(45))
+        );
     }
 
     #[test]

@@ -30,7 +30,10 @@ impl ParsedQuantity {
             Some(_) => (false, text),
             None => return Err(QuantityError("empty quantity")),
         };
-        let number_len = rest.bytes().take_while(|b| b.is_ascii_digit() || *b == b'.').count();
+        let number_len = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_digit() || *b == b'.')
+            .count();
         let (number, suffix) = rest.split_at(number_len);
         if number.is_empty() || number == "." || number.matches('.').count() > 1 {
             return Err(QuantityError("a quantity starts with a number"));
@@ -42,7 +45,11 @@ impl ParsedQuantity {
         if digits.len() > 30 {
             return Err(QuantityError("too many digits"));
         }
-        let mut mantissa: i128 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| QuantityError("bad number"))? };
+        let mut mantissa: i128 = if digits.is_empty() {
+            0
+        } else {
+            digits.parse().map_err(|_| QuantityError("bad number"))?
+        };
         if negative {
             mantissa = -mantissa;
         }
@@ -64,7 +71,9 @@ impl ParsedQuantity {
             "P" => (15, 0),
             "E" => (18, 0),
             exponent if exponent.starts_with(['e', 'E']) => {
-                let value: i32 = exponent[1..].parse().map_err(|_| QuantityError("bad exponent"))?;
+                let value: i32 = exponent[1..]
+                    .parse()
+                    .map_err(|_| QuantityError("bad exponent"))?;
                 if !(-60..=60).contains(&value) {
                     return Err(QuantityError("exponent out of range"));
                 }
@@ -72,8 +81,13 @@ impl ParsedQuantity {
             }
             _ => return Err(QuantityError("unknown suffix")),
         };
-        let fraction_len = i32::try_from(fraction.len()).map_err(|_| QuantityError("too many digits"))?;
-        Ok(Self { mantissa, exp10: suffix_exp10 - fraction_len, exp2 })
+        let fraction_len =
+            i32::try_from(fraction.len()).map_err(|_| QuantityError("too many digits"))?;
+        Ok(Self {
+            mantissa,
+            exp10: suffix_exp10 - fraction_len,
+            exp2,
+        })
     }
 
     /// The value as an exact fraction `numerator / denominator`, if it fits in i128.
@@ -93,7 +107,11 @@ impl ParsedQuantity {
     pub fn ceil(self) -> Option<i64> {
         let (numerator, denominator) = self.fraction()?;
         let quotient = numerator.div_euclid(denominator);
-        let rounded = if numerator.rem_euclid(denominator) == 0 { quotient } else { quotient + 1 };
+        let rounded = if numerator.rem_euclid(denominator) == 0 {
+            quotient
+        } else {
+            quotient + 1
+        };
         i64::try_from(rounded).ok()
     }
 

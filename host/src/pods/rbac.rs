@@ -8,7 +8,7 @@ use k8s_openapi::api::rbac::v1::{PolicyRule, Role, RoleBinding, RoleRef, Subject
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use wasmray_api::RayCluster;
 
-use super::{labels, names, rbac_labels, BuildContext, BuildError, ClusterFacts};
+use super::{BuildContext, BuildError, ClusterFacts, labels, names, rbac_labels};
 
 /// What the autoscaler sidecar needs to patch Pods and the RayCluster.
 #[derive(Clone, Debug, PartialEq)]
@@ -21,7 +21,10 @@ pub struct AutoscalerRbac {
 }
 
 /// The autoscaler RBAC, or `None` when in-tree autoscaling is off.
-pub fn autoscaler_rbac(cluster: &RayCluster, ctx: &BuildContext) -> Result<Option<AutoscalerRbac>, BuildError> {
+pub fn autoscaler_rbac(
+    cluster: &RayCluster,
+    ctx: &BuildContext,
+) -> Result<Option<AutoscalerRbac>, BuildError> {
     let facts = ClusterFacts::of(cluster, ctx)?;
     if !facts.autoscaling {
         return Ok(None);
@@ -49,9 +52,10 @@ pub fn autoscaler_rbac(cluster: &RayCluster, ctx: &BuildContext) -> Result<Optio
         ..Default::default()
     };
     Ok(Some(AutoscalerRbac {
-        service_account: user_account
-            .is_none()
-            .then(|| ServiceAccount { metadata: meta(account.clone()), ..Default::default() }),
+        service_account: user_account.is_none().then(|| ServiceAccount {
+            metadata: meta(account.clone()),
+            ..Default::default()
+        }),
         role: Role {
             metadata: meta(facts.name.to_owned()),
             rules: Some(vec![
@@ -80,7 +84,11 @@ pub fn autoscaler_rbac(cluster: &RayCluster, ctx: &BuildContext) -> Result<Optio
 /// The Secret `<cluster>` holding the Ray auth token, or `None` unless `authOptions.mode` is `token`.
 /// The token comes from the caller (see [`auth_token`]); the controller creates the Secret once and
 /// never rotates it.
-pub fn auth_token_secret(cluster: &RayCluster, token: &str, ctx: &BuildContext) -> Result<Option<Secret>, BuildError> {
+pub fn auth_token_secret(
+    cluster: &RayCluster,
+    token: &str,
+    ctx: &BuildContext,
+) -> Result<Option<Secret>, BuildError> {
     let facts = ClusterFacts::of(cluster, ctx)?;
     if !facts.auth {
         return Ok(None);
@@ -89,11 +97,17 @@ pub fn auth_token_secret(cluster: &RayCluster, token: &str, ctx: &BuildContext) 
         metadata: ObjectMeta {
             name: Some(names::check_name(facts.name)),
             namespace: Some(facts.namespace.clone()),
-            labels: Some(BTreeMap::from([(labels::CLUSTER.to_owned(), facts.name.to_owned())])),
+            labels: Some(BTreeMap::from([(
+                labels::CLUSTER.to_owned(),
+                facts.name.to_owned(),
+            )])),
             owner_references: Some(vec![facts.owner.clone()]),
             ..Default::default()
         },
-        string_data: Some(BTreeMap::from([("auth_token".to_owned(), token.to_owned())])),
+        string_data: Some(BTreeMap::from([(
+            "auth_token".to_owned(),
+            token.to_owned(),
+        )])),
         ..Default::default()
     }))
 }

@@ -6,11 +6,16 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use wasmray_api::RayCluster;
 
-use super::{labels, names, BuildContext, BuildError, ClusterFacts};
+use super::{BuildContext, BuildError, ClusterFacts, labels, names};
 
 /// The ports a Ray head listens on when its container declares none.
-const DEFAULT_PORTS: [(&str, i32); 5] =
-    [("client", 10001), ("gcs-server", 6379), ("dashboard", 8265), ("metrics", 8080), ("serve", 8000)];
+const DEFAULT_PORTS: [(&str, i32); 5] = [
+    ("client", 10001),
+    ("gcs-server", 6379),
+    ("dashboard", 8265),
+    ("metrics", 8080),
+    ("serve", 8000),
+];
 
 /// The head Service. Headless (`clusterIP: None`, `publishNotReadyAddresses`) when its type is
 /// empty or ClusterIP, since there is one head Pod and workers must reach it before it is Ready.
@@ -22,18 +27,42 @@ pub fn head_service(cluster: &RayCluster, ctx: &BuildContext) -> Result<Service,
     let mut selector = BTreeMap::from([
         (labels::CLUSTER.to_owned(), facts.name.to_owned()),
         (labels::NODE_TYPE.to_owned(), "head".to_owned()),
-        (labels::IDENTIFIER.to_owned(), names::identifier(facts.name, "head")),
-        (labels::APP_NAME.to_owned(), labels::APP_NAME_VALUE.to_owned()),
-        (labels::CREATED_BY.to_owned(), labels::CREATED_BY_VALUE.to_owned()),
+        (
+            labels::IDENTIFIER.to_owned(),
+            names::identifier(facts.name, "head"),
+        ),
+        (
+            labels::APP_NAME.to_owned(),
+            labels::APP_NAME_VALUE.to_owned(),
+        ),
+        (
+            labels::CREATED_BY.to_owned(),
+            labels::CREATED_BY_VALUE.to_owned(),
+        ),
     ]);
     // A template that renames the app keeps its own `app.kubernetes.io/name` in the selector.
-    if let Some(app) = head.template.metadata.as_ref().and_then(|m| m.labels.as_ref()).and_then(|l| l.get(labels::APP_NAME)) {
+    if let Some(app) = head
+        .template
+        .metadata
+        .as_ref()
+        .and_then(|m| m.labels.as_ref())
+        .and_then(|l| l.get(labels::APP_NAME))
+    {
         selector.insert(labels::APP_NAME.into(), app.clone());
     }
-    let annotations = cluster.spec.head_service_annotations.clone().unwrap_or_default();
+    let annotations = cluster
+        .spec
+        .head_service_annotations
+        .clone()
+        .unwrap_or_default();
     let ports: Vec<ServicePort> = service_ports(cluster)?
         .into_iter()
-        .map(|(name, port)| ServicePort { name: Some(name), port, app_protocol: Some("tcp".into()), ..Default::default() })
+        .map(|(name, port)| ServicePort {
+            name: Some(name),
+            port,
+            app_protocol: Some("tcp".into()),
+            ..Default::default()
+        })
         .collect();
     let default_name = names::head_service_name(facts.name, None);
     let service_type = head.service_type.clone().filter(|t| !t.is_empty());
@@ -42,8 +71,12 @@ pub fn head_service(cluster: &RayCluster, ctx: &BuildContext) -> Result<Service,
         Some(custom) => {
             let mut service = custom.clone();
             let meta = &mut service.metadata;
-            meta.annotations.get_or_insert_with(BTreeMap::new).extend(annotations);
-            meta.labels.get_or_insert_with(BTreeMap::new).extend(selector.clone());
+            meta.annotations
+                .get_or_insert_with(BTreeMap::new)
+                .extend(annotations);
+            meta.labels
+                .get_or_insert_with(BTreeMap::new)
+                .extend(selector.clone());
             if meta.name.as_deref().unwrap_or_default().is_empty() {
                 meta.name = Some(default_name);
             }
@@ -86,19 +119,34 @@ pub fn head_service(cluster: &RayCluster, ctx: &BuildContext) -> Result<Service,
 /// The head container's ports by name (unnamed ones as `<port>-port`), or the defaults when it
 /// declares none, with `metrics: 8080` always present; sorted by name.
 fn service_ports(cluster: &RayCluster) -> Result<BTreeMap<String, i32>, BuildError> {
-    let head = cluster.spec.head_group_spec.template.spec.as_ref().and_then(|s| s.containers.first());
-    let head = head.ok_or(BuildError::NoContainers { group: labels::HEAD_GROUP.into() })?;
+    let head = cluster
+        .spec
+        .head_group_spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|s| s.containers.first());
+    let head = head.ok_or(BuildError::NoContainers {
+        group: labels::HEAD_GROUP.into(),
+    })?;
     let mut ports: BTreeMap<String, i32> = head
         .ports
         .iter()
         .flatten()
         .map(|p| {
-            let name = p.name.clone().filter(|n| !n.is_empty()).unwrap_or_else(|| format!("{}-port", p.container_port));
+            let name = p
+                .name
+                .clone()
+                .filter(|n| !n.is_empty())
+                .unwrap_or_else(|| format!("{}-port", p.container_port));
             (name, p.container_port)
         })
         .collect();
     if ports.is_empty() {
-        ports = DEFAULT_PORTS.iter().map(|(n, p)| ((*n).to_owned(), *p)).collect();
+        ports = DEFAULT_PORTS
+            .iter()
+            .map(|(n, p)| ((*n).to_owned(), *p))
+            .collect();
     }
     ports.entry("metrics".into()).or_insert(8080);
     Ok(ports)
@@ -106,9 +154,17 @@ fn service_ports(cluster: &RayCluster) -> Result<BTreeMap<String, i32>, BuildErr
 
 /// The headless Service multi-host workers (TPU slices) resolve each other through; only needed
 /// when some group has `numOfHosts > 1`, so `None` otherwise.
-pub fn headless_worker_service(cluster: &RayCluster, ctx: &BuildContext) -> Result<Option<Service>, BuildError> {
+pub fn headless_worker_service(
+    cluster: &RayCluster,
+    ctx: &BuildContext,
+) -> Result<Option<Service>, BuildError> {
     let facts = ClusterFacts::of(cluster, ctx)?;
-    let multi_host = cluster.spec.worker_group_specs.iter().flatten().any(|g| g.num_of_hosts_or_default() > 1);
+    let multi_host = cluster
+        .spec
+        .worker_group_specs
+        .iter()
+        .flatten()
+        .any(|g| g.num_of_hosts_or_default() > 1);
     if !multi_host {
         return Ok(None);
     }
@@ -116,7 +172,10 @@ pub fn headless_worker_service(cluster: &RayCluster, ctx: &BuildContext) -> Resu
         metadata: ObjectMeta {
             name: Some(names::headless_service_name(facts.name)),
             namespace: Some(facts.namespace.clone()),
-            labels: Some(BTreeMap::from([(labels::HEADLESS_WORKER_SVC.to_owned(), facts.name.to_owned())])),
+            labels: Some(BTreeMap::from([(
+                labels::HEADLESS_WORKER_SVC.to_owned(),
+                facts.name.to_owned(),
+            )])),
             owner_references: Some(vec![facts.owner.clone()]),
             ..Default::default()
         },
@@ -137,28 +196,51 @@ pub fn headless_worker_service(cluster: &RayCluster, ctx: &BuildContext) -> Resu
 
 /// The serve Service of a standalone RayCluster, made only with annotation
 /// `ray.io/enable-serve-service: "true"` (`None` otherwise); an error if the head has no `serve` port.
-pub fn serve_service(cluster: &RayCluster, ctx: &BuildContext) -> Result<Option<Service>, BuildError> {
+pub fn serve_service(
+    cluster: &RayCluster,
+    ctx: &BuildContext,
+) -> Result<Option<Service>, BuildError> {
     let facts = ClusterFacts::of(cluster, ctx)?;
     if super::annotation(cluster, labels::ENABLE_SERVE_SERVICE) != Some("true") {
         return Ok(None);
     }
-    let port = *service_ports(cluster)?.get("serve").ok_or(BuildError::NoServePort)?;
+    let port = *service_ports(cluster)?
+        .get("serve")
+        .ok_or(BuildError::NoServePort)?;
     Ok(Some(Service {
         metadata: ObjectMeta {
             name: Some(names::serve_service_name(facts.name)),
             namespace: Some(facts.namespace.clone()),
             labels: Some(BTreeMap::from([
-                (labels::ORIGINATED_FROM_CR_NAME.to_owned(), facts.name.to_owned()),
-                (labels::ORIGINATED_FROM_CRD.to_owned(), "RayCluster".to_owned()),
+                (
+                    labels::ORIGINATED_FROM_CR_NAME.to_owned(),
+                    facts.name.to_owned(),
+                ),
+                (
+                    labels::ORIGINATED_FROM_CRD.to_owned(),
+                    "RayCluster".to_owned(),
+                ),
                 (labels::SERVE.to_owned(), format!("{}-serve", facts.name)),
             ])),
             owner_references: Some(vec![facts.owner.clone()]),
             ..Default::default()
         },
         spec: Some(ServiceSpec {
-            selector: Some(BTreeMap::from([(labels::CLUSTER.to_owned(), facts.name.to_owned())])),
-            ports: Some(vec![ServicePort { name: Some("serve".into()), port, ..Default::default() }]),
-            type_: cluster.spec.head_group_spec.service_type.clone().filter(|t| !t.is_empty()),
+            selector: Some(BTreeMap::from([(
+                labels::CLUSTER.to_owned(),
+                facts.name.to_owned(),
+            )])),
+            ports: Some(vec![ServicePort {
+                name: Some("serve".into()),
+                port,
+                ..Default::default()
+            }]),
+            type_: cluster
+                .spec
+                .head_group_spec
+                .service_type
+                .clone()
+                .filter(|t| !t.is_empty()),
             ..Default::default()
         }),
         status: None,

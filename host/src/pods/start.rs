@@ -18,8 +18,11 @@ const EXTRA_GPU_RESOURCES: &[&str] = &["gpu.intel.com/i915", "gpu.intel.com/xe"]
 
 /// Container resources that become a custom Ray resource: KubeRay's TPU and Neuron mappings, and
 /// Habana Gaudi, which Ray's accelerator manager calls `HPU`.
-const CUSTOM_ACCELERATORS: &[(&str, &str)] =
-    &[("aws.amazon.com/neuroncore", "neuron_cores"), ("google.com/tpu", "TPU"), ("habana.ai/gaudi", "HPU")];
+const CUSTOM_ACCELERATORS: &[(&str, &str)] = &[
+    ("aws.amazon.com/neuroncore", "neuron_cores"),
+    ("google.com/tpu", "TPU"),
+    ("habana.ai/gaudi", "HPU"),
+];
 
 /// Flags whose `true`/`false` value is passed on as `--key=value` rather than as a bare switch.
 const VALUED_BOOLEAN_FLAGS: &[&str] = &["log-color", "include-dashboard"];
@@ -32,10 +35,16 @@ pub fn is_gpu_key(key: &str) -> bool {
 
 /// `…nvidia.com/mig-<digits>g.<digits>gb` at the end of the key.
 fn is_mig_profile(key: &str) -> bool {
-    let Some(start) = key.rfind("nvidia.com/mig-") else { return false };
+    let Some(start) = key.rfind("nvidia.com/mig-") else {
+        return false;
+    };
     let profile = &key[start + "nvidia.com/mig-".len()..];
-    let Some(rest) = profile.strip_suffix("gb") else { return false };
-    let Some((slices, memory)) = rest.split_once("g.") else { return false };
+    let Some(rest) = profile.strip_suffix("gb") else {
+        return false;
+    };
+    let Some((slices, memory)) = rest.split_once("g.") else {
+        return false;
+    };
     let all_digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     all_digits(slices) && all_digits(memory)
 }
@@ -52,7 +61,9 @@ pub fn apply_group_resources(
     resources: Option<&BTreeMap<String, String>>,
     group: &str,
 ) -> Result<(), BuildError> {
-    let Some(resources) = resources.filter(|r| !r.is_empty()) else { return Ok(()) };
+    let Some(resources) = resources.filter(|r| !r.is_empty()) else {
+        return Ok(());
+    };
     let mut custom = BTreeMap::new();
     for (name, value) in resources {
         let quantity = parse(group, name, value)?;
@@ -75,7 +86,9 @@ pub fn apply_group_resources(
 
 /// Applies the group's top-level `labels` as `--labels=k1=v1,k2=v2` (sorted).
 pub fn apply_group_labels(params: &mut StartParams, labels: Option<&BTreeMap<String, String>>) {
-    let Some(labels) = labels.filter(|l| !l.is_empty()) else { return };
+    let Some(labels) = labels.filter(|l| !l.is_empty()) else {
+        return;
+    };
     let joined: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
     params.insert("labels".into(), joined.join(","));
 }
@@ -85,15 +98,23 @@ pub fn apply_group_labels(params: &mut StartParams, labels: Option<&BTreeMap<Str
 pub fn set_missing(params: &mut StartParams, node: NodeType, head_address: &str) {
     match node {
         NodeType::Worker => {
-            params.entry("address".into()).or_insert_with(|| head_address.to_owned());
+            params
+                .entry("address".into())
+                .or_insert_with(|| head_address.to_owned());
         }
         NodeType::Head => {
-            params.entry("dashboard-host".into()).or_insert_with(|| "0.0.0.0".into());
+            params
+                .entry("dashboard-host".into())
+                .or_insert_with(|| "0.0.0.0".into());
         }
     }
-    params.entry("metrics-export-port".into()).or_insert_with(|| "8080".into());
+    params
+        .entry("metrics-export-port".into())
+        .or_insert_with(|| "8080".into());
     params.insert("block".into(), "true".into());
-    params.entry("dashboard-agent-listen-port".into()).or_insert_with(|| "52365".into());
+    params
+        .entry("dashboard-agent-listen-port".into())
+        .or_insert_with(|| "52365".into());
 }
 
 /// Infers `num-cpus` (limit, else request, rounded up), `memory` (limit only), `num-gpus` (first
@@ -106,9 +127,15 @@ pub fn infer_from_container(
 ) -> Result<(), BuildError> {
     let empty = BTreeMap::new();
     let limits = resources.and_then(|r| r.limits.as_ref()).unwrap_or(&empty);
-    let requests = resources.and_then(|r| r.requests.as_ref()).unwrap_or(&empty);
-    let non_zero = |list: &BTreeMap<String, _>, key: &str| -> Result<Option<(String, ParsedQuantity)>, BuildError> {
-        let Some(value) = list.get(key) else { return Ok(None) };
+    let requests = resources
+        .and_then(|r| r.requests.as_ref())
+        .unwrap_or(&empty);
+    let non_zero = |list: &BTreeMap<String, _>,
+                    key: &str|
+     -> Result<Option<(String, ParsedQuantity)>, BuildError> {
+        let Some(value) = list.get(key) else {
+            return Ok(None);
+        };
         let value: &k8s_openapi::apimachinery::pkg::api::resource::Quantity = value;
         let quantity = parse(group, key, &value.0)?;
         Ok((!quantity.is_zero()).then(|| (value.0.clone(), quantity)))
@@ -131,11 +158,19 @@ pub fn infer_from_container(
     // The resources JSON the user may already have written, e.g. `'{"TPU": 4}'`.
     let mut custom: BTreeMap<String, f64> = match params.get("resources") {
         None => BTreeMap::new(),
-        Some(text) => serde_json::from_str(text.trim_matches(['\'', '"', '`', ' '])).map_err(|e| {
-            BuildError::InvalidResourcesParam { group: group.to_owned(), value: text.clone(), reason: e.to_string() }
-        })?,
+        Some(text) => {
+            serde_json::from_str(text.trim_matches(['\'', '"', '`', ' '])).map_err(|e| {
+                BuildError::InvalidResourcesParam {
+                    group: group.to_owned(),
+                    value: text.clone(),
+                    reason: e.to_string(),
+                }
+            })?
+        }
     };
-    let mut accelerator_done = CUSTOM_ACCELERATORS.iter().any(|(_, ray_name)| custom.contains_key(*ray_name));
+    let mut accelerator_done = CUSTOM_ACCELERATORS
+        .iter()
+        .any(|(_, ray_name)| custom.contains_key(*ray_name));
     for (key, value) in limits {
         if !params.contains_key("num-gpus") && is_gpu_resource(key) {
             let quantity = parse(group, key, &value.0)?;
@@ -144,7 +179,10 @@ pub fn infer_from_container(
             }
         }
         if !accelerator_done {
-            if let Some((_, ray_name)) = CUSTOM_ACCELERATORS.iter().find(|(k8s_name, _)| k8s_name == key) {
+            if let Some((_, ray_name)) = CUSTOM_ACCELERATORS
+                .iter()
+                .find(|(k8s_name, _)| k8s_name == key)
+            {
                 let quantity = parse(group, key, &value.0)?;
                 if !quantity.is_zero() {
                     custom.insert((*ray_name).to_owned(), quantity.as_f64());
@@ -195,13 +233,21 @@ fn parse(group: &str, key: &str, value: &str) -> Result<ParsedQuantity, BuildErr
     })
 }
 
-fn ceil(group: &str, key: &str, value: &str, quantity: ParsedQuantity) -> Result<String, BuildError> {
-    quantity.ceil().map(|v| v.to_string()).ok_or_else(|| BuildError::InvalidQuantity {
-        group: group.to_owned(),
-        key: key.to_owned(),
-        value: value.to_owned(),
-        reason: "too large".into(),
-    })
+fn ceil(
+    group: &str,
+    key: &str,
+    value: &str,
+    quantity: ParsedQuantity,
+) -> Result<String, BuildError> {
+    quantity
+        .ceil()
+        .map(|v| v.to_string())
+        .ok_or_else(|| BuildError::InvalidQuantity {
+            group: group.to_owned(),
+            key: key.to_owned(),
+            value: value.to_owned(),
+            reason: "too large".into(),
+        })
 }
 
 #[cfg(test)]
@@ -211,7 +257,12 @@ mod tests {
 
     fn limits(pairs: &[(&str, &str)]) -> ResourceRequirements {
         ResourceRequirements {
-            limits: Some(pairs.iter().map(|(k, v)| ((*k).to_owned(), Quantity((*v).to_owned()))).collect()),
+            limits: Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), Quantity((*v).to_owned())))
+                    .collect(),
+            ),
             ..Default::default()
         }
     }
@@ -236,12 +287,18 @@ mod tests {
 
     #[test]
     fn the_first_gpu_key_alphabetically_wins() {
-        assert_eq!(inferred(&[("nvidia.com/gpu", "4"), ("amd.com/gpu", "2")])["num-gpus"], "2");
+        assert_eq!(
+            inferred(&[("nvidia.com/gpu", "4"), ("amd.com/gpu", "2")])["num-gpus"],
+            "2"
+        );
     }
 
     #[test]
     fn a_zero_gpu_limit_is_ignored() {
-        assert_eq!(inferred(&[("amd.com/gpu", "0"), ("nvidia.com/gpu", "1")])["num-gpus"], "1");
+        assert_eq!(
+            inferred(&[("amd.com/gpu", "0"), ("nvidia.com/gpu", "1")])["num-gpus"],
+            "1"
+        );
     }
 
     #[test]
@@ -252,9 +309,18 @@ mod tests {
 
     #[test]
     fn tpus_neuron_cores_and_gaudis_become_custom_resources() {
-        assert_eq!(inferred(&[("google.com/tpu", "4")])["resources"], r#"'{"TPU":4}'"#);
-        assert_eq!(inferred(&[("aws.amazon.com/neuroncore", "2")])["resources"], r#"'{"neuron_cores":2}'"#);
-        assert_eq!(inferred(&[("habana.ai/gaudi", "8")])["resources"], r#"'{"HPU":8}'"#);
+        assert_eq!(
+            inferred(&[("google.com/tpu", "4")])["resources"],
+            r#"'{"TPU":4}'"#
+        );
+        assert_eq!(
+            inferred(&[("aws.amazon.com/neuroncore", "2")])["resources"],
+            r#"'{"neuron_cores":2}'"#
+        );
+        assert_eq!(
+            inferred(&[("habana.ai/gaudi", "8")])["resources"],
+            r#"'{"HPU":8}'"#
+        );
     }
 
     #[test]
@@ -265,14 +331,16 @@ mod tests {
 
     #[test]
     fn a_user_resources_json_keeps_its_entries_and_gains_the_accelerator() {
-        let mut params = StartParams::from([("resources".to_owned(), r#"'{"custom": 1.5}'"#.to_owned())]);
+        let mut params =
+            StartParams::from([("resources".to_owned(), r#"'{"custom": 1.5}'"#.to_owned())]);
         infer_from_container(&mut params, Some(&limits(&[("google.com/tpu", "4")])), "g").unwrap();
         assert_eq!(params["resources"], r#"'{"TPU":4,"custom":1.5}'"#);
     }
 
     #[test]
     fn a_user_accelerator_entry_wins() {
-        let mut params = StartParams::from([("resources".to_owned(), r#"'{"TPU": 8}'"#.to_owned())]);
+        let mut params =
+            StartParams::from([("resources".to_owned(), r#"'{"TPU": 8}'"#.to_owned())]);
         infer_from_container(&mut params, Some(&limits(&[("google.com/tpu", "4")])), "g").unwrap();
         assert_eq!(params["resources"], r#"'{"TPU": 8}'"#);
     }
@@ -280,15 +348,25 @@ mod tests {
     #[test]
     fn an_unparsable_resources_json_is_a_clear_error() {
         let mut params = StartParams::from([("resources".to_owned(), "'{oops'".to_owned())]);
-        let err = infer_from_container(&mut params, Some(&limits(&[("google.com/tpu", "4")])), "gpu-group").unwrap_err();
-        assert!(matches!(err, BuildError::InvalidResourcesParam { ref group, .. } if group == "gpu-group"));
+        let err = infer_from_container(
+            &mut params,
+            Some(&limits(&[("google.com/tpu", "4")])),
+            "gpu-group",
+        )
+        .unwrap_err();
+        assert!(
+            matches!(err, BuildError::InvalidResourcesParam { ref group, .. } if group == "gpu-group")
+        );
     }
 
     #[test]
     fn cpus_round_up_from_the_limit_else_the_request_and_memory_comes_from_the_limit_only() {
         let both = ResourceRequirements {
             limits: Some(BTreeMap::from([("cpu".into(), Quantity("1500m".into()))])),
-            requests: Some(BTreeMap::from([("cpu".into(), Quantity("4".into())), ("memory".into(), Quantity("1G".into()))])),
+            requests: Some(BTreeMap::from([
+                ("cpu".into(), Quantity("4".into())),
+                ("memory".into(), Quantity("1G".into())),
+            ])),
             ..Default::default()
         };
         let mut params = StartParams::new();
@@ -307,9 +385,20 @@ mod tests {
 
     #[test]
     fn user_params_are_never_overwritten_by_inference() {
-        let mut params = StartParams::from([("num-cpus".to_owned(), "0".to_owned()), ("num-gpus".to_owned(), "0".to_owned())]);
-        infer_from_container(&mut params, Some(&limits(&[("cpu", "8"), ("nvidia.com/gpu", "1")])), "g").unwrap();
-        assert_eq!((params["num-cpus"].as_str(), params["num-gpus"].as_str()), ("0", "0"));
+        let mut params = StartParams::from([
+            ("num-cpus".to_owned(), "0".to_owned()),
+            ("num-gpus".to_owned(), "0".to_owned()),
+        ]);
+        infer_from_container(
+            &mut params,
+            Some(&limits(&[("cpu", "8"), ("nvidia.com/gpu", "1")])),
+            "g",
+        )
+        .unwrap();
+        assert_eq!(
+            (params["num-cpus"].as_str(), params["num-gpus"].as_str()),
+            ("0", "0")
+        );
     }
 
     #[test]
@@ -332,14 +421,24 @@ mod tests {
     #[test]
     fn a_bad_group_quantity_names_the_group_and_key() {
         let resources = BTreeMap::from([("CPU".to_owned(), "lots".to_owned())]);
-        let err = apply_group_resources(&mut StartParams::new(), Some(&resources), "small").unwrap_err();
-        assert_eq!(err.to_string(), "group \"small\": resource \"CPU\" = \"lots\" is not a quantity: a quantity starts with a number");
+        let err =
+            apply_group_resources(&mut StartParams::new(), Some(&resources), "small").unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "group \"small\": resource \"CPU\" = \"lots\" is not a quantity: a quantity starts with a number"
+        );
     }
 
     #[test]
     fn group_labels_become_sorted_labels_param() {
         let mut params = StartParams::new();
-        apply_group_labels(&mut params, Some(&BTreeMap::from([("z".into(), "1".into()), ("a".into(), "2".into())])));
+        apply_group_labels(
+            &mut params,
+            Some(&BTreeMap::from([
+                ("z".into(), "1".into()),
+                ("a".into(), "2".into()),
+            ])),
+        );
         assert_eq!(params["labels"], "a=2,z=1");
     }
 
