@@ -17,6 +17,8 @@ enum Command {
     Dev(crate::dev::cli::DevCommand),
     /// Print the RayCluster, RayJob and RayService CRDs as YAML.
     Crd(crate::crd::CrdCommand),
+    /// Run the operator against the kubeconfig's cluster.
+    Run(crate::operator::RunArgs),
     /// Plugin tools: check a component, scaffold a plugin crate.
     #[command(subcommand)]
     Plugin(crate::plugin::cli::PluginCommand),
@@ -25,17 +27,20 @@ enum Command {
 impl Cli {
     /// Runs the parsed command to completion.
     pub fn run(self) -> anyhow::Result<()> {
-        init_tracing();
+        // The dev commands poll an apiserver that is still starting; its expected refusals are
+        // not worth an ERROR line each.
+        init_tracing(if matches!(self.command, Command::Dev(_)) { "wasmray=info,kube_client=off,warn" } else { "wasmray=info,warn" });
         match self.command {
             Command::Dev(cmd) => cmd.run(),
             Command::Crd(cmd) => cmd.run(),
             Command::Plugin(cmd) => cmd.run(),
+            Command::Run(args) => args.run(),
         }
     }
 }
 
-fn init_tracing() {
+fn init_tracing(default_filter: &str) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("wasmray=info,warn"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }

@@ -1,8 +1,10 @@
 //! wasmray: a Kubernetes operator for Ray whose decisions are made by WebAssembly components.
 
 pub mod cli;
+pub mod controller;
 pub mod crd;
 pub mod dev;
+pub mod operator;
 pub mod plugin;
 pub mod pods;
 pub mod runtime;

@@ -42,9 +42,9 @@ use wasmtime::{
 };
 
 pub use bindings::types::{
-    ClusterState, CompanionKind, Condition, ConditionStatus, Decision, Event, EventType, Fact,
+    Child, ClusterState, CompanionKind, Condition, ConditionStatus, Decision, Event, EventType, Fact,
     ObjectRef, Op, OwnerContext, Plan, PluginError, PodContext, PodDecoration, ServeApplication,
-    ServeStatus, Snapshot, StatusUpdate, Step, TrafficShift, UpgradeInput,
+    ServeStatus, Snapshot, StatusUpdate, Step, TrafficShift, UpgradeInput, WorkerPod,
 };
 pub use cache::Origin;
 pub use error::{PluginId, Result, RuntimeError};

@@ -1,0 +1,77 @@
+//! KubeRay's vocabulary: label keys, condition types and reasons, Event reasons, finalizer and fact names.
+
+/// Pod and Service labels the host's builders set (KubeRay's keys).
+pub mod labels {
+    /// The cluster a Pod or Service belongs to.
+    pub const CLUSTER: &str = "ray.io/cluster";
+    /// `head` or `worker`.
+    pub const NODE_TYPE: &str = "ray.io/node-type";
+    /// The worker group, `headgroup` for the head.
+    pub const GROUP: &str = "ray.io/group";
+    /// The multi-host replica a worker Pod belongs to (`<group>-<5 random>`).
+    pub const REPLICA_NAME: &str = "ray.io/worker-group-replica-name";
+    /// The replica's index in its group.
+    pub const REPLICA_INDEX: &str = "ray.io/worker-group-replica-index";
+    /// Which CRD made the RayCluster (`RayJob`, `RayService`), on the RayCluster itself.
+    pub const ORIGINATED_FROM_CRD: &str = "ray.io/originated-from-crd";
+}
+
+/// RayCluster annotations the reconciler reads.
+pub mod annotations {
+    /// Legacy switch for GCS fault tolerance.
+    pub const FT_ENABLED: &str = "ray.io/ft-enabled";
+    /// `"true"` asks for a Serve Service on a plain RayCluster.
+    pub const ENABLE_SERVE_SERVICE: &str = "ray.io/enable-serve-service";
+    /// How long the Redis cleanup finalizer may hold a deleted cluster (KubeRay v1.7's name).
+    pub const GCS_FT_DELETION_TIMEOUT: &str = "ray.io/gcs-ft-deletion-timeout";
+}
+
+/// Condition types of `RayCluster.status.conditions`.
+pub mod conditions {
+    pub const HEAD_POD_READY: &str = "HeadPodReady";
+    pub const PROVISIONED: &str = "RayClusterProvisioned";
+    pub const REPLICA_FAILURE: &str = "RayClusterReplicaFailure";
+    pub const SUSPENDING: &str = "RayClusterSuspending";
+    pub const SUSPENDED: &str = "RayClusterSuspended";
+}
+
+/// Condition reasons.
+pub mod reasons {
+    pub const HEAD_POD_NOT_FOUND: &str = "HeadPodNotFound";
+    pub const HEAD_POD_RUNNING_AND_READY: &str = "HeadPodRunningAndReady";
+    /// A head Pod without a `Ready` condition yet.
+    pub const UNKNOWN: &str = "Unknown";
+    pub const ALL_POD_RUNNING_AND_READY_FIRST_TIME: &str = "AllPodRunningAndReadyFirstTime";
+    pub const PODS_PROVISIONING: &str = "RayClusterPodsProvisioning";
+    /// The replica-failure condition's default reason when the host's fact names none.
+    pub const FAILED_CREATE_WORKER_POD: &str = "FailedCreateWorkerPod";
+    /// Set on `RayClusterReplicaFailure` when a failure is over: the WIT cannot remove a condition.
+    pub const NO_REPLICA_FAILURE: &str = "NoReplicaFailure";
+}
+
+/// Event reasons (KubeRay's, §7.7 of the feature inventory).
+pub mod events {
+    pub const CREATED_HEAD_POD: &str = "CreatedHeadPod";
+    pub const DELETED_HEAD_POD: &str = "DeletedHeadPod";
+    pub const CREATED_WORKER_POD: &str = "CreatedWorkerPod";
+    pub const DELETED_WORKER_POD: &str = "DeletedWorkerPod";
+    pub const DELETED_POD: &str = "DeletedPod";
+    pub const CREATED_SERVICE: &str = "CreatedService";
+    pub const CREATED_SERVICE_ACCOUNT: &str = "CreatedServiceAccount";
+    pub const CREATED_ROLE: &str = "CreatedRole";
+    pub const CREATED_ROLE_BINDING: &str = "CreatedRoleBinding";
+    pub const CREATED_REDIS_CLEANUP_JOB: &str = "CreatedRedisCleanupJob";
+    pub const INVALID_STATUS: &str = "InvalidRayClusterStatus";
+    /// The finalizer was removed because the cleanup took too long (KubeRay v1.7's name).
+    pub const FORCE_DELETED_STUCK_CLUSTER: &str = "ForceDeletedStuckCluster";
+}
+
+/// The finalizer that keeps a GCS fault-tolerant RayCluster until its Redis namespace is cleaned.
+pub const REDIS_CLEANUP_FINALIZER: &str = "ray.io/gcs-ft-redis-cleanup-finalizer";
+
+/// The fact the host passes when creating a child failed in the previous reconcile:
+/// `{"message": "...", "reason": "FailedCreateWorkerPod"}` (`reason` optional).
+pub const REPLICA_FAILURE_FACT: &str = "wasmray.dev/replica-failure";
+
+/// The only `managedBy` value under which this reconciler acts.
+pub const MANAGED_BY_OPERATOR: &str = wasmray_api::MANAGED_BY_OPERATOR;

@@ -1,0 +1,386 @@
+//! The RayCluster controller: watch → cache → snapshot → guest → plan → apply.
+//!
+//! One round trip per reconcile:
+//!
+//! 1. Watches: RayClusters, and each owned kind label-scoped (`ray.io/cluster`) with
+//!    `managedFields` stripped ([`cache`]). Changes to children map to their RayCluster by label.
+//! 2. A reconcile reads the latest RayCluster from the store and builds a [`Snapshot`] from the
+//!    caches only — patched by expectations, so a lagging cache never shows too few Pods — plus
+//!    the injected clock's `now` and a fresh seed.
+//! 3. The reconciler component (a pure function) returns a plan; the runtime has validated it.
+//! 4. `render` ops become objects through the host's builders ([`crate::pods`]); the one
+//!    [`apply::Applier`] performs the writes: creates in slow-start batches, deletes with UID
+//!    preconditions, status only when it changed, Events.
+//! 5. The plan's requeue hint (or the error policy) decides when to come back.
+//!
+//! The controller starts reconciling only once every cache holds its initial list.
+
+pub mod apply;
+pub mod cache;
+pub mod metrics;
+mod render;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use kube::api::Api;
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{self, ObjectRef, store::Writer};
+use kube::runtime::watcher::{self, ListSemantic};
+use kube::runtime::{Predicate, WatchStreamExt, predicates};
+use kube::{Client, Resource, ResourceExt};
+use tracing::Instrument;
+use wasmray_api::RayCluster;
+
+use crate::plugin::registry::Registry;
+use crate::pods::{BuildContext, BuildError};
+use crate::runtime::{Event, EventType, Fact, Op, PluginError, RuntimeError, Snapshot};
+
+use apply::{ApplyError, Applier};
+use cache::{ChildStores, Expectations};
+use metrics::Metrics;
+
+/// The fact through which the host tells the reconciler that creating a child failed last time
+/// (JSON `{"message": …}`); it drives the `RayClusterReplicaFailure` condition.
+pub const REPLICA_FAILURE_FACT: &str = "wasmray.dev/replica-failure";
+
+/// The clock; injected so tests can fix time.
+pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
+
+/// How the RayCluster controller runs.
+#[derive(Clone)]
+pub struct Config {
+    /// Watch one namespace only; `None` watches all.
+    pub namespace: Option<String>,
+    /// The field manager of every write (and the Events' reporting controller).
+    pub field_manager: String,
+    /// The registry name of the RayCluster reconciler component.
+    pub reconciler: String,
+    /// What the operator's flags say, for the builders.
+    pub build: BuildContext,
+    /// Requeue after a successful reconcile whose plan gave no hint.
+    pub default_requeue: Duration,
+    /// Reconciles running at once.
+    pub concurrency: u16,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            namespace: None,
+            field_manager: "wasmray".into(),
+            reconciler: "raycluster".into(),
+            build: BuildContext::default(),
+            default_requeue: Duration::from_secs(300),
+            concurrency: 8,
+        }
+    }
+}
+
+/// Why a reconcile failed. Each variant maps to a metric label and a retry delay.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The configured reconciler is not loaded.
+    #[error("no reconciler plugin named {0:?} is loaded")]
+    NoReconciler(String),
+    /// The component trapped, timed out, ran out of memory or answered nonsense.
+    #[error(transparent)]
+    Runtime(#[from] RuntimeError),
+    /// The component reported an error on purpose.
+    #[error("the reconciler reported: {0}")]
+    Plugin(String),
+    /// The spec cannot be built into objects.
+    #[error("building children: {0}")]
+    Build(#[from] BuildError),
+    /// A write failed.
+    #[error(transparent)]
+    Apply(#[from] ApplyError),
+}
+
+impl Error {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Error::NoReconciler(_) => "no_reconciler",
+            Error::Runtime(e) => e.label(),
+            Error::Plugin(_) => "plugin_error",
+            Error::Build(_) => "build_error",
+            Error::Apply(_) => "apply_error",
+        }
+    }
+}
+
+/// What every reconcile shares.
+pub struct Context {
+    registry: Arc<Registry>,
+    stores: ChildStores,
+    expectations: Expectations,
+    /// The last create failure per RayCluster, handed to the next reconcile as a fact.
+    failures: Mutex<HashMap<ObjectRef<RayCluster>, String>>,
+    applier: Applier,
+    config: Config,
+    metrics: Metrics,
+    clock: Clock,
+}
+
+/// Runs the RayCluster controller until `shutdown` resolves.
+pub async fn run(
+    client: Client,
+    registry: Arc<Registry>,
+    config: Config,
+    metrics: Metrics,
+    clock: Clock,
+    shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
+) {
+    let (stores, triggers) = ChildStores::start(&client, config.namespace.as_deref());
+    // The reflectors are driven by their own task, so the caches fill before the controller
+    // starts; the controller hears about changed children through the channel.
+    let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded();
+    tokio::spawn(triggers.for_each(move |t| {
+        let _ = trigger_tx.unbounded_send(t);
+        async {}
+    }));
+
+    let clusters_api: Api<RayCluster> = match &config.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let writer: Writer<RayCluster> = Writer::default();
+    let clusters = writer.as_reader();
+    let cluster_events = reflector::reflector(
+        writer,
+        watcher::watcher(clusters_api, watcher::Config::default().list_semantic(ListSemantic::MostRecent))
+            .default_backoff()
+            .modify(|c| c.managed_fields_mut().clear()),
+    )
+    .applied_objects()
+    // Our own status writes do not bump the generation; deletion and finalizer changes do matter.
+    .predicate_filter(predicates::generation.combine(predicates::finalizers), Default::default());
+
+    tracing::info!("Waiting for caches");
+    stores.ready().await;
+    tracing::info!("Caches ready; reconciling RayClusters");
+
+    let ctx = Arc::new(Context {
+        registry,
+        stores,
+        expectations: Expectations::default(),
+        failures: Mutex::new(HashMap::new()),
+        applier: Applier::new(client, &config.field_manager, metrics.clone()),
+        metrics,
+        clock,
+        config: config.clone(),
+    });
+    let controller_config = kube::runtime::controller::Config::default().concurrency(config.concurrency);
+    Controller::for_stream(cluster_events, clusters)
+        .with_config(controller_config)
+        .reconcile_on(trigger_rx)
+        .graceful_shutdown_on(shutdown)
+        .run(reconcile, error_policy, ctx)
+        .for_each(|result| async move {
+            if let Err(error) = result {
+                tracing::debug!(%error, "Reconcile failed");
+            }
+        })
+        .await;
+}
+
+async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
+    let key = ObjectRef::from_obj(cluster.as_ref());
+    let span = tracing::info_span!("reconcile", object.ref = %key, kind = "RayCluster");
+    let started = Instant::now();
+    let result = reconcile_inner(&cluster, &key, &ctx).instrument(span).await;
+    let outcome = match &result {
+        Ok(_) => "ok",
+        Err(e) => e.label(),
+    };
+    ctx.metrics.reconciled("RayCluster", outcome, started);
+    result
+}
+
+async fn reconcile_inner(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx: &Context) -> Result<Action, Error> {
+    let now = (ctx.clock)();
+    let snapshot = snapshot(cluster, key, ctx, now);
+    let plugin = ctx.registry.get(&ctx.config.reconciler).ok_or_else(|| Error::NoReconciler(ctx.config.reconciler.clone()))?;
+    let plan = match plugin.reconcile(snapshot).await {
+        Ok(plan) => plan,
+        Err(RuntimeError::Plugin { error, .. }) => return Err(plugin_failed(cluster, ctx, error).await),
+        Err(error) => {
+            let event = warning("ReconcilerFailed", &error.to_string());
+            let _ = ctx.applier.event(cluster, &event).await;
+            return Err(error.into());
+        }
+    };
+    let requeue = plan.requeue_after_ms.map_or(ctx.config.default_requeue, Duration::from_millis);
+    let namespace = cluster.namespace().unwrap_or_default();
+    let mut token = [0u8; 32];
+    let mut pending_renders = Vec::new();
+    let mut failure: Option<String> = None;
+    let mut first_error: Option<Error> = None;
+    let mut ops = plan.ops.into_iter().peekable();
+    while let Some(op) = ops.next() {
+        match op {
+            Op::Render(child) => {
+                random_bytes(&mut token);
+                match render::render(cluster, &child, &ctx.config.build, &token) {
+                    Ok(objects) => pending_renders.extend(objects),
+                    Err(error) => {
+                        let _ = ctx.applier.event(cluster, &warning("InvalidRayClusterSpec", &error.to_string())).await;
+                        failure.get_or_insert_with(|| error.to_string());
+                        first_error.get_or_insert(error.into());
+                    }
+                }
+                // Consecutive renders go out as one slow-start batch.
+                if !matches!(ops.peek(), Some(Op::Render(_))) {
+                    create(cluster, key, ctx, &namespace, std::mem::take(&mut pending_renders), &mut failure, &mut first_error)
+                        .await;
+                }
+            }
+            Op::Apply(object) => {
+                let object: serde_json::Value = serde_json::from_str(&object).unwrap_or_default();
+                if let Err(error) = ctx.applier.apply(&namespace, object).await {
+                    first_error.get_or_insert(error.into());
+                }
+            }
+            Op::Delete(target) => match ctx.applier.delete(&namespace, &target).await {
+                Ok(()) if target.kind == "Pod" => {
+                    if let Some(uid) = target.uid {
+                        ctx.expectations.deleted(key, uid);
+                    }
+                }
+                Ok(()) => {}
+                Err(error) => {
+                    first_error.get_or_insert(error.into());
+                }
+            },
+            Op::Status(update) => {
+                if let Err(error) = ctx.applier.status(cluster, &update, &Time(system_to_jiff(now))).await {
+                    first_error.get_or_insert(error.into());
+                }
+            }
+            Op::Event(event) => {
+                if let Err(error) = ctx.applier.event(cluster, &event).await {
+                    tracing::warn!(%error, "Event not recorded");
+                }
+            }
+        }
+    }
+    {
+        let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
+        match failure {
+            Some(message) => failures.insert(key.clone(), message),
+            None => failures.remove(key),
+        };
+    }
+    match first_error {
+        Some(error) => Err(error),
+        None => Ok(Action::requeue(requeue)),
+    }
+}
+
+async fn create(
+    cluster: &RayCluster,
+    key: &ObjectRef<RayCluster>,
+    ctx: &Context,
+    namespace: &str,
+    objects: Vec<serde_json::Value>,
+    failure: &mut Option<String>,
+    first_error: &mut Option<Error>,
+) {
+    if objects.is_empty() {
+        return;
+    }
+    let (created, error) = ctx.applier.create_all(namespace, objects).await;
+    for object in created {
+        if object["kind"] == "Pod" {
+            ctx.expectations.created(key, object);
+        }
+    }
+    if let Some(error) = error {
+        let message = error.to_string();
+        let _ = ctx.applier.event(cluster, &warning("FailedToCreateWorkerPod", &message)).await;
+        failure.get_or_insert(message);
+        first_error.get_or_insert(error.into());
+    }
+}
+
+async fn plugin_failed(cluster: &RayCluster, ctx: &Context, error: PluginError) -> Error {
+    let (reason, message) = match &error {
+        PluginError::InvalidSpec(m) => ("InvalidRayClusterSpec", m.clone()),
+        PluginError::InvalidInput(m) => ("InvalidRayClusterInput", m.clone()),
+        PluginError::NotReady(m) => ("NotReady", m.clone()),
+        PluginError::Unsupported(m) => ("Unsupported", m.clone()),
+        PluginError::Internal(m) => ("ReconcilerFailed", m.clone()),
+    };
+    if !matches!(error, PluginError::NotReady(_)) {
+        let _ = ctx.applier.event(cluster, &warning(reason, &message)).await;
+    }
+    Error::Plugin(format!("{reason}: {message}"))
+}
+
+fn error_policy(_cluster: Arc<RayCluster>, error: &Error, _ctx: Arc<Context>) -> Action {
+    tracing::warn!(%error, "Reconcile failed");
+    match error {
+        // A spec that cannot be built stays wrong until someone edits it, which triggers anyway.
+        Error::Build(_) | Error::Plugin(_) => Action::requeue(Duration::from_secs(60)),
+        _ => Action::requeue(Duration::from_secs(5)),
+    }
+}
+
+fn snapshot(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx: &Context, now: SystemTime) -> Snapshot {
+    let now_time = system_to_jiff(now);
+    let mut children = ctx.stores.children_of(cluster);
+    ctx.expectations.patch(key, &mut children, &now_time.to_string());
+    let mut primary = serde_json::to_value(cluster).unwrap_or_default();
+    if let Some(map) = primary.as_object_mut() {
+        map.insert("apiVersion".into(), RayCluster::api_version(&()).into());
+        map.insert("kind".into(), RayCluster::kind(&()).into());
+    }
+    let now_ms = now.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let facts = ctx
+        .failures
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(key)
+        .map(|message| Fact {
+            key: REPLICA_FAILURE_FACT.into(),
+            value: serde_json::json!({ "message": message }).to_string(),
+            observed_at: now_ms,
+        })
+        .into_iter()
+        .collect();
+    let mut seed = [0u8; 8];
+    random_bytes(&mut seed);
+    Snapshot {
+        primary: primary.to_string(),
+        children: children.iter().map(ToString::to_string).collect(),
+        facts,
+        now: now_ms,
+        seed: u64::from_le_bytes(seed),
+    }
+}
+
+fn warning(reason: &str, message: &str) -> Event {
+    Event { type_: EventType::Warning, reason: reason.into(), message: message.into(), regarding: None }
+}
+
+fn system_to_jiff(now: SystemTime) -> k8s_openapi::jiff::Timestamp {
+    k8s_openapi::jiff::Timestamp::try_from(now).unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+}
+
+/// Fills `out` from the kernel's randomness (seeds and auth tokens).
+fn random_bytes(out: &mut [u8]) {
+    use std::io::Read;
+    if let Err(error) = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(out)) {
+        // Without /dev/urandom fall back to the hasher's per-process random keys.
+        tracing::warn!(%error, "Reading /dev/urandom failed");
+        use std::hash::{BuildHasher, Hasher};
+        for chunk in out.chunks_mut(8) {
+            let value = std::collections::hash_map::RandomState::new().build_hasher().finish().to_le_bytes();
+            chunk.copy_from_slice(&value[..chunk.len()]);
+        }
+    }
+}
