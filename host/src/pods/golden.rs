@@ -118,7 +118,8 @@ fn normalise(value: &mut Value) {
                 }
             }
             object.retain(|key, child| {
-                !is_empty(child) && !(key == "targetPort" && *child == Value::from(0))
+                let go_zero_port = key == "targetPort" && child.as_i64() == Some(0);
+                !(is_empty(child) || go_zero_port)
             });
         }
         Value::Array(items) => items.iter_mut().for_each(normalise),

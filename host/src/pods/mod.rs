@@ -38,6 +38,10 @@
 //!    finalizer (KubeRay v1.5 never gives up; v1.7 gives up after 300 s by default). The time comes
 //!    from the caller.
 //!
+//! 7. **A custom head Service gets its generated ports sorted by name.** KubeRay appends them to a
+//!    user's `headService` in Go map order, which changes from run to run; without a user Service
+//!    both sort by name.
+//!
 //! Not differences, but worth knowing: `RAY_USAGE_STATS_EXTRA_TAGS` reports
 //! [`BuildContext::kuberay_version`] (default `v1.5.2`), since Ray's usage stats know KubeRay's
 //! versions; and the Pod's `metadata.name` from a head template is kept, as KubeRay keeps it.

@@ -141,15 +141,15 @@ pub fn infer_from_container(
         Ok((!quantity.is_zero()).then(|| (value.0.clone(), quantity)))
     };
 
-    if !params.contains_key("num-cpus") {
-        if let Some((text, cpu)) = non_zero(limits, "cpu")?.or(non_zero(requests, "cpu")?) {
-            params.insert("num-cpus".into(), ceil(group, "cpu", &text, cpu)?);
-        }
+    if !params.contains_key("num-cpus")
+        && let Some((text, cpu)) = non_zero(limits, "cpu")?.or(non_zero(requests, "cpu")?)
+    {
+        params.insert("num-cpus".into(), ceil(group, "cpu", &text, cpu)?);
     }
-    if !params.contains_key("memory") {
-        if let Some((text, memory)) = non_zero(limits, "memory")? {
-            params.insert("memory".into(), ceil(group, "memory", &text, memory)?);
-        }
+    if !params.contains_key("memory")
+        && let Some((text, memory)) = non_zero(limits, "memory")?
+    {
+        params.insert("memory".into(), ceil(group, "memory", &text, memory)?);
     }
     if limits.is_empty() {
         return Ok(());
@@ -178,17 +178,16 @@ pub fn infer_from_container(
                 params.insert("num-gpus".into(), ceil(group, key, &value.0, quantity)?);
             }
         }
-        if !accelerator_done {
-            if let Some((_, ray_name)) = CUSTOM_ACCELERATORS
+        if !accelerator_done
+            && let Some((_, ray_name)) = CUSTOM_ACCELERATORS
                 .iter()
                 .find(|(k8s_name, _)| k8s_name == key)
-            {
-                let quantity = parse(group, key, &value.0)?;
-                if !quantity.is_zero() {
-                    custom.insert((*ray_name).to_owned(), quantity.as_f64());
-                    params.insert("resources".into(), render_resources(&custom));
-                    accelerator_done = true;
-                }
+        {
+            let quantity = parse(group, key, &value.0)?;
+            if !quantity.is_zero() {
+                custom.insert((*ray_name).to_owned(), quantity.as_f64());
+                params.insert("resources".into(), render_resources(&custom));
+                accelerator_done = true;
             }
         }
     }
