@@ -19,7 +19,7 @@
 //! 2. **HTTP probes for Ray ≥ 2.53** (what KubeRay v1.6 does): liveness and readiness are
 //!    `GET /api/healthz` on the dashboard agent port, so the image needs neither `bash` nor `wget`.
 //!    The Ray version is `spec.rayVersion`, or, when that is unset, the version at the start of the
-//!    Ray container's image tag (`rayproject/ray:2.53.0-py311`). Older or unknown versions keep the
+//!    head Ray container's image tag (`rayproject/ray:2.53.0-py311`). Older or unknown versions keep the
 //!    `bash`/`wget` exec probes.
 //! 3. **Exec probes honour custom ports** (`dashboard-agent-listen-port`, `dashboard-port` in
 //!    rayStartParams), as KubeRay v1.6 does; v1.5 always probed 52365 and 8265.
