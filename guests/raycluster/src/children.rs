@@ -155,6 +155,7 @@ impl Children {
                 }
                 "Service" => out.services.push(parse(json)?),
                 "Job" => out.jobs.push(parse(json)?),
+                "" => return Err(PluginError::InvalidInput("a child has no kind".into())),
                 kind => out.names.entry(kind.to_owned()).or_default().push(head.metadata.name),
             }
         }
