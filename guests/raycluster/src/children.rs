@@ -65,9 +65,18 @@ impl RayPod {
         let spec = pod.spec.unwrap_or_default();
         let status = pod.status.unwrap_or_default();
         let phase = status.phase.clone().unwrap_or_default();
-        let ready_condition = status.conditions.iter().flatten().find(|c| c.type_ == "Ready").cloned();
+        let ready_condition = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "Ready")
+            .cloned();
         let ready = ready_condition.as_ref().is_some_and(|c| c.status == "True");
-        let ray_container = spec.containers.first().map(|c| c.name.as_str()).unwrap_or_default();
+        let ray_container = spec
+            .containers
+            .first()
+            .map(|c| c.name.as_str())
+            .unwrap_or_default();
         let statuses = status.container_statuses.clone().unwrap_or_default();
         let ray_terminated = statuses
             .iter()
@@ -75,11 +84,16 @@ impl RayPod {
             .and_then(|s| s.state.as_ref())
             .and_then(|s| s.terminated.as_ref());
         let name = meta.name.unwrap_or_default();
-        let restart_policy = spec.restart_policy.clone().unwrap_or_else(|| "Always".into());
+        let restart_policy = spec
+            .restart_policy
+            .clone()
+            .unwrap_or_else(|| "Always".into());
         let unhealthy = if phase == "Failed" || phase == "Succeeded" {
             Some(format!("Pod {name} is {phase}, a terminal phase"))
         } else if phase == "Running" && ray_terminated.is_some() && restart_policy == "Never" {
-            Some(format!("the Ray container of Pod {name} terminated and restartPolicy Never keeps it down"))
+            Some(format!(
+                "the Ray container of Pod {name} terminated and restartPolicy Never keeps it down"
+            ))
         } else {
             None
         };
@@ -90,7 +104,11 @@ impl RayPod {
                 (None, Some(t)) => (t.reason.clone(), t.message.clone()),
                 _ => return None,
             };
-            Some((s.name.clone(), reason.unwrap_or_default(), message.unwrap_or_default()))
+            Some((
+                s.name.clone(),
+                reason.unwrap_or_default(),
+                message.unwrap_or_default(),
+            ))
         });
         Some(RayPod {
             namespace: meta.namespace,
@@ -98,7 +116,9 @@ impl RayPod {
             node_type,
             group: labels.get(labels::GROUP).cloned().unwrap_or_default(),
             replica_name: labels.get(labels::REPLICA_NAME).cloned(),
-            replica_index: labels.get(labels::REPLICA_INDEX).and_then(|v| v.parse().ok()),
+            replica_index: labels
+                .get(labels::REPLICA_INDEX)
+                .and_then(|v| v.parse().ok()),
             terminating: meta.deletion_timestamp.is_some(),
             running_and_ready: phase == "Running" && ready,
             phase,
@@ -146,7 +166,12 @@ impl Children {
             let head: Head = parse(json)?;
             match head.kind.as_str() {
                 "Pod" => {
-                    if head.metadata.labels.get(labels::CLUSTER).is_some_and(|c| c != cluster) {
+                    if head
+                        .metadata
+                        .labels
+                        .get(labels::CLUSTER)
+                        .is_some_and(|c| c != cluster)
+                    {
                         continue;
                     }
                     if let Some(pod) = RayPod::of(parse(json)?) {
@@ -156,7 +181,11 @@ impl Children {
                 "Service" => out.services.push(parse(json)?),
                 "Job" => out.jobs.push(parse(json)?),
                 "" => return Err(PluginError::InvalidInput("a child has no kind".into())),
-                kind => out.names.entry(kind.to_owned()).or_default().push(head.metadata.name),
+                kind => out
+                    .names
+                    .entry(kind.to_owned())
+                    .or_default()
+                    .push(head.metadata.name),
             }
         }
         out.pods.sort_by(|a, b| a.name.cmp(&b.name));
@@ -167,14 +196,22 @@ impl Children {
     pub fn has(&self, kind: &str, name: &str) -> bool {
         match kind {
             "Service" => self.service(name).is_some(),
-            "Job" => self.jobs.iter().any(|j| j.metadata.name.as_deref() == Some(name)),
-            _ => self.names.get(kind).is_some_and(|names| names.iter().any(|n| n == name)),
+            "Job" => self
+                .jobs
+                .iter()
+                .any(|j| j.metadata.name.as_deref() == Some(name)),
+            _ => self
+                .names
+                .get(kind)
+                .is_some_and(|names| names.iter().any(|n| n == name)),
         }
     }
 
     /// The Service with this name.
     pub fn service(&self, name: &str) -> Option<&Service> {
-        self.services.iter().find(|s| s.metadata.name.as_deref() == Some(name))
+        self.services
+            .iter()
+            .find(|s| s.metadata.name.as_deref() == Some(name))
     }
 
     /// Head Pods.
@@ -184,6 +221,8 @@ impl Children {
 
     /// Worker Pods of one group.
     pub fn workers<'a>(&'a self, group: &'a str) -> impl Iterator<Item = &'a RayPod> {
-        self.pods.iter().filter(move |p| p.node_type == NodeType::Worker && p.group == group)
+        self.pods
+            .iter()
+            .filter(move |p| p.node_type == NodeType::Worker && p.group == group)
     }
 }

@@ -14,28 +14,46 @@ pub fn reconcile(ctx: &Ctx, out: &mut Out) {
     if ctx.autoscaling {
         autoscaler_rbac(ctx, out);
     }
-    let token_auth = cluster.spec.auth_options.as_ref().and_then(|a| a.mode) == Some(AuthMode::Token);
+    let token_auth =
+        cluster.spec.auth_options.as_ref().and_then(|a| a.mode) == Some(AuthMode::Token);
     if token_auth && !ctx.children.has("Secret", &names::check_name(ctx.name)) {
         out.render(Child::AuthSecret);
     }
-    let custom = cluster.spec.head_group_spec.head_service.as_ref().and_then(|s| s.metadata.name.as_deref());
+    let custom = cluster
+        .spec
+        .head_group_spec
+        .head_service
+        .as_ref()
+        .and_then(|s| s.metadata.name.as_deref());
     let head = names::head_service(ctx.name, custom);
     if !ctx.children.has("Service", &head) {
         out.render(Child::HeadService);
-        out.event(EventType::Normal, events::CREATED_SERVICE, format!("Created service {}/{head}", ctx.namespace));
+        out.event(
+            EventType::Normal,
+            events::CREATED_SERVICE,
+            format!("Created service {}/{head}", ctx.namespace),
+        );
     }
     if multi_host(cluster) {
         let headless = names::headless_service(ctx.name);
         if !ctx.children.has("Service", &headless) {
             out.render(Child::HeadlessService);
-            out.event(EventType::Normal, events::CREATED_SERVICE, format!("Created service {}/{headless}", ctx.namespace));
+            out.event(
+                EventType::Normal,
+                events::CREATED_SERVICE,
+                format!("Created service {}/{headless}", ctx.namespace),
+            );
         }
     }
     if annotation(cluster, annotations::ENABLE_SERVE_SERVICE) == Some("true") {
         let serve = names::serve_service(ctx.name);
         if !ctx.children.has("Service", &serve) {
             out.render(Child::ServeService);
-            out.event(EventType::Normal, events::CREATED_SERVICE, format!("Created service {}/{serve}", ctx.namespace));
+            out.event(
+                EventType::Normal,
+                events::CREATED_SERVICE,
+                format!("Created service {}/{serve}", ctx.namespace),
+            );
         }
     }
 }
@@ -46,16 +64,32 @@ pub fn reconcile(ctx: &Ctx, out: &mut Out) {
 /// children, so it is not looked for (the host's builder skips it too).
 fn autoscaler_rbac(ctx: &Ctx, out: &mut Out) {
     let head_spec = ctx.cluster.spec.head_group_spec.template.spec.as_ref();
-    let user_account = head_spec.and_then(|s| s.service_account_name.as_deref()).filter(|n| !n.is_empty());
-    let account = names::check_name(ctx.name);
+    let user_account = head_spec
+        .and_then(|s| s.service_account_name.as_deref())
+        .filter(|n| !n.is_empty());
     let missing: Vec<(&str, String)> = [
-        ("ServiceAccount", account.clone(), events::CREATED_SERVICE_ACCOUNT),
+        (
+            "ServiceAccount",
+            names::check_name(ctx.name),
+            events::CREATED_SERVICE_ACCOUNT,
+        ),
         ("Role", ctx.name.to_owned(), events::CREATED_ROLE),
-        ("RoleBinding", ctx.name.to_owned(), events::CREATED_ROLE_BINDING),
+        (
+            "RoleBinding",
+            ctx.name.to_owned(),
+            events::CREATED_ROLE_BINDING,
+        ),
     ]
     .into_iter()
-    .filter(|(kind, name, _)| !(*kind == "ServiceAccount" && user_account.is_some()) && !ctx.children.has(kind, name))
-    .map(|(kind, name, reason)| (reason, format!("Created {} {}/{name}", kind_words(kind), ctx.namespace)))
+    .filter(|(kind, name, _)| {
+        (*kind != "ServiceAccount" || user_account.is_none()) && !ctx.children.has(kind, name)
+    })
+    .map(|(kind, name, reason)| {
+        (
+            reason,
+            format!("Created {} {}/{name}", kind_words(kind), ctx.namespace),
+        )
+    })
     .collect();
     if missing.is_empty() {
         return;
@@ -76,10 +110,20 @@ fn kind_words(kind: &str) -> &'static str {
 
 /// Whether some worker group has more than one host per replica.
 pub fn multi_host(cluster: &RayCluster) -> bool {
-    cluster.spec.worker_group_specs.iter().flatten().any(|g| g.num_of_hosts_or_default() > 1)
+    cluster
+        .spec
+        .worker_group_specs
+        .iter()
+        .flatten()
+        .any(|g| g.num_of_hosts_or_default() > 1)
 }
 
 /// A RayCluster annotation.
 pub fn annotation<'a>(cluster: &'a RayCluster, key: &str) -> Option<&'a str> {
-    cluster.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+    cluster
+        .metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
 }

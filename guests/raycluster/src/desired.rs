@@ -13,7 +13,10 @@ pub fn group_suspended(group: &WorkerGroupSpec) -> bool {
 /// Replicas the group should run: 0 when suspended; `max` when min > max; `min` when replicas is
 /// unset or below min; `max` when above it; else replicas.
 pub fn replicas(group: &WorkerGroupSpec) -> i32 {
-    let (min, max) = (group.min_replicas_or_default(), group.max_replicas_or_default());
+    let (min, max) = (
+        group.min_replicas_or_default(),
+        group.max_replicas_or_default(),
+    );
     if group_suspended(group) {
         0
     } else if min > max {
@@ -49,14 +52,24 @@ pub struct Totals {
 /// Sums over the worker groups; suspended groups count for nothing, sums saturate at `i32::MAX`.
 pub fn totals(cluster: &RayCluster) -> Totals {
     let mut sums = (0i64, 0i64, 0i64);
-    for group in cluster.spec.worker_group_specs.iter().flatten().filter(|g| !group_suspended(g)) {
+    for group in cluster
+        .spec
+        .worker_group_specs
+        .iter()
+        .flatten()
+        .filter(|g| !group_suspended(g))
+    {
         let hosts = i64::from(hosts(group));
         sums.0 += pods(group);
         sums.1 += i64::from(group.min_replicas_or_default().max(0)) * hosts;
         sums.2 += i64::from(group.max_replicas_or_default().max(0)) * hosts;
     }
     let clamp = |v: i64| i32::try_from(v.min(i64::from(i32::MAX))).unwrap_or(i32::MAX);
-    Totals { desired: clamp(sums.0), min: clamp(sums.1), max: clamp(sums.2) }
+    Totals {
+        desired: clamp(sums.0),
+        min: clamp(sums.1),
+        max: clamp(sums.2),
+    }
 }
 
 /// `desiredCPU`, `desiredMemory`, `desiredGPU`, `desiredTPU`, canonical text.
@@ -81,15 +94,33 @@ pub fn resources(cluster: &RayCluster) -> Resources {
             }
         }
     };
-    add(pod_resources(cluster.spec.head_group_spec.template.spec.as_ref()), 1);
-    for group in cluster.spec.worker_group_specs.iter().flatten().filter(|g| !group_suspended(g)) {
+    add(
+        pod_resources(cluster.spec.head_group_spec.template.spec.as_ref()),
+        1,
+    );
+    for group in cluster
+        .spec
+        .worker_group_specs
+        .iter()
+        .flatten()
+        .filter(|g| !group_suspended(g))
+    {
         let count = pods(group);
         if count > 0 {
             add(pod_resources(group.template.spec.as_ref()), count);
         }
     }
-    let get = |key: &str| total.iter().find(|(n, _)| n == key).map(|(_, q)| *q).unwrap_or_default();
-    let gpu = total.iter().filter(|(n, _)| n.ends_with("gpu")).fold(Quantity::default(), |sum, (_, q)| sum.add(*q));
+    let get = |key: &str| {
+        total
+            .iter()
+            .find(|(n, _)| n == key)
+            .map(|(_, q)| *q)
+            .unwrap_or_default()
+    };
+    let gpu = total
+        .iter()
+        .filter(|(n, _)| n.ends_with("gpu"))
+        .fold(Quantity::default(), |sum, (_, q)| sum.add(*q));
     Resources {
         cpu: get("cpu").canonical(),
         memory: get("memory").canonical(),
@@ -105,9 +136,13 @@ fn pod_resources(spec: Option<&PodSpec>) -> Vec<(String, Quantity)> {
         let resources = container.resources.clone().unwrap_or_default();
         let requests = resources.requests.unwrap_or_default();
         let limits = resources.limits.unwrap_or_default();
-        let from_limits = limits.iter().filter(|(name, _)| !requests.contains_key(*name));
+        let from_limits = limits
+            .iter()
+            .filter(|(name, _)| !requests.contains_key(*name));
         for (name, quantity) in requests.iter().chain(from_limits) {
-            let Some(q) = Quantity::parse(&quantity.0) else { continue };
+            let Some(q) = Quantity::parse(&quantity.0) else {
+                continue;
+            };
             match sum.iter_mut().find(|(n, _)| n == name) {
                 Some((_, s)) => *s = s.add(q),
                 None => sum.push((name.clone(), q)),

@@ -2,7 +2,9 @@
 //! `head("rc-head-aaaaa").running_ready()`, and readers that pick a plan apart.
 
 use serde_json::{Value, json};
-use wasmray_guest_sdk::{Child, Condition, ConditionStatus, Event, EventType, Fact, Op, Plan, Snapshot};
+use wasmray_guest_sdk::{
+    Child, Condition, ConditionStatus, Event, EventType, Fact, Op, Plan, Snapshot,
+};
 
 /// The snapshot's `now`: 2024-05-01T12:00:00Z.
 pub const NOW_MS: i64 = 1_714_564_800_000;
@@ -30,19 +32,25 @@ pub struct ClusterFx(pub Value);
 impl ClusterFx {
     fn group(&mut self, name: &str) -> &mut Value {
         let groups = self.0["spec"]["workerGroupSpecs"].as_array_mut().unwrap();
-        groups.iter_mut().find(|g| g["groupName"] == name).expect("no such group")
+        groups
+            .iter_mut()
+            .find(|g| g["groupName"] == name)
+            .expect("no such group")
     }
 
     /// Adds a worker group of `replicas` (min 0, max 10), each worker 1 CPU / 1Gi requested.
     pub fn with_workers(mut self, group: &str, replicas: i32) -> Self {
-        self.0["spec"]["workerGroupSpecs"].as_array_mut().unwrap().push(json!({
-            "groupName": group, "replicas": replicas, "minReplicas": 0, "maxReplicas": 10,
-            "rayStartParams": {},
-            "template": { "spec": { "containers": [
-                { "name": "ray-worker", "image": "rayproject/ray:2.52.0",
-                  "resources": { "requests": { "cpu": "1", "memory": "1Gi" } } }
-            ] } }
-        }));
+        self.0["spec"]["workerGroupSpecs"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({
+                "groupName": group, "replicas": replicas, "minReplicas": 0, "maxReplicas": 10,
+                "rayStartParams": {},
+                "template": { "spec": { "containers": [
+                    { "name": "ray-worker", "image": "rayproject/ray:2.52.0",
+                      "resources": { "requests": { "cpu": "1", "memory": "1Gi" } } }
+                ] } }
+            }));
         self
     }
     pub fn min_max(mut self, group: &str, min: i32, max: i32) -> Self {
@@ -107,15 +115,24 @@ impl ClusterFx {
     }
     /// `deletionTimestamp` `seconds_ago` before [`NOW_MS`].
     pub fn deleted_ago(mut self, seconds_ago: i64) -> Self {
-        self.0["metadata"]["deletionTimestamp"] = json!(crate::clock::rfc3339(NOW_MS - seconds_ago * 1000));
+        self.0["metadata"]["deletionTimestamp"] =
+            json!(crate::clock::rfc3339(NOW_MS - seconds_ago * 1000));
         self
     }
     /// A status condition.
     pub fn condition(mut self, type_: &str, status: &str) -> Self {
-        let conditions = self.0["status"]["conditions"].as_array().cloned().unwrap_or_default();
-        let mut conditions: Vec<Value> = conditions.into_iter().filter(|c| c["type"] != type_).collect();
-        conditions.push(json!({ "type": type_, "status": status, "reason": type_, "message": "",
-                                "lastTransitionTime": "2024-05-01T11:00:00Z" }));
+        let conditions = self.0["status"]["conditions"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        let mut conditions: Vec<Value> = conditions
+            .into_iter()
+            .filter(|c| c["type"] != type_)
+            .collect();
+        conditions.push(
+            json!({ "type": type_, "status": status, "reason": type_, "message": "",
+                                "lastTransitionTime": "2024-05-01T11:00:00Z" }),
+        );
         self.0["status"]["conditions"] = json!(conditions);
         self
     }
@@ -150,17 +167,25 @@ impl ClusterFx {
 
 /// A fact on a snapshot.
 pub fn with_fact(mut snapshot: Snapshot, key: &str, value: Value) -> Snapshot {
-    snapshot.facts.push(Fact { key: key.into(), value: value.to_string(), observed_at: NOW_MS });
+    snapshot.facts.push(Fact {
+        key: key.into(),
+        value: value.to_string(),
+        observed_at: NOW_MS,
+    });
     snapshot
 }
 
 /// The head Service `rc-head-svc`, headless, with the default ports.
 pub fn head_service() -> Value {
-    service("rc-head-svc", "None", json!([
-        { "name": "client", "port": 10001, "targetPort": 10001 },
-        { "name": "dashboard", "port": 8265, "targetPort": 8265 },
-        { "name": "gcs-server", "port": 6379, "targetPort": 6379 },
-    ]))
+    service(
+        "rc-head-svc",
+        "None",
+        json!([
+            { "name": "client", "port": 10001, "targetPort": 10001 },
+            { "name": "dashboard", "port": 8265, "targetPort": 8265 },
+            { "name": "gcs-server", "port": 6379, "targetPort": 6379 },
+        ]),
+    )
 }
 
 pub fn service(name: &str, cluster_ip: &str, ports: Value) -> Value {
@@ -176,7 +201,10 @@ pub fn object(api_version: &str, kind: &str, name: &str) -> Value {
 
 /// The Redis cleanup Job with a condition (`Complete`, `Failed`) or none.
 pub fn cleanup_job(condition: Option<&str>) -> Value {
-    let conditions: Vec<Value> = condition.map(|c| json!({ "type": c, "status": "True" })).into_iter().collect();
+    let conditions: Vec<Value> = condition
+        .map(|c| json!({ "type": c, "status": "True" }))
+        .into_iter()
+        .collect();
     json!({ "apiVersion": "batch/v1", "kind": "Job",
             "metadata": { "name": "rc-redis-cleanup", "namespace": "ns", "labels": { "ray.io/node-type": "redis-cleanup" } },
             "status": { "conditions": conditions } })
@@ -194,7 +222,9 @@ pub fn worker(group: &str, name: &str) -> PodFx {
 
 /// `n` Running and Ready workers of `group`, named `rc-<group>-worker-w<i>`.
 pub fn ready_workers(group: &str, n: usize) -> Vec<PodFx> {
-    (0..n).map(|i| worker(group, &format!("rc-{group}-worker-w{i}")).running_ready()).collect()
+    (0..n)
+        .map(|i| worker(group, &format!("rc-{group}-worker-w{i}")).running_ready())
+        .collect()
 }
 
 /// A Pod under construction.
@@ -249,27 +279,72 @@ impl PodFx {
 
 /// What the plan renders.
 pub fn renders(plan: &Plan) -> Vec<Child> {
-    plan.ops.iter().filter_map(|op| if let Op::Render(c) = op { Some(c.clone()) } else { None }).collect()
+    plan.ops
+        .iter()
+        .filter_map(|op| {
+            if let Op::Render(c) = op {
+                Some(c.clone())
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// The groups of the worker Pods the plan renders, in order.
 pub fn rendered_workers(plan: &Plan) -> Vec<String> {
-    renders(plan).into_iter().filter_map(|c| if let Child::WorkerPod(w) = c { Some(w.group) } else { None }).collect()
+    renders(plan)
+        .into_iter()
+        .filter_map(|c| {
+            if let Child::WorkerPod(w) = c {
+                Some(w.group)
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// Names of the objects the plan deletes, in order.
 pub fn deletes(plan: &Plan) -> Vec<String> {
-    plan.ops.iter().filter_map(|op| if let Op::Delete(r) = op { Some(r.name.clone()) } else { None }).collect()
+    plan.ops
+        .iter()
+        .filter_map(|op| {
+            if let Op::Delete(r) = op {
+                Some(r.name.clone())
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// The JSON objects the plan applies.
 pub fn applies(plan: &Plan) -> Vec<Value> {
-    plan.ops.iter().filter_map(|op| if let Op::Apply(j) = op { serde_json::from_str(j).ok() } else { None }).collect()
+    plan.ops
+        .iter()
+        .filter_map(|op| {
+            if let Op::Apply(j) = op {
+                serde_json::from_str(j).ok()
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// The plan's Events.
 pub fn events(plan: &Plan) -> Vec<Event> {
-    plan.ops.iter().filter_map(|op| if let Op::Event(e) = op { Some(e.clone()) } else { None }).collect()
+    plan.ops
+        .iter()
+        .filter_map(|op| {
+            if let Op::Event(e) = op {
+                Some(e.clone())
+            } else {
+                None
+            }
+        })
+        .collect()
 }
 
 /// Reasons of the plan's Events, in order.
@@ -279,14 +354,26 @@ pub fn event_reasons(plan: &Plan) -> Vec<String> {
 
 /// Warning Events' reasons.
 pub fn warnings(plan: &Plan) -> Vec<String> {
-    events(plan).into_iter().filter(|e| e.type_ == EventType::Warning).map(|e| e.reason).collect()
+    events(plan)
+        .into_iter()
+        .filter(|e| e.type_ == EventType::Warning)
+        .map(|e| e.reason)
+        .collect()
 }
 
 /// The plan's status fields.
 pub fn status_fields(plan: &Plan) -> Value {
     plan.ops
         .iter()
-        .find_map(|op| if let Op::Status(s) = op { s.fields.as_deref().map(|f| serde_json::from_str(f).unwrap()) } else { None })
+        .find_map(|op| {
+            if let Op::Status(s) = op {
+                s.fields
+                    .as_deref()
+                    .map(|f| serde_json::from_str(f).unwrap())
+            } else {
+                None
+            }
+        })
         .expect("the plan has no status")
 }
 

@@ -16,18 +16,28 @@ const POLL_MS: u64 = 10_000;
 
 /// FT is on with `gcsFaultToleranceOptions` or the legacy `ray.io/ft-enabled: "true"` annotation.
 pub fn enabled(cluster: &RayCluster) -> bool {
-    cluster.spec.gcs_fault_tolerance_options.is_some() || annotation(cluster, annotations::FT_ENABLED) == Some("true")
+    cluster.spec.gcs_fault_tolerance_options.is_some()
+        || annotation(cluster, annotations::FT_ENABLED) == Some("true")
 }
 
 /// Whether the cluster carries the cleanup finalizer.
 pub fn has_finalizer(cluster: &RayCluster) -> bool {
-    cluster.metadata.finalizers.iter().flatten().any(|f| f == REDIS_CLEANUP_FINALIZER)
+    cluster
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == REDIS_CLEANUP_FINALIZER)
 }
 
 /// A server-side apply of the RayCluster's metadata owning the finalizer, or owning none (which
 /// removes it, since the host's field manager is the one that added it).
 pub fn finalizer_patch(ctx: &Ctx, present: bool) -> String {
-    let finalizers: &[&str] = if present { &[REDIS_CLEANUP_FINALIZER] } else { &[] };
+    let finalizers: &[&str] = if present {
+        &[REDIS_CLEANUP_FINALIZER]
+    } else {
+        &[]
+    };
     json!({
         "apiVersion": wasmray_api::API_VERSION,
         "kind": "RayCluster",
@@ -44,7 +54,12 @@ pub fn on_deletion(ctx: &Ctx, out: &mut Out) {
         return;
     }
     let now_s = ctx.now_ms.div_euclid(1000);
-    let deleted_at_s = ctx.cluster.metadata.deletion_timestamp.as_ref().map_or(now_s, |t| t.0.as_second());
+    let deleted_at_s = ctx
+        .cluster
+        .metadata
+        .deletion_timestamp
+        .as_ref()
+        .map_or(now_s, |t| t.0.as_second());
     let elapsed_s = now_s - deleted_at_s;
     let timeout_s = timeout_s(ctx.cluster);
     if elapsed_s >= timeout_s {
@@ -54,7 +69,11 @@ pub fn on_deletion(ctx: &Ctx, out: &mut Out) {
              the storage namespace in Redis may need manual cleanup",
             ctx.namespace, ctx.name
         );
-        out.event(EventType::Warning, events::FORCE_DELETED_STUCK_CLUSTER, message);
+        out.event(
+            EventType::Warning,
+            events::FORCE_DELETED_STUCK_CLUSTER,
+            message,
+        );
         return;
     }
     let remaining_ms = u64::try_from((timeout_s - elapsed_s) * 1000).unwrap_or(POLL_MS);
@@ -67,13 +86,22 @@ pub fn on_deletion(ctx: &Ctx, out: &mut Out) {
     let job_name = names::redis_cleanup_job(ctx.name);
     let job = ctx.children.jobs.iter().find(|j| {
         j.metadata.name.as_deref() == Some(job_name.as_str())
-            || j.metadata.labels.as_ref().and_then(|l| l.get(labels::NODE_TYPE)).map(String::as_str) == Some("redis-cleanup")
+            || j.metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(labels::NODE_TYPE))
+                .map(String::as_str)
+                == Some("redis-cleanup")
     });
     match job {
         None => {
             out.render(Child::RedisCleanupJob);
             let message = format!("Created Redis cleanup Job {}/{job_name}", ctx.namespace);
-            out.event(EventType::Normal, events::CREATED_REDIS_CLEANUP_JOB, message);
+            out.event(
+                EventType::Normal,
+                events::CREATED_REDIS_CLEANUP_JOB,
+                message,
+            );
         }
         Some(job) if finished(job) => {
             out.apply(finalizer_patch(ctx, false));
@@ -86,7 +114,10 @@ pub fn on_deletion(ctx: &Ctx, out: &mut Out) {
 /// Complete or Failed: either way the Job will do no more.
 fn finished(job: &k8s_openapi::api::batch::v1::Job) -> bool {
     let conditions = job.status.as_ref().and_then(|s| s.conditions.as_ref());
-    conditions.into_iter().flatten().any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
+    conditions
+        .into_iter()
+        .flatten()
+        .any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True")
 }
 
 /// `ray.io/gcs-ft-deletion-timeout`: seconds, or `90s`, `10m`, `1h`; a bad or zero value falls back
@@ -94,7 +125,9 @@ fn finished(job: &k8s_openapi::api::batch::v1::Job) -> bool {
 fn timeout_s(cluster: &RayCluster) -> i64 {
     let parse = |text: &str| -> Option<i64> {
         let text = text.trim();
-        let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+        let split = text
+            .find(|c: char| !c.is_ascii_digit())
+            .unwrap_or(text.len());
         let number: i64 = text[..split].parse().ok()?;
         let seconds = match &text[split..] {
             "" | "s" => number,
@@ -104,5 +137,7 @@ fn timeout_s(cluster: &RayCluster) -> i64 {
         };
         (seconds > 0).then_some(seconds)
     };
-    annotation(cluster, annotations::GCS_FT_DELETION_TIMEOUT).and_then(parse).unwrap_or(DEFAULT_TIMEOUT_S)
+    annotation(cluster, annotations::GCS_FT_DELETION_TIMEOUT)
+        .and_then(parse)
+        .unwrap_or(DEFAULT_TIMEOUT_S)
 }

@@ -62,7 +62,9 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 use wasmray_api::RayCluster;
-use wasmray_guest_sdk::{Child, EventType, ObjectRef, Op, Plan, PluginError, Reconciler, Snapshot, parse};
+use wasmray_guest_sdk::{
+    Child, EventType, ObjectRef, Op, Plan, PluginError, Reconciler, Snapshot, parse,
+};
 
 use children::Children;
 use names::Suffixes;
@@ -98,9 +100,15 @@ impl Phase {
         let suspending = status::condition_true(cluster, conditions::SUSPENDING);
         let suspended = status::condition_true(cluster, conditions::SUSPENDED);
         match (suspending, suspended) {
-            (true, invalid) => Phase::Suspending { fresh: false, invalid },
+            (true, invalid) => Phase::Suspending {
+                fresh: false,
+                invalid,
+            },
             (false, true) => Phase::Suspended { resume: !suspend },
-            (false, false) if suspend => Phase::Suspending { fresh: true, invalid: false },
+            (false, false) if suspend => Phase::Suspending {
+                fresh: true,
+                invalid: false,
+            },
             (false, false) => Phase::Running,
         }
     }
@@ -158,11 +166,18 @@ impl Out {
 /// [`PluginError::InvalidSpec`] when the spec breaks a rule the CRD schema cannot express.
 pub fn reconcile(snapshot: &Snapshot) -> Result<Plan, PluginError> {
     let primary: Value = parse(&snapshot.primary)?;
-    let cluster: RayCluster = serde_json::from_value(primary.clone())
-        .map_err(|e| PluginError::InvalidInput(format!("the primary object is not a RayCluster: {e}")))?;
+    let cluster: RayCluster = serde_json::from_value(primary.clone()).map_err(|e| {
+        PluginError::InvalidInput(format!("the primary object is not a RayCluster: {e}"))
+    })?;
     let name = cluster.metadata.name.as_deref().filter(|n| !n.is_empty());
-    let name = name.ok_or_else(|| PluginError::InvalidInput("the RayCluster has no metadata.name".into()))?;
-    if cluster.spec.managed_by.as_deref().is_some_and(|m| m != vocab::MANAGED_BY_OPERATOR) {
+    let name = name
+        .ok_or_else(|| PluginError::InvalidInput("the RayCluster has no metadata.name".into()))?;
+    if cluster
+        .spec
+        .managed_by
+        .as_deref()
+        .is_some_and(|m| m != vocab::MANAGED_BY_OPERATOR)
+    {
         // Another controller (MultiKueue) owns it; not even its status is ours.
         return Ok(Plan::new());
     }
@@ -212,14 +227,20 @@ pub fn reconcile(snapshot: &Snapshot) -> Result<Plan, PluginError> {
     let (update, changed) = status::compute(&cluster, &primary, &inputs);
     out.plan.ops.push(Op::Status(update));
     let busy = changed || out.failure.is_some() || matches!(phase, Phase::Suspending { .. });
-    out.plan.requeue_after_ms = Some(if busy { SHORT_REQUEUE_MS } else { DEFAULT_REQUEUE_MS });
+    out.plan.requeue_after_ms = Some(if busy {
+        SHORT_REQUEUE_MS
+    } else {
+        DEFAULT_REQUEUE_MS
+    });
     Ok(out.plan)
 }
 
 /// Rules the CRD schema cannot hold, checked before anything is written.
 fn validate(cluster: &RayCluster) -> Result<(), PluginError> {
     let invalid = |m: String| Err(PluginError::InvalidSpec(m));
-    let no_containers = |t: &k8s_openapi::api::core::v1::PodTemplateSpec| t.spec.as_ref().is_none_or(|s| s.containers.is_empty());
+    let no_containers = |t: &k8s_openapi::api::core::v1::PodTemplateSpec| {
+        t.spec.as_ref().is_none_or(|s| s.containers.is_empty())
+    };
     if no_containers(&cluster.spec.head_group_spec.template) {
         return invalid("headGroupSpec.template.spec.containers is empty; the Ray container must be containers[0]".into());
     }
@@ -227,12 +248,15 @@ fn validate(cluster: &RayCluster) -> Result<(), PluginError> {
     for group in cluster.spec.worker_group_specs.iter().flatten() {
         let name = &group.group_name;
         if no_containers(&group.template) {
-            return invalid(format!("workerGroupSpecs[{name}].template.spec.containers is empty; the Ray container must be containers[0]"));
+            return invalid(format!(
+                "workerGroupSpecs[{name}].template.spec.containers is empty; the Ray container must be containers[0]"
+            ));
         }
         if !seen.insert(name.as_str()) {
             return invalid(format!("worker group name {name:?} is used more than once"));
         }
-        if desired::group_suspended(group) && cluster.spec.enable_in_tree_autoscaling == Some(true) {
+        if desired::group_suspended(group) && cluster.spec.enable_in_tree_autoscaling == Some(true)
+        {
             return invalid(format!(
                 "workerGroupSpecs[{name}].suspend cannot be used with enableInTreeAutoscaling: the autoscaler owns the group's size"
             ));
@@ -256,7 +280,9 @@ fn replica_failure(snapshot: &Snapshot) -> Option<(String, String)> {
         // Not the documented shape: the text is still the best message there is.
         Err(_) => (None, fact.value.clone()),
     };
-    let reason = reason.filter(|r| !r.is_empty()).unwrap_or_else(|| reasons::FAILED_CREATE_WORKER_POD.into());
+    let reason = reason
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| reasons::FAILED_CREATE_WORKER_POD.into());
     Some((reason, message))
 }
 

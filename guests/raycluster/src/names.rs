@@ -87,7 +87,10 @@ pub struct Suffixes {
 impl Suffixes {
     /// A generator seeded from the snapshot, aware of the names that exist.
     pub fn new(seed: u64, existing: impl IntoIterator<Item = String>) -> Self {
-        let taken = existing.into_iter().filter_map(|n| n.rsplit('-').next().map(str::to_owned)).collect();
+        let taken = existing
+            .into_iter()
+            .filter_map(|n| n.rsplit('-').next().map(str::to_owned))
+            .collect();
         Suffixes { state: seed, taken }
     }
 
@@ -124,7 +127,9 @@ impl Suffixes {
 /// (the second before the cache shows the first one's deletions) pick the same Pods and never
 /// delete more than the surplus.
 pub fn stable_hash(name: &str) -> u64 {
-    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3))
+    name.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
+    })
 }
 
 #[cfg(test)]

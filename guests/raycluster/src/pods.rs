@@ -13,12 +13,20 @@ use crate::{Ctx, Out};
 
 /// Deletes every live Pod of the cluster (suspend, and deletion with GCS FT cleanup).
 pub fn delete_all(ctx: &Ctx, out: &mut Out, why: &str) {
-    let live: Vec<&RayPod> = ctx.children.pods.iter().filter(|p| !p.terminating).collect();
+    let live: Vec<&RayPod> = ctx
+        .children
+        .pods
+        .iter()
+        .filter(|p| !p.terminating)
+        .collect();
     for pod in &live {
         out.delete(pod.object_ref());
     }
     if !live.is_empty() {
-        let message = format!("Deleted Pods for RayCluster {}/{} due to {why}", ctx.namespace, ctx.name);
+        let message = format!(
+            "Deleted Pods for RayCluster {}/{} due to {why}",
+            ctx.namespace, ctx.name
+        );
         out.event(EventType::Normal, events::DELETED_POD, message);
     }
 }
@@ -43,13 +51,21 @@ fn head(ctx: &mut Ctx, out: &mut Out) -> bool {
             let suffix = ctx.suffixes.next();
             let name = format!("{}{suffix}", names::head_pod_prefix(ctx.name));
             out.render(Child::HeadPod(suffix));
-            out.event(EventType::Normal, events::CREATED_HEAD_POD, format!("Created head Pod {}/{name}", ctx.namespace));
+            out.event(
+                EventType::Normal,
+                events::CREATED_HEAD_POD,
+                format!("Created head Pod {}/{name}", ctx.namespace),
+            );
             true
         }
         [pod] => match &pod.unhealthy {
             Some(reason) => {
                 out.delete(pod.object_ref());
-                out.event(EventType::Normal, events::DELETED_HEAD_POD, format!("Deleted head Pod {}/{}: {reason}", ctx.namespace, pod.name));
+                out.event(
+                    EventType::Normal,
+                    events::DELETED_HEAD_POD,
+                    format!("Deleted head Pod {}/{}: {reason}", ctx.namespace, pod.name),
+                );
                 out.fail(format!("deleted the unhealthy head Pod: {reason}"));
                 false
             }
@@ -57,9 +73,16 @@ fn head(ctx: &mut Ctx, out: &mut Out) -> bool {
         },
         many => {
             // Keep the heads that may still come up; the spares are KubeRay's to delete too.
-            for pod in many.iter().filter(|p| p.phase != "Running" && p.phase != "Pending") {
+            for pod in many
+                .iter()
+                .filter(|p| p.phase != "Running" && p.phase != "Pending")
+            {
                 out.delete(pod.object_ref());
-                out.event(EventType::Normal, events::DELETED_HEAD_POD, format!("Deleted extra head Pod {}/{}", ctx.namespace, pod.name));
+                out.event(
+                    EventType::Normal,
+                    events::DELETED_HEAD_POD,
+                    format!("Deleted extra head Pod {}/{}", ctx.namespace, pod.name),
+                );
             }
             true
         }
@@ -69,7 +92,13 @@ fn head(ctx: &mut Ctx, out: &mut Out) -> bool {
 /// A RayJob's cluster that was provisioned once does not get a new head: its job is lost, and the
 /// RayJob fails instead of silently running on a fresh cluster.
 fn job_cluster_lost_its_head(ctx: &Ctx) -> bool {
-    let from_job = ctx.cluster.metadata.labels.as_ref().and_then(|l| l.get(labels::ORIGINATED_FROM_CRD)).map(String::as_str)
+    let from_job = ctx
+        .cluster
+        .metadata
+        .labels
+        .as_ref()
+        .and_then(|l| l.get(labels::ORIGINATED_FROM_CRD))
+        .map(String::as_str)
         == Some("RayJob");
     from_job && crate::status::condition_true(ctx.cluster, conditions::PROVISIONED)
 }
@@ -77,19 +106,33 @@ fn job_cluster_lost_its_head(ctx: &Ctx) -> bool {
 /// One worker group: suspended, multi-host, or one Pod per replica.
 fn workers(ctx: &mut Ctx, out: &mut Out, group: &WorkerGroupSpec) {
     let name = group.group_name.as_str();
-    let live: Vec<RayPod> = ctx.children.workers(name).filter(|p| !p.terminating).cloned().collect();
+    let live: Vec<RayPod> = ctx
+        .children
+        .workers(name)
+        .filter(|p| !p.terminating)
+        .cloned()
+        .collect();
     if desired::group_suspended(group) {
         for pod in &live {
             out.delete(pod.object_ref());
         }
         if !live.is_empty() {
-            let message = format!("Deleted all pods for suspended worker group {name} in RayCluster {}/{}", ctx.namespace, ctx.name);
+            let message = format!(
+                "Deleted all pods for suspended worker group {name} in RayCluster {}/{}",
+                ctx.namespace, ctx.name
+            );
             out.event(EventType::Normal, events::DELETED_WORKER_POD, message);
         }
         return;
     }
-    let to_delete: Vec<&str> =
-        group.scale_strategy.as_ref().and_then(|s| s.workers_to_delete.as_ref()).into_iter().flatten().map(String::as_str).collect();
+    let to_delete: Vec<&str> = group
+        .scale_strategy
+        .as_ref()
+        .and_then(|s| s.workers_to_delete.as_ref())
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
     let hosts = desired::hosts(group);
     // Without replica labels (the host's multi-host indexing off) the Pods are handled one by one.
     if hosts > 1 && live.iter().all(|p| p.replica_name.is_some()) {
@@ -99,17 +142,29 @@ fn workers(ctx: &mut Ctx, out: &mut Out, group: &WorkerGroupSpec) {
     }
 }
 
-fn single_host(ctx: &mut Ctx, out: &mut Out, group: &WorkerGroupSpec, live: Vec<RayPod>, to_delete: &[&str]) {
+fn single_host(
+    ctx: &mut Ctx,
+    out: &mut Out,
+    group: &WorkerGroupSpec,
+    live: Vec<RayPod>,
+    to_delete: &[&str],
+) {
     let unhealthy: Vec<&RayPod> = live.iter().filter(|p| p.unhealthy.is_some()).collect();
     if !unhealthy.is_empty() {
         for pod in &unhealthy {
             delete_worker(ctx, out, pod, pod.unhealthy.as_deref());
         }
         // Replacements come in the next pass, once the deletions are visible, as in KubeRay.
-        out.fail(format!("deleted {} unhealthy worker Pods of group {}", unhealthy.len(), group.group_name));
+        out.fail(format!(
+            "deleted {} unhealthy worker Pods of group {}",
+            unhealthy.len(),
+            group.group_name
+        ));
         return;
     }
-    let (asked, mut remaining): (Vec<RayPod>, Vec<RayPod>) = live.into_iter().partition(|p| to_delete.contains(&p.name.as_str()));
+    let (asked, mut remaining): (Vec<RayPod>, Vec<RayPod>) = live
+        .into_iter()
+        .partition(|p| to_delete.contains(&p.name.as_str()));
     for pod in &asked {
         delete_worker(ctx, out, pod, None);
     }
@@ -127,17 +182,29 @@ fn single_host(ctx: &mut Ctx, out: &mut Out, group: &WorkerGroupSpec, live: Vec<
 }
 
 /// Multi-host groups live and die as whole replicas of `numOfHosts` Pods.
-fn multi_host(ctx: &mut Ctx, out: &mut Out, group: &WorkerGroupSpec, live: Vec<RayPod>, to_delete: &[&str]) {
+fn multi_host(
+    ctx: &mut Ctx,
+    out: &mut Out,
+    group: &WorkerGroupSpec,
+    live: Vec<RayPod>,
+    to_delete: &[&str],
+) {
     let hosts = usize::try_from(desired::hosts(group)).unwrap_or(1);
     let mut replicas: BTreeMap<String, Vec<RayPod>> = BTreeMap::new();
     for pod in live {
-        replicas.entry(pod.replica_name.clone().unwrap_or_default()).or_default().push(pod);
+        replicas
+            .entry(pod.replica_name.clone().unwrap_or_default())
+            .or_default()
+            .push(pod);
     }
     let mut kept: Vec<(String, Vec<RayPod>)> = Vec::new();
     let mut unhealthy = 0;
     for (replica, pods) in replicas {
         let verdict = if pods.len() != hosts {
-            Some(format!("replica {replica} has {} of {hosts} hosts", pods.len()))
+            Some(format!(
+                "replica {replica} has {} of {hosts} hosts",
+                pods.len()
+            ))
         } else if let Some(reason) = pods.iter().find_map(|p| p.unhealthy.clone()) {
             unhealthy += 1;
             Some(format!("replica {replica} has an unhealthy host: {reason}"))
@@ -147,46 +214,80 @@ fn multi_host(ctx: &mut Ctx, out: &mut Out, group: &WorkerGroupSpec, live: Vec<R
             None
         };
         match verdict {
-            Some(reason) => pods.iter().for_each(|p| delete_worker(ctx, out, p, Some(&reason))),
+            Some(reason) => pods
+                .iter()
+                .for_each(|p| delete_worker(ctx, out, p, Some(&reason))),
             None => kept.push((replica, pods)),
         }
     }
     if unhealthy > 0 {
-        out.fail(format!("deleted {unhealthy} unhealthy replicas of group {}", group.group_name));
+        out.fail(format!(
+            "deleted {unhealthy} unhealthy replicas of group {}",
+            group.group_name
+        ));
         return;
     }
     let want = usize::try_from(desired::replicas(group)).unwrap_or(0);
     if kept.len() < want {
-        let mut used: Vec<u32> = kept.iter().filter_map(|(_, pods)| pods[0].replica_index).collect();
+        let mut used: Vec<u32> = kept
+            .iter()
+            .filter_map(|(_, pods)| pods[0].replica_index)
+            .collect();
         for _ in kept.len()..want {
             let index = (0..).find(|i| !used.contains(i)).unwrap_or(0);
             used.push(index);
             let replica = format!("{}-{}", group.group_name, ctx.suffixes.next());
             for host in 0..hosts {
-                let slot = MultiHostReplica { name: replica.clone(), index, host_index: u32::try_from(host).unwrap_or(0) };
+                let slot = MultiHostReplica {
+                    name: replica.clone(),
+                    index,
+                    host_index: u32::try_from(host).unwrap_or(0),
+                };
                 create_worker(ctx, out, group, Some(slot));
             }
         }
     } else if kept.len() > want && !ctx.autoscaling {
-        kept.sort_by_key(|(name, pods)| (pods.iter().all(|p| p.running_and_ready), stable_hash(name)));
+        kept.sort_by_key(|(name, pods)| {
+            (pods.iter().all(|p| p.running_and_ready), stable_hash(name))
+        });
         for (replica, pods) in &kept[..kept.len() - want] {
             let reason = format!("replica {replica} is beyond the group's {want} replicas");
-            pods.iter().for_each(|p| delete_worker(ctx, out, p, Some(&reason)));
+            pods.iter()
+                .for_each(|p| delete_worker(ctx, out, p, Some(&reason)));
         }
     }
 }
 
-fn create_worker(ctx: &mut Ctx, out: &mut Out, group: &WorkerGroupSpec, replica: Option<MultiHostReplica>) {
+fn create_worker(
+    ctx: &mut Ctx,
+    out: &mut Out,
+    group: &WorkerGroupSpec,
+    replica: Option<MultiHostReplica>,
+) {
     let suffix = ctx.suffixes.next();
-    let name = format!("{}{suffix}", names::worker_pod_prefix(ctx.name, &group.group_name));
-    out.render(Child::WorkerPod(WorkerPod { group: group.group_name.clone(), suffix, replica }));
-    out.event(EventType::Normal, events::CREATED_WORKER_POD, format!("Created worker Pod {}/{name}", ctx.namespace));
+    let name = format!(
+        "{}{suffix}",
+        names::worker_pod_prefix(ctx.name, &group.group_name)
+    );
+    out.render(Child::WorkerPod(WorkerPod {
+        group: group.group_name.clone(),
+        suffix,
+        replica,
+    }));
+    out.event(
+        EventType::Normal,
+        events::CREATED_WORKER_POD,
+        format!("Created worker Pod {}/{name}", ctx.namespace),
+    );
 }
 
 fn delete_worker(ctx: &Ctx, out: &mut Out, pod: &RayPod, reason: Option<&str>) {
     out.delete(pod.object_ref());
     let message = match reason {
-        Some(reason) => format!("Deleted worker Pod {}/{}: {reason}", ctx.namespace, pod.name),
+        Some(reason) => format!(
+            "Deleted worker Pod {}/{}: {reason}",
+            ctx.namespace, pod.name
+        ),
         None => format!("Deleted worker Pod {}/{}", ctx.namespace, pod.name),
     };
     out.event(EventType::Normal, events::DELETED_WORKER_POD, message);

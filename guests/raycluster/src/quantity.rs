@@ -20,7 +20,10 @@ pub struct Quantity {
 
 impl Default for Quantity {
     fn default() -> Self {
-        Quantity { nanos: 0, format: Format::DecimalSi }
+        Quantity {
+            nanos: 0,
+            format: Format::DecimalSi,
+        }
     }
 }
 
@@ -33,7 +36,10 @@ impl Quantity {
             Some(rest) => (true, rest),
             None => (false, text.strip_prefix('+').unwrap_or(text)),
         };
-        let number_len = rest.bytes().take_while(|b| b.is_ascii_digit() || *b == b'.').count();
+        let number_len = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_digit() || *b == b'.')
+            .count();
         let (number, suffix) = rest.split_at(number_len);
         if number.is_empty() || number == "." || number.matches('.').count() > 1 {
             return None;
@@ -44,7 +50,11 @@ impl Quantity {
         if digits.len() > 27 {
             return None;
         }
-        let mantissa: i128 = if digits.is_empty() { 0 } else { digits.parse().ok()? };
+        let mantissa: i128 = if digits.is_empty() {
+            0
+        } else {
+            digits.parse().ok()?
+        };
         let (exp10, exp2, format) = match suffix {
             "" => (0, 0, Format::DecimalSi),
             "Ki" => (0, 10, Format::BinarySi),
@@ -77,17 +87,26 @@ impl Quantity {
             let divisor = 10i128.checked_pow(exp10.unsigned_abs())?;
             nanos = (nanos + divisor - 1) / divisor;
         }
-        Some(Quantity { nanos: if negative { -nanos } else { nanos }, format })
+        Some(Quantity {
+            nanos: if negative { -nanos } else { nanos },
+            format,
+        })
     }
 
     /// `self + other`, in `self`'s format (saturating; no Pod spec comes near the bound).
     pub fn add(self, other: Quantity) -> Quantity {
-        Quantity { nanos: self.nanos.saturating_add(other.nanos), format: self.format }
+        Quantity {
+            nanos: self.nanos.saturating_add(other.nanos),
+            format: self.format,
+        }
     }
 
     /// `self × n`.
     pub fn times(self, n: i64) -> Quantity {
-        Quantity { nanos: self.nanos.saturating_mul(i128::from(n)), format: self.format }
+        Quantity {
+            nanos: self.nanos.saturating_mul(i128::from(n)),
+            format: self.format,
+        }
     }
 
     /// The canonical text Go's `Quantity.String()` gives.

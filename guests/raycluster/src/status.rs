@@ -32,7 +32,9 @@ pub fn compute(cluster: &RayCluster, primary: &Value, inputs: &Inputs) -> (Statu
     let totals = desired::totals(cluster);
     let workers = || pods.iter().filter(|p| p.node_type == NodeType::Worker);
     let all_running = !pods.is_empty() && pods.iter().all(|p| p.running_and_ready);
-    let complete = usize::try_from(totals.desired).map(|d| pods.len() == d + 1).unwrap_or(false);
+    let complete = usize::try_from(totals.desired)
+        .map(|d| pods.len() == d + 1)
+        .unwrap_or(false);
     let suspend = cluster.spec.suspend == Some(true);
 
     let old_state = cluster.status.as_ref().and_then(|s| s.state);
@@ -53,8 +55,14 @@ pub fn compute(cluster: &RayCluster, primary: &Value, inputs: &Inputs) -> (Statu
     if let Some(generation) = cluster.metadata.generation {
         fields.insert("observedGeneration".into(), json!(generation));
     }
-    fields.insert("readyWorkerReplicas".into(), json!(workers().filter(|p| p.running_and_ready).count()));
-    fields.insert("availableWorkerReplicas".into(), json!(workers().filter(|p| p.phase == "Running").count()));
+    fields.insert(
+        "readyWorkerReplicas".into(),
+        json!(workers().filter(|p| p.running_and_ready).count()),
+    );
+    fields.insert(
+        "availableWorkerReplicas".into(),
+        json!(workers().filter(|p| p.phase == "Running").count()),
+    );
     fields.insert("desiredWorkerReplicas".into(), json!(totals.desired));
     fields.insert("minWorkerReplicas".into(), json!(totals.min));
     fields.insert("maxWorkerReplicas".into(), json!(totals.max));
@@ -70,23 +78,50 @@ pub fn compute(cluster: &RayCluster, primary: &Value, inputs: &Inputs) -> (Statu
     }
     fields.insert("head".into(), head_info(head_pod, head_service));
 
-    let conditions = conditions(cluster, inputs, head_pod, all_running && complete && !inputs.failed);
-    let changed = fields.iter().any(|(k, v)| old.get(k) != Some(v)) || conditions.iter().any(|c| !same_condition(&old, c));
+    let conditions = conditions(
+        cluster,
+        inputs,
+        head_pod,
+        all_running && complete && !inputs.failed,
+    );
+    let changed = fields.iter().any(|(k, v)| old.get(k) != Some(v))
+        || conditions.iter().any(|c| !same_condition(&old, c));
     if state != old_state {
-        let mut times = old.get("stateTransitionTimes").and_then(Value::as_object).cloned().unwrap_or_default();
+        let mut times = old
+            .get("stateTransitionTimes")
+            .and_then(Value::as_object)
+            .cloned()
+            .unwrap_or_default();
         if let Some(state) = state {
-            times.insert(json!(state).as_str().unwrap_or_default().to_owned(), json!(clock::rfc3339(inputs.now_ms)));
+            times.insert(
+                json!(state).as_str().unwrap_or_default().to_owned(),
+                json!(clock::rfc3339(inputs.now_ms)),
+            );
         }
         fields.insert("stateTransitionTimes".into(), Value::Object(times));
     }
     if changed {
-        fields.insert("lastUpdateTime".into(), json!(clock::rfc3339(inputs.now_ms)));
+        fields.insert(
+            "lastUpdateTime".into(),
+            json!(clock::rfc3339(inputs.now_ms)),
+        );
     }
-    (StatusUpdate { conditions, fields: Some(Value::Object(fields).to_string()) }, changed)
+    (
+        StatusUpdate {
+            conditions,
+            fields: Some(Value::Object(fields).to_string()),
+        },
+        changed,
+    )
 }
 
 /// KubeRay's condition rules; see the crate docs for where they differ.
-fn conditions(cluster: &RayCluster, inputs: &Inputs, head: Option<&RayPod>, provisioned_now: bool) -> Vec<Condition> {
+fn conditions(
+    cluster: &RayCluster,
+    inputs: &Inputs,
+    head: Option<&RayPod>,
+    provisioned_now: bool,
+) -> Vec<Condition> {
     use ConditionStatus::{False, True};
     let mut out: Vec<Condition> = Vec::new();
     let mut set = |c: Condition| match out.iter_mut().find(|o| o.type_ == c.type_) {
@@ -94,43 +129,96 @@ fn conditions(cluster: &RayCluster, inputs: &Inputs, head: Option<&RayPod>, prov
         None => out.push(c),
     };
     match &inputs.replica_failure {
-        Some((reason, message)) => set(Condition::new(conditions::REPLICA_FAILURE, True, reason, message)),
+        Some((reason, message)) => set(Condition::new(
+            conditions::REPLICA_FAILURE,
+            True,
+            reason,
+            message,
+        )),
         // The WIT can set a condition but not remove one, so a failure that is over reads False.
-        None if condition_true(cluster, conditions::REPLICA_FAILURE) => {
-            set(Condition::new(conditions::REPLICA_FAILURE, False, reasons::NO_REPLICA_FAILURE, ""))
-        }
+        None if condition_true(cluster, conditions::REPLICA_FAILURE) => set(Condition::new(
+            conditions::REPLICA_FAILURE,
+            False,
+            reasons::NO_REPLICA_FAILURE,
+            "",
+        )),
         None => {}
     }
     set(head_pod_ready(head));
     let was_suspended = inputs.phase.suspend_status() == Some(conditions::SUSPENDED);
     if !condition_true(cluster, conditions::PROVISIONED) && !was_suspended {
         set(if provisioned_now {
-            Condition::new(conditions::PROVISIONED, True, reasons::ALL_POD_RUNNING_AND_READY_FIRST_TIME, "All Ray Pods are ready for the first time")
+            Condition::new(
+                conditions::PROVISIONED,
+                True,
+                reasons::ALL_POD_RUNNING_AND_READY_FIRST_TIME,
+                "All Ray Pods are ready for the first time",
+            )
         } else {
-            Condition::new(conditions::PROVISIONED, False, reasons::PODS_PROVISIONING, "RayCluster Pods are being provisioned for first time")
+            Condition::new(
+                conditions::PROVISIONED,
+                False,
+                reasons::PODS_PROVISIONING,
+                "RayCluster Pods are being provisioned for first time",
+            )
         });
     }
     let suspend = cluster.spec.suspend == Some(true);
     match inputs.phase.suspend_status() {
         Some(conditions::SUSPENDING) => {
             if inputs.children.pods.is_empty() {
-                set(Condition::new(conditions::PROVISIONED, False, reasons::PODS_PROVISIONING, "RayCluster has been suspended"));
-                set(Condition::new(conditions::SUSPENDING, False, conditions::SUSPENDING, ""));
-                set(Condition::new(conditions::SUSPENDED, True, conditions::SUSPENDED, ""));
+                set(Condition::new(
+                    conditions::PROVISIONED,
+                    False,
+                    reasons::PODS_PROVISIONING,
+                    "RayCluster has been suspended",
+                ));
+                set(Condition::new(
+                    conditions::SUSPENDING,
+                    False,
+                    conditions::SUSPENDING,
+                    "",
+                ));
+                set(Condition::new(
+                    conditions::SUSPENDED,
+                    True,
+                    conditions::SUSPENDED,
+                    "",
+                ));
             } else if matches!(inputs.phase, Phase::Suspending { invalid: true, .. }) {
                 // Both were True: Suspended gives way, Suspending finishes the job.
-                set(Condition::new(conditions::SUSPENDED, False, conditions::SUSPENDED, ""));
+                set(Condition::new(
+                    conditions::SUSPENDED,
+                    False,
+                    conditions::SUSPENDED,
+                    "",
+                ));
             }
         }
         Some(_) => {
             if !suspend {
-                set(Condition::new(conditions::SUSPENDED, False, conditions::SUSPENDED, ""));
+                set(Condition::new(
+                    conditions::SUSPENDED,
+                    False,
+                    conditions::SUSPENDED,
+                    "",
+                ));
             }
         }
         None => {
-            set(Condition::new(conditions::SUSPENDED, False, conditions::SUSPENDED, ""));
+            set(Condition::new(
+                conditions::SUSPENDED,
+                False,
+                conditions::SUSPENDED,
+                "",
+            ));
             let status = if suspend { True } else { False };
-            set(Condition::new(conditions::SUSPENDING, status, conditions::SUSPENDING, ""));
+            set(Condition::new(
+                conditions::SUSPENDING,
+                status,
+                conditions::SUSPENDING,
+                "",
+            ));
         }
     }
     out
@@ -140,7 +228,12 @@ fn conditions(cluster: &RayCluster, inputs: &Inputs, head: Option<&RayPod>, prov
 fn head_pod_ready(head: Option<&RayPod>) -> Condition {
     use ConditionStatus::{False, True, Unknown};
     let Some(pod) = head else {
-        return Condition::new(conditions::HEAD_POD_READY, False, reasons::HEAD_POD_NOT_FOUND, "Head Pod not found");
+        return Condition::new(
+            conditions::HEAD_POD_READY,
+            False,
+            reasons::HEAD_POD_NOT_FOUND,
+            "Head Pod not found",
+        );
     };
     let Some(ready) = &pod.ready_condition else {
         return Condition::new(conditions::HEAD_POD_READY, False, reasons::UNKNOWN, "");
@@ -173,7 +266,13 @@ fn head_pod_ready(head: Option<&RayPod>) -> Condition {
 
 /// Whether the object's status has this condition with status True.
 pub fn condition_true(cluster: &RayCluster, type_: &str) -> bool {
-    cluster.status.as_ref().and_then(|s| s.conditions.as_ref()).into_iter().flatten().any(|c| c.type_ == type_ && c.status == "True")
+    cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == type_ && c.status == "True")
 }
 
 fn same_condition(old: &Value, c: &Condition) -> bool {
@@ -182,12 +281,16 @@ fn same_condition(old: &Value, c: &Condition) -> bool {
         ConditionStatus::False => "False",
         ConditionStatus::Unknown => "Unknown",
     };
-    old.get("conditions").and_then(Value::as_array).into_iter().flatten().any(|o| {
-        o.get("type").and_then(Value::as_str) == Some(&c.type_)
-            && o.get("status").and_then(Value::as_str) == Some(status)
-            && o.get("reason").and_then(Value::as_str).unwrap_or_default() == c.reason
-            && o.get("message").and_then(Value::as_str).unwrap_or_default() == c.message
-    })
+    old.get("conditions")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .any(|o| {
+            o.get("type").and_then(Value::as_str) == Some(&c.type_)
+                && o.get("status").and_then(Value::as_str) == Some(status)
+                && o.get("reason").and_then(Value::as_str).unwrap_or_default() == c.reason
+                && o.get("message").and_then(Value::as_str).unwrap_or_default() == c.message
+        })
 }
 
 fn head_pod(children: &Children) -> Option<&RayPod> {
@@ -196,17 +299,42 @@ fn head_pod(children: &Children) -> Option<&RayPod> {
     heads.first().copied()
 }
 
-fn head_service<'a>(cluster: &RayCluster, children: &'a Children) -> Option<&'a k8s_openapi::api::core::v1::Service> {
-    let custom = cluster.spec.head_group_spec.head_service.as_ref().and_then(|s| s.metadata.name.as_deref());
-    children.service(&names::head_service(cluster.metadata.name.as_deref().unwrap_or_default(), custom))
+fn head_service<'a>(
+    cluster: &RayCluster,
+    children: &'a Children,
+) -> Option<&'a k8s_openapi::api::core::v1::Service> {
+    let custom = cluster
+        .spec
+        .head_group_spec
+        .head_service
+        .as_ref()
+        .and_then(|s| s.metadata.name.as_deref());
+    children.service(&names::head_service(
+        cluster.metadata.name.as_deref().unwrap_or_default(),
+        custom,
+    ))
 }
 
 /// Port name to NodePort, else target port, added to what the status already lists (KubeRay never
 /// removes an endpoint).
-fn endpoints(cluster: &RayCluster, service: Option<&k8s_openapi::api::core::v1::Service>) -> BTreeMap<String, String> {
-    let mut map = cluster.status.as_ref().and_then(|s| s.endpoints.clone()).unwrap_or_default();
-    for port in service.and_then(|s| s.spec.as_ref()).and_then(|s| s.ports.as_ref()).into_iter().flatten() {
-        let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) else { continue };
+fn endpoints(
+    cluster: &RayCluster,
+    service: Option<&k8s_openapi::api::core::v1::Service>,
+) -> BTreeMap<String, String> {
+    let mut map = cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.endpoints.clone())
+        .unwrap_or_default();
+    for port in service
+        .and_then(|s| s.spec.as_ref())
+        .and_then(|s| s.ports.as_ref())
+        .into_iter()
+        .flatten()
+    {
+        let Some(name) = port.name.as_deref().filter(|n| !n.is_empty()) else {
+            continue;
+        };
         let value = match (port.node_port, &port.target_port) {
             (Some(node_port), _) if node_port != 0 => node_port.to_string(),
             (_, Some(IntOrString::Int(p))) if *p != 0 => p.to_string(),
@@ -221,7 +349,9 @@ fn endpoints(cluster: &RayCluster, service: Option<&k8s_openapi::api::core::v1::
 /// `{podIP, serviceIP, podName, serviceName}`; a headless head Service reports the head Pod's IP.
 fn head_info(pod: Option<&RayPod>, service: Option<&k8s_openapi::api::core::v1::Service>) -> Value {
     let mut head = Map::new();
-    let pod_ip = pod.and_then(|p| p.pod_ip.clone()).filter(|ip| !ip.is_empty());
+    let pod_ip = pod
+        .and_then(|p| p.pod_ip.clone())
+        .filter(|ip| !ip.is_empty());
     if let Some(ip) = &pod_ip {
         head.insert("podIP".into(), json!(ip));
     }
@@ -229,12 +359,23 @@ fn head_info(pod: Option<&RayPod>, service: Option<&k8s_openapi::api::core::v1::
         head.insert("podName".into(), json!(pod.name));
     }
     if let Some(service) = service {
-        let cluster_ip = service.spec.as_ref().and_then(|s| s.cluster_ip.clone()).unwrap_or_default();
-        let ip = if cluster_ip == "None" { pod_ip } else { Some(cluster_ip).filter(|ip| !ip.is_empty()) };
+        let cluster_ip = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.cluster_ip.clone())
+            .unwrap_or_default();
+        let ip = if cluster_ip == "None" {
+            pod_ip
+        } else {
+            Some(cluster_ip).filter(|ip| !ip.is_empty())
+        };
         if let Some(ip) = ip {
             head.insert("serviceIP".into(), json!(ip));
         }
-        head.insert("serviceName".into(), json!(service.metadata.name.clone().unwrap_or_default()));
+        head.insert(
+            "serviceName".into(),
+            json!(service.metadata.name.clone().unwrap_or_default()),
+        );
     }
     Value::Object(head)
 }

@@ -19,21 +19,43 @@ fn a_new_cluster_gets_its_head_service_head_pod_and_workers_in_kuberays_order() 
     assert_eq!(renders.len(), 4);
     assert_eq!(renders[0], Child::HeadService);
     assert!(matches!(&renders[1], Child::HeadPod(s) if s.len() == 5));
-    assert!(matches!(&renders[2], Child::WorkerPod(WorkerPod { group, replica: None, .. }) if group == "gpu"));
+    assert!(
+        matches!(&renders[2], Child::WorkerPod(WorkerPod { group, replica: None, .. }) if group == "gpu")
+    );
     assert_eq!(
         event_reasons(&plan),
-        ["CreatedService", "CreatedHeadPod", "CreatedWorkerPod", "CreatedWorkerPod"]
+        [
+            "CreatedService",
+            "CreatedHeadPod",
+            "CreatedWorkerPod",
+            "CreatedWorkerPod"
+        ]
     );
-    assert!(matches!(plan.ops.last(), Some(Op::Status(_))), "the status comes last");
-    assert_eq!(plan.requeue_after_ms, Some(SHORT_REQUEUE_MS), "a changed status looks again soon");
+    assert!(
+        matches!(plan.ops.last(), Some(Op::Status(_))),
+        "the status comes last"
+    );
+    assert_eq!(
+        plan.requeue_after_ms,
+        Some(SHORT_REQUEUE_MS),
+        "a changed status looks again soon"
+    );
 }
 
 #[test]
 fn event_messages_name_the_objects_the_host_will_create() {
     let plan = reconciled(cluster().with([]));
-    let Child::HeadPod(suffix) = &renders(&plan)[1] else { panic!("no head Pod") };
+    let Child::HeadPod(suffix) = &renders(&plan)[1] else {
+        panic!("no head Pod")
+    };
     let messages: Vec<String> = events(&plan).into_iter().map(|e| e.message).collect();
-    assert_eq!(messages, [format!("Created service ns/rc-head-svc"), format!("Created head Pod ns/rc-head-{suffix}")]);
+    assert_eq!(
+        messages,
+        [
+            "Created service ns/rc-head-svc".to_owned(),
+            format!("Created head Pod ns/rc-head-{suffix}")
+        ]
+    );
 }
 
 #[test]
@@ -55,9 +77,16 @@ fn suffixes_never_repeat_within_a_plan() {
 
 #[test]
 fn autoscaling_renders_the_rbac_once_with_an_event_per_missing_object() {
-    let plan = reconciled(cluster().autoscaling().with_pods([head("rc-head-x").running_ready()]));
+    let plan = reconciled(
+        cluster()
+            .autoscaling()
+            .with_pods([head("rc-head-x").running_ready()]),
+    );
     assert_eq!(renders(&plan), [Child::AutoscalerRbac]);
-    assert_eq!(event_reasons(&plan), ["CreatedServiceAccount", "CreatedRole", "CreatedRoleBinding"]);
+    assert_eq!(
+        event_reasons(&plan),
+        ["CreatedServiceAccount", "CreatedRole", "CreatedRoleBinding"]
+    );
 
     let all_there = cluster().autoscaling().with([
         head_service(),
@@ -71,23 +100,46 @@ fn autoscaling_renders_the_rbac_once_with_an_event_per_missing_object() {
 
 #[test]
 fn token_auth_renders_the_secret_until_it_exists() {
-    let missing = reconciled(cluster().token_auth().with_pods([head("rc-head-x").running_ready()]));
+    let missing = reconciled(
+        cluster()
+            .token_auth()
+            .with_pods([head("rc-head-x").running_ready()]),
+    );
     assert_eq!(renders(&missing), [Child::AuthSecret]);
-    let present = cluster().token_auth().with([head_service(), object("v1", "Secret", "rc"), head("rc-head-x").running_ready().0]);
+    let present = cluster().token_auth().with([
+        head_service(),
+        object("v1", "Secret", "rc"),
+        head("rc-head-x").running_ready().0,
+    ]);
     assert_eq!(renders(&reconciled(present)), []);
 }
 
 #[test]
 fn multi_host_groups_get_the_headless_service() {
-    let plan = reconciled(cluster().with_workers("tpu", 0).hosts("tpu", 2).with_pods([head("rc-head-x").running_ready()]));
+    let plan = reconciled(
+        cluster()
+            .with_workers("tpu", 0)
+            .hosts("tpu", 2)
+            .with_pods([head("rc-head-x").running_ready()]),
+    );
     assert_eq!(renders(&plan), [Child::HeadlessService]);
 }
 
 #[test]
 fn the_serve_service_comes_only_with_the_annotation() {
     let on = cluster().annotated("ray.io/enable-serve-service", "true");
-    assert_eq!(renders(&reconciled(on.with_pods([head("rc-head-x").running_ready()]))), [Child::ServeService]);
-    assert_eq!(renders(&reconciled(cluster().with_pods([head("rc-head-x").running_ready()]))), []);
+    assert_eq!(
+        renders(&reconciled(
+            on.with_pods([head("rc-head-x").running_ready()])
+        )),
+        [Child::ServeService]
+    );
+    assert_eq!(
+        renders(&reconciled(
+            cluster().with_pods([head("rc-head-x").running_ready()])
+        )),
+        []
+    );
 }
 
 // §8.2–4: replicas, clamped.
@@ -95,13 +147,34 @@ fn the_serve_service_comes_only_with_the_annotation() {
 #[test]
 fn item_2_worker_pods_match_replicas_clamped_by_min_and_max() {
     let below_min = cluster().with_workers("cpu", 1).min_max("cpu", 3, 5);
-    assert_eq!(rendered_workers(&reconciled(below_min.with_pods([head("rc-head-x").running_ready()]))), ["cpu"; 3]);
+    assert_eq!(
+        rendered_workers(&reconciled(
+            below_min.with_pods([head("rc-head-x").running_ready()])
+        )),
+        ["cpu"; 3]
+    );
     let min_above_max = cluster().with_workers("cpu", 4).min_max("cpu", 3, 2);
-    assert_eq!(rendered_workers(&reconciled(min_above_max.with_pods([head("rc-head-x").running_ready()]))), ["cpu"; 2]);
-    let unset = cluster().with_workers("cpu", 0).min_max("cpu", 2, 5).raw(|c| {
-        c["spec"]["workerGroupSpecs"][0].as_object_mut().unwrap().remove("replicas");
-    });
-    assert_eq!(rendered_workers(&reconciled(unset.with_pods([head("rc-head-x").running_ready()]))), ["cpu"; 2]);
+    assert_eq!(
+        rendered_workers(&reconciled(
+            min_above_max.with_pods([head("rc-head-x").running_ready()])
+        )),
+        ["cpu"; 2]
+    );
+    let unset = cluster()
+        .with_workers("cpu", 0)
+        .min_max("cpu", 2, 5)
+        .raw(|c| {
+            c["spec"]["workerGroupSpecs"][0]
+                .as_object_mut()
+                .unwrap()
+                .remove("replicas");
+        });
+    assert_eq!(
+        rendered_workers(&reconciled(
+            unset.with_pods([head("rc-head-x").running_ready()])
+        )),
+        ["cpu"; 2]
+    );
 }
 
 #[test]
@@ -116,16 +189,28 @@ fn item_3_a_deleted_worker_is_replaced() {
 #[test]
 fn a_terminating_worker_counts_as_gone() {
     let mut pods = ready_workers("cpu", 1);
-    pods.push(worker("cpu", "rc-cpu-worker-old").running_ready().terminating());
+    pods.push(
+        worker("cpu", "rc-cpu-worker-old")
+            .running_ready()
+            .terminating(),
+    );
     pods.push(head("rc-head-x").running_ready());
     let plan = reconciled(cluster().with_workers("cpu", 2).with_pods(pods));
     assert_eq!(rendered_workers(&plan), ["cpu"]);
-    assert!(deletes(&plan).is_empty(), "a Pod already being deleted is not deleted again");
+    assert!(
+        deletes(&plan).is_empty(),
+        "a Pod already being deleted is not deleted again"
+    );
 }
 
 #[test]
 fn item_4_replicas_above_max_create_only_max() {
-    let plan = reconciled(cluster().with_workers("cpu", 20).min_max("cpu", 0, 4).with_pods([head("rc-head-x").running_ready()]));
+    let plan = reconciled(
+        cluster()
+            .with_workers("cpu", 20)
+            .min_max("cpu", 0, 4)
+            .with_pods([head("rc-head-x").running_ready()]),
+    );
     assert_eq!(rendered_workers(&plan), ["cpu"; 4]);
     assert_eq!(status_fields(&plan)["desiredWorkerReplicas"], 4);
 }
@@ -141,17 +226,32 @@ fn item_5_state_is_ready_once_every_pod_runs_and_is_ready() {
     assert_eq!(status["state"], "ready");
     assert_eq!(status["readyWorkerReplicas"], 2);
     assert_eq!(status["availableWorkerReplicas"], 2);
-    assert_eq!(status["stateTransitionTimes"]["ready"], "2024-05-01T12:00:00Z");
-    assert_eq!(condition_is(&plan, "RayClusterProvisioned"), (True, "AllPodRunningAndReadyFirstTime".into()));
-    assert_eq!(condition_is(&plan, "HeadPodReady"), (True, "HeadPodRunningAndReady".into()));
+    assert_eq!(
+        status["stateTransitionTimes"]["ready"],
+        "2024-05-01T12:00:00Z"
+    );
+    assert_eq!(
+        condition_is(&plan, "RayClusterProvisioned"),
+        (True, "AllPodRunningAndReadyFirstTime".into())
+    );
+    assert_eq!(
+        condition_is(&plan, "HeadPodReady"),
+        (True, "HeadPodRunningAndReady".into())
+    );
 }
 
 #[test]
 fn state_is_not_ready_while_a_worker_is_missing_or_pending() {
-    let pods = [head("rc-head-x").running_ready(), worker("cpu", "rc-cpu-worker-p")];
+    let pods = [
+        head("rc-head-x").running_ready(),
+        worker("cpu", "rc-cpu-worker-p"),
+    ];
     let plan = reconciled(cluster().with_workers("cpu", 2).with_pods(pods));
     assert_eq!(status_fields(&plan).get("state"), None);
-    assert_eq!(condition_is(&plan, "RayClusterProvisioned"), (False, "RayClusterPodsProvisioning".into()));
+    assert_eq!(
+        condition_is(&plan, "RayClusterProvisioned"),
+        (False, "RayClusterPodsProvisioning".into())
+    );
 }
 
 // §8.8–9: scale-down.
@@ -160,7 +260,10 @@ fn state_is_not_ready_while_a_worker_is_missing_or_pending() {
 fn item_8_workers_to_delete_deletes_exactly_those_and_nothing_at_random_with_the_autoscaler() {
     let mut pods = ready_workers("cpu", 4);
     pods.push(head("rc-head-x").running_ready());
-    let c = cluster().autoscaling().with_workers("cpu", 1).workers_to_delete("cpu", &["rc-cpu-worker-w1", "rc-cpu-worker-gone"]);
+    let c = cluster()
+        .autoscaling()
+        .with_workers("cpu", 1)
+        .workers_to_delete("cpu", &["rc-cpu-worker-w1", "rc-cpu-worker-gone"]);
     let plan = reconciled(c.with(rbac_and(pods)));
     assert_eq!(deletes(&plan), ["rc-cpu-worker-w1"]);
     assert!(renders(&plan).is_empty());
@@ -183,9 +286,16 @@ fn workers_to_delete_below_replicas_is_refilled_and_ignores_other_groups() {
     let mut pods = ready_workers("cpu", 2);
     pods.extend(ready_workers("gpu", 1));
     pods.push(head("rc-head-x").running_ready());
-    let c = cluster().with_workers("cpu", 2).with_workers("gpu", 1).workers_to_delete("cpu", &["rc-cpu-worker-w0", "rc-gpu-worker-w0"]);
+    let c = cluster()
+        .with_workers("cpu", 2)
+        .with_workers("gpu", 1)
+        .workers_to_delete("cpu", &["rc-cpu-worker-w0", "rc-gpu-worker-w0"]);
     let plan = reconciled(c.with_pods(pods));
-    assert_eq!(deletes(&plan), ["rc-cpu-worker-w0"], "a Pod of another group is not this group's to delete");
+    assert_eq!(
+        deletes(&plan),
+        ["rc-cpu-worker-w0"],
+        "a Pod of another group is not this group's to delete"
+    );
     assert_eq!(rendered_workers(&plan), ["cpu"], "replicas still says 2");
 }
 
@@ -205,7 +315,12 @@ fn item_9_without_the_autoscaler_excess_workers_are_deleted_not_ready_first() {
 fn with_the_autoscaler_excess_workers_stay_until_it_names_them() {
     let mut pods = ready_workers("cpu", 3);
     pods.push(head("rc-head-x").running_ready());
-    let plan = reconciled(cluster().autoscaling().with_workers("cpu", 1).with(rbac_and(pods)));
+    let plan = reconciled(
+        cluster()
+            .autoscaling()
+            .with_workers("cpu", 1)
+            .with(rbac_and(pods)),
+    );
     assert!(deletes(&plan).is_empty());
 }
 
@@ -214,12 +329,18 @@ fn the_same_snapshot_gives_the_same_plan_and_scale_down_picks_the_same_pods_unde
     let snapshot = || {
         let mut pods = ready_workers("cpu", 5);
         pods.push(head("rc-head-x").running_ready());
-        cluster().with_workers("cpu", 2).with_workers("gpu", 3).with_pods(pods)
+        cluster()
+            .with_workers("cpu", 2)
+            .with_workers("gpu", 3)
+            .with_pods(pods)
     };
     assert_eq!(reconciled(snapshot()), reconciled(snapshot()));
     let mut other_seed = snapshot();
     other_seed.seed = 7;
-    assert_eq!(deletes(&reconciled(snapshot())), deletes(&reconciled(other_seed)));
+    assert_eq!(
+        deletes(&reconciled(snapshot())),
+        deletes(&reconciled(other_seed))
+    );
 }
 
 // §8.10: unhealthy Pods.
@@ -231,27 +352,61 @@ fn item_10_a_failed_worker_is_deleted_and_replaced_in_the_next_pass() {
     pods.push(head("rc-head-x").running_ready());
     let plan = reconciled(cluster().with_workers("cpu", 2).with_pods(pods));
     assert_eq!(deletes(&plan), ["rc-cpu-worker-evicted"]);
-    assert!(renders(&plan).is_empty(), "no creations in the pass that deletes unhealthy Pods");
+    assert!(
+        renders(&plan).is_empty(),
+        "no creations in the pass that deletes unhealthy Pods"
+    );
     assert_eq!(plan.requeue_after_ms, Some(SHORT_REQUEUE_MS));
 
-    let next = vec![ready_workers("cpu", 1).remove(0), head("rc-head-x").running_ready()];
-    assert_eq!(rendered_workers(&reconciled(cluster().with_workers("cpu", 2).with_pods(next))), ["cpu"]);
+    let next = vec![
+        ready_workers("cpu", 1).remove(0),
+        head("rc-head-x").running_ready(),
+    ];
+    assert_eq!(
+        rendered_workers(&reconciled(
+            cluster().with_workers("cpu", 2).with_pods(next)
+        )),
+        ["cpu"]
+    );
 }
 
 #[test]
 fn a_worker_whose_ray_container_exited_is_deleted_only_with_restart_policy_never() {
-    let never = [head("rc-head-x").running_ready(), worker("cpu", "rc-cpu-worker-n").ray_container_exited("Never")];
-    assert_eq!(deletes(&reconciled(cluster().with_workers("cpu", 1).with_pods(never))), ["rc-cpu-worker-n"]);
-    let always = [head("rc-head-x").running_ready(), worker("cpu", "rc-cpu-worker-a").ray_container_exited("Always")];
-    assert!(deletes(&reconciled(cluster().with_workers("cpu", 1).with_pods(always))).is_empty(), "kubelet restarts it");
+    let never = [
+        head("rc-head-x").running_ready(),
+        worker("cpu", "rc-cpu-worker-n").ray_container_exited("Never"),
+    ];
+    assert_eq!(
+        deletes(&reconciled(
+            cluster().with_workers("cpu", 1).with_pods(never)
+        )),
+        ["rc-cpu-worker-n"]
+    );
+    let always = [
+        head("rc-head-x").running_ready(),
+        worker("cpu", "rc-cpu-worker-a").ray_container_exited("Always"),
+    ];
+    assert!(
+        deletes(&reconciled(
+            cluster().with_workers("cpu", 1).with_pods(always)
+        ))
+        .is_empty(),
+        "kubelet restarts it"
+    );
 }
 
 #[test]
 fn a_failed_head_is_deleted_first_and_recreated_in_the_next_pass() {
-    let pods = [head("rc-head-x").failed(), worker("cpu", "rc-cpu-worker-w0")];
+    let pods = [
+        head("rc-head-x").failed(),
+        worker("cpu", "rc-cpu-worker-w0"),
+    ];
     let plan = reconciled(cluster().with_workers("cpu", 3).with_pods(pods));
     assert_eq!(deletes(&plan), ["rc-head-x"]);
-    assert!(renders(&plan).is_empty(), "the workers wait for the new head");
+    assert!(
+        renders(&plan).is_empty(),
+        "the workers wait for the new head"
+    );
     assert_eq!(event_reasons(&plan), ["DeletedHeadPod"]);
 
     let next = reconciled(cluster().with_pods([head("rc-head-x").failed().terminating()]));
@@ -260,7 +415,9 @@ fn a_failed_head_is_deleted_first_and_recreated_in_the_next_pass() {
 
 #[test]
 fn a_rayjob_cluster_that_was_provisioned_gets_no_new_head() {
-    let c = cluster().labelled("ray.io/originated-from-crd", "RayJob").condition("RayClusterProvisioned", "True");
+    let c = cluster()
+        .labelled("ray.io/originated-from-crd", "RayJob")
+        .condition("RayClusterProvisioned", "True");
     assert!(renders(&reconciled(c.with_pods([]))).is_empty());
 }
 
@@ -271,56 +428,102 @@ fn item_11_suspend_deletes_every_pod_and_marks_the_cluster_suspending() {
     let mut pods = ready_workers("cpu", 2);
     pods.push(head("rc-head-x").running_ready());
     let plan = reconciled(cluster().with_workers("cpu", 2).suspended().with_pods(pods));
-    assert_eq!(deletes(&plan), ["rc-cpu-worker-w0", "rc-cpu-worker-w1", "rc-head-x"]);
+    assert_eq!(
+        deletes(&plan),
+        ["rc-cpu-worker-w0", "rc-cpu-worker-w1", "rc-head-x"]
+    );
     assert_eq!(event_reasons(&plan), ["DeletedPod"]);
-    assert_eq!(condition_is(&plan, "RayClusterSuspending"), (True, "RayClusterSuspending".into()));
-    assert_eq!(condition_is(&plan, "RayClusterSuspended"), (False, "RayClusterSuspended".into()));
+    assert_eq!(
+        condition_is(&plan, "RayClusterSuspending"),
+        (True, "RayClusterSuspending".into())
+    );
+    assert_eq!(
+        condition_is(&plan, "RayClusterSuspended"),
+        (False, "RayClusterSuspended".into())
+    );
 }
 
 #[test]
 fn a_suspend_in_progress_finishes_even_when_suspend_flips_back() {
     let pods = [head("rc-head-x").running_ready()];
-    let c = cluster().unsuspended().condition("RayClusterSuspending", "True");
+    let c = cluster()
+        .unsuspended()
+        .condition("RayClusterSuspending", "True");
     let plan = reconciled(c.with_pods(pods));
     assert_eq!(deletes(&plan), ["rc-head-x"]);
     assert!(renders(&plan).is_empty());
-    assert_eq!(condition(&plan, "RayClusterSuspending"), None, "still Suspending: nothing to change");
+    assert_eq!(
+        condition(&plan, "RayClusterSuspending"),
+        None,
+        "still Suspending: nothing to change"
+    );
 }
 
 #[test]
 fn once_no_pods_remain_the_cluster_is_suspended_and_no_longer_provisioned() {
-    let c = cluster().with_workers("cpu", 2).suspended().condition("RayClusterSuspending", "True").condition("RayClusterProvisioned", "True");
+    let c = cluster()
+        .with_workers("cpu", 2)
+        .suspended()
+        .condition("RayClusterSuspending", "True")
+        .condition("RayClusterProvisioned", "True");
     let plan = reconciled(c.with_pods([]));
-    assert!(renders(&plan).iter().all(|c| !matches!(c, Child::HeadPod(_) | Child::WorkerPod(_))));
-    assert_eq!(condition_is(&plan, "RayClusterSuspending"), (False, "RayClusterSuspending".into()));
-    assert_eq!(condition_is(&plan, "RayClusterSuspended"), (True, "RayClusterSuspended".into()));
-    assert_eq!(condition_is(&plan, "RayClusterProvisioned"), (False, "RayClusterPodsProvisioning".into()));
+    assert!(
+        renders(&plan)
+            .iter()
+            .all(|c| !matches!(c, Child::HeadPod(_) | Child::WorkerPod(_)))
+    );
+    assert_eq!(
+        condition_is(&plan, "RayClusterSuspending"),
+        (False, "RayClusterSuspending".into())
+    );
+    assert_eq!(
+        condition_is(&plan, "RayClusterSuspended"),
+        (True, "RayClusterSuspended".into())
+    );
+    assert_eq!(
+        condition_is(&plan, "RayClusterProvisioned"),
+        (False, "RayClusterPodsProvisioning".into())
+    );
     assert_eq!(status_fields(&plan)["state"], "suspended");
 }
 
 #[test]
 fn a_flip_back_after_the_suspend_finished_recreates_the_pods() {
-    let c = cluster().with_workers("cpu", 2).unsuspended().condition("RayClusterSuspended", "True");
+    let c = cluster()
+        .with_workers("cpu", 2)
+        .unsuspended()
+        .condition("RayClusterSuspended", "True");
     let plan = reconciled(c.with_pods([]));
     assert!(matches!(renders(&plan)[0], Child::HeadPod(_)));
     assert_eq!(rendered_workers(&plan), ["cpu", "cpu"]);
-    assert_eq!(condition_is(&plan, "RayClusterSuspended"), (False, "RayClusterSuspended".into()));
+    assert_eq!(
+        condition_is(&plan, "RayClusterSuspended"),
+        (False, "RayClusterSuspended".into())
+    );
 }
 
 #[test]
 fn a_suspended_cluster_stays_empty() {
-    let c = cluster().with_workers("cpu", 2).suspended().condition("RayClusterSuspended", "True");
+    let c = cluster()
+        .with_workers("cpu", 2)
+        .suspended()
+        .condition("RayClusterSuspended", "True");
     let plan = reconciled(c.with_pods([]));
     assert!(renders(&plan).is_empty() && deletes(&plan).is_empty());
 }
 
 #[test]
 fn suspending_and_suspended_both_true_is_repaired_with_a_warning() {
-    let c = cluster().condition("RayClusterSuspending", "True").condition("RayClusterSuspended", "True");
+    let c = cluster()
+        .condition("RayClusterSuspending", "True")
+        .condition("RayClusterSuspended", "True");
     let plan = reconciled(c.with_pods([head("rc-head-x").running_ready()]));
     assert_eq!(warnings(&plan), ["InvalidRayClusterStatus"]);
     assert_eq!(deletes(&plan), ["rc-head-x"]);
-    assert_eq!(condition_is(&plan, "RayClusterSuspended"), (False, "RayClusterSuspended".into()));
+    assert_eq!(
+        condition_is(&plan, "RayClusterSuspended"),
+        (False, "RayClusterSuspended".into())
+    );
 }
 
 // §8.12: per-group suspend.
@@ -330,7 +533,13 @@ fn item_12_suspending_a_group_deletes_only_its_pods() {
     let mut pods = ready_workers("cpu", 2);
     pods.extend(ready_workers("gpu", 1));
     pods.push(head("rc-head-x").running_ready());
-    let plan = reconciled(cluster().with_workers("cpu", 2).with_workers("gpu", 1).group_suspended("cpu").with_pods(pods));
+    let plan = reconciled(
+        cluster()
+            .with_workers("cpu", 2)
+            .with_workers("gpu", 1)
+            .group_suspended("cpu")
+            .with_pods(pods),
+    );
     assert_eq!(deletes(&plan), ["rc-cpu-worker-w0", "rc-cpu-worker-w1"]);
     assert_eq!(event_reasons(&plan), ["DeletedWorkerPod"]);
     assert_eq!(status_fields(&plan)["desiredWorkerReplicas"], 1);
@@ -338,9 +547,14 @@ fn item_12_suspending_a_group_deletes_only_its_pods() {
 
 #[test]
 fn item_12_suspending_a_group_is_invalid_with_the_autoscaler() {
-    let c = cluster().autoscaling().with_workers("cpu", 2).group_suspended("cpu");
+    let c = cluster()
+        .autoscaling()
+        .with_workers("cpu", 2)
+        .group_suspended("cpu");
     match reconcile(&c.with_pods([])) {
-        Err(PluginError::InvalidSpec(m)) => assert!(m.contains("workerGroupSpecs[cpu].suspend"), "{m}"),
+        Err(PluginError::InvalidSpec(m)) => {
+            assert!(m.contains("workerGroupSpecs[cpu].suspend"), "{m}")
+        }
         other => panic!("{other:?}"),
     }
 }
@@ -349,11 +563,30 @@ fn item_12_suspending_a_group_is_invalid_with_the_autoscaler() {
 
 #[test]
 fn item_13_multi_host_groups_create_whole_replicas_with_replica_and_host_labels() {
-    let plan = reconciled(cluster().with_workers("tpu", 2).hosts("tpu", 2).with([head_service(), object("v1", "Service", "rc-headless")]));
-    let replicas: Vec<MultiHostReplica> =
-        renders(&plan).into_iter().filter_map(|c| if let Child::WorkerPod(w) = c { w.replica } else { None }).collect();
+    let plan = reconciled(
+        cluster()
+            .with_workers("tpu", 2)
+            .hosts("tpu", 2)
+            .with([head_service(), object("v1", "Service", "rc-headless")]),
+    );
+    let replicas: Vec<MultiHostReplica> = renders(&plan)
+        .into_iter()
+        .filter_map(|c| {
+            if let Child::WorkerPod(w) = c {
+                w.replica
+            } else {
+                None
+            }
+        })
+        .collect();
     assert_eq!(replicas.len(), 4);
-    assert_eq!(replicas.iter().map(|r| (r.index, r.host_index)).collect::<Vec<_>>(), [(0, 0), (0, 1), (1, 0), (1, 1)]);
+    assert_eq!(
+        replicas
+            .iter()
+            .map(|r| (r.index, r.host_index))
+            .collect::<Vec<_>>(),
+        [(0, 0), (0, 1), (1, 0), (1, 1)]
+    );
     assert_eq!(replicas[0].name, replicas[1].name);
     assert_ne!(replicas[0].name, replicas[2].name);
     assert!(replicas[0].name.starts_with("tpu-"));
@@ -361,7 +594,9 @@ fn item_13_multi_host_groups_create_whole_replicas_with_replica_and_host_labels(
 }
 
 fn host_pod(replica: &str, index: u32, host: u32) -> PodFx {
-    worker("tpu", &format!("rc-tpu-worker-{replica}{host}")).running_ready().replica(&format!("tpu-{replica}"), index, host)
+    worker("tpu", &format!("rc-tpu-worker-{replica}{host}"))
+        .running_ready()
+        .replica(&format!("tpu-{replica}"), index, host)
 }
 
 #[test]
@@ -373,38 +608,87 @@ fn item_13_an_unhealthy_host_takes_its_whole_replica_down() {
         host_pod("b", 1, 0),
         host_pod("b", 1, 1),
     ];
-    let plan = reconciled(cluster().with_workers("tpu", 2).hosts("tpu", 2).with_pods(pods));
+    let plan = reconciled(
+        cluster()
+            .with_workers("tpu", 2)
+            .hosts("tpu", 2)
+            .with_pods(pods),
+    );
     assert_eq!(deletes(&plan), ["rc-tpu-worker-a0", "rc-tpu-worker-a1"]);
-    assert!(renders(&plan).iter().all(|c| !matches!(c, Child::WorkerPod(_))));
+    assert!(
+        renders(&plan)
+            .iter()
+            .all(|c| !matches!(c, Child::WorkerPod(_)))
+    );
 }
 
 #[test]
 fn item_13_an_incomplete_replica_is_deleted_and_a_whole_one_created_at_the_free_index() {
-    let pods = [head("rc-head-x").running_ready(), host_pod("a", 0, 0), host_pod("b", 1, 0), host_pod("b", 1, 1)];
-    let plan = reconciled(cluster().with_workers("tpu", 2).hosts("tpu", 2).with_pods(pods));
+    let pods = [
+        head("rc-head-x").running_ready(),
+        host_pod("a", 0, 0),
+        host_pod("b", 1, 0),
+        host_pod("b", 1, 1),
+    ];
+    let plan = reconciled(
+        cluster()
+            .with_workers("tpu", 2)
+            .hosts("tpu", 2)
+            .with_pods(pods),
+    );
     assert_eq!(deletes(&plan), ["rc-tpu-worker-a0"]);
     let indices: Vec<(u32, u32)> = renders(&plan)
         .into_iter()
-        .filter_map(|c| if let Child::WorkerPod(w) = c { w.replica.map(|r| (r.index, r.host_index)) } else { None })
+        .filter_map(|c| {
+            if let Child::WorkerPod(w) = c {
+                w.replica.map(|r| (r.index, r.host_index))
+            } else {
+                None
+            }
+        })
         .collect();
     assert_eq!(indices, [(0, 0), (0, 1)]);
 }
 
 #[test]
 fn item_13_scale_down_and_workers_to_delete_remove_whole_replicas() {
-    let pods = || [head("rc-head-x").running_ready(), host_pod("a", 0, 0), host_pod("a", 0, 1), host_pod("b", 1, 0), host_pod("b", 1, 1)];
-    let down = reconciled(cluster().with_workers("tpu", 1).hosts("tpu", 2).with_pods(pods()));
+    let pods = || {
+        [
+            head("rc-head-x").running_ready(),
+            host_pod("a", 0, 0),
+            host_pod("a", 0, 1),
+            host_pod("b", 1, 0),
+            host_pod("b", 1, 1),
+        ]
+    };
+    let down = reconciled(
+        cluster()
+            .with_workers("tpu", 1)
+            .hosts("tpu", 2)
+            .with_pods(pods()),
+    );
     assert_eq!(deletes(&down).len(), 2);
-    assert_eq!(deletes(&down)[0][..deletes(&down)[0].len() - 1], deletes(&down)[1][..deletes(&down)[1].len() - 1]);
+    assert_eq!(
+        deletes(&down)[0][..deletes(&down)[0].len() - 1],
+        deletes(&down)[1][..deletes(&down)[1].len() - 1]
+    );
 
-    let named = cluster().with_workers("tpu", 2).hosts("tpu", 2).workers_to_delete("tpu", &["rc-tpu-worker-b1"]);
+    let named = cluster()
+        .with_workers("tpu", 2)
+        .hosts("tpu", 2)
+        .workers_to_delete("tpu", &["rc-tpu-worker-b1"]);
     let plan = reconciled(named.with_pods(pods()));
     assert_eq!(deletes(&plan), ["rc-tpu-worker-b0", "rc-tpu-worker-b1"]);
 }
 
 #[test]
 fn item_16_zero_hosts_create_no_pods() {
-    let plan = reconciled(cluster().with_workers("tpu", 3).hosts("tpu", 0).with_pods([head("rc-head-x").running_ready()]));
+    let plan = reconciled(
+        cluster()
+            .with_workers("tpu", 3)
+            .hosts("tpu", 0)
+            .with_pods([head("rc-head-x").running_ready()]),
+    );
     assert!(rendered_workers(&plan).is_empty());
     assert_eq!(status_fields(&plan)["desiredWorkerReplicas"], 0);
 }
@@ -413,7 +697,9 @@ fn item_16_zero_hosts_create_no_pods() {
 
 #[test]
 fn item_15_desired_resources_count_limits_when_there_are_no_requests() {
-    let c = cluster().with_workers("gpu", 2).limits_only("gpu", "500m", "4Gi", "1");
+    let c = cluster()
+        .with_workers("gpu", 2)
+        .limits_only("gpu", "500m", "4Gi", "1");
     let status = status_fields(&reconciled(c.with_pods([])));
     assert_eq!(status["desiredCPU"], "2", "1 for the head + 2 × 500m");
     assert_eq!(status["desiredMemory"], "10Gi", "2Gi + 2 × 4Gi");
@@ -436,11 +722,18 @@ fn suspended_groups_count_for_no_resources() {
 #[test]
 fn item_17_head_pod_ready_tells_why_the_head_is_not_ready() {
     let missing = reconciled(cluster().with_pods([]));
-    assert_eq!(condition_is(&missing, "HeadPodReady"), (False, "HeadPodNotFound".into()));
+    assert_eq!(
+        condition_is(&missing, "HeadPodReady"),
+        (False, "HeadPodNotFound".into())
+    );
     let pulling = reconciled(cluster().with_pods([head("rc-head-x").running_not_ready()]));
     let c = condition(&pulling, "HeadPodReady").unwrap();
     assert_eq!((c.status, c.reason.as_str()), (False, "ImagePullBackOff"));
-    assert!(c.message.ends_with("container ray: Back-off pulling image"), "{}", c.message);
+    assert!(
+        c.message.ends_with("container ray: Back-off pulling image"),
+        "{}",
+        c.message
+    );
 }
 
 #[test]
@@ -452,36 +745,78 @@ fn item_17_provisioned_never_flips_back_once_true() {
 
 #[test]
 fn item_17_a_failed_create_reported_by_the_host_is_a_replica_failure_until_it_is_over() {
-    let failing = with_fact(cluster().with_pods([]), "wasmray.dev/replica-failure", json!({ "message": "quota exceeded" }));
+    let failing = with_fact(
+        cluster().with_pods([]),
+        "wasmray.dev/replica-failure",
+        json!({ "message": "quota exceeded" }),
+    );
     let c = condition(&reconciled(failing), "RayClusterReplicaFailure").unwrap();
-    assert_eq!((c.status, c.reason.as_str(), c.message.as_str()), (True, "FailedCreateWorkerPod", "quota exceeded"));
+    assert_eq!(
+        (c.status, c.reason.as_str(), c.message.as_str()),
+        (True, "FailedCreateWorkerPod", "quota exceeded")
+    );
 
-    let head_failing = with_fact(cluster().with_pods([]), "wasmray.dev/replica-failure", json!({ "reason": "FailedCreateHeadPod", "message": "denied" }));
-    assert_eq!(condition_is(&reconciled(head_failing), "RayClusterReplicaFailure"), (True, "FailedCreateHeadPod".into()));
+    let head_failing = with_fact(
+        cluster().with_pods([]),
+        "wasmray.dev/replica-failure",
+        json!({ "reason": "FailedCreateHeadPod", "message": "denied" }),
+    );
+    assert_eq!(
+        condition_is(&reconciled(head_failing), "RayClusterReplicaFailure"),
+        (True, "FailedCreateHeadPod".into())
+    );
 
-    let over = cluster().condition("RayClusterReplicaFailure", "True").with_pods([]);
-    assert_eq!(condition_is(&reconciled(over), "RayClusterReplicaFailure"), (False, "NoReplicaFailure".into()));
-    assert_eq!(condition(&reconciled(cluster().with_pods([])), "RayClusterReplicaFailure"), None, "never failed: no condition");
+    let over = cluster()
+        .condition("RayClusterReplicaFailure", "True")
+        .with_pods([]);
+    assert_eq!(
+        condition_is(&reconciled(over), "RayClusterReplicaFailure"),
+        (False, "NoReplicaFailure".into())
+    );
+    assert_eq!(
+        condition(
+            &reconciled(cluster().with_pods([])),
+            "RayClusterReplicaFailure"
+        ),
+        None,
+        "never failed: no condition"
+    );
 }
 
 // §8.19 and §5: GCS fault tolerance.
 
 #[test]
 fn item_19_gcs_ft_adds_the_cleanup_finalizer_first() {
-    let plan = reconciled(cluster().gcs_ft().with_pods([head("rc-head-x").running_ready()]));
+    let plan = reconciled(
+        cluster()
+            .gcs_ft()
+            .with_pods([head("rc-head-x").running_ready()]),
+    );
     assert_eq!(
         applies(&plan),
         [json!({ "apiVersion": "ray.io/v1", "kind": "RayCluster",
                  "metadata": { "name": "rc", "namespace": "ns", "finalizers": ["ray.io/gcs-ft-redis-cleanup-finalizer"] } })]
     );
     assert!(matches!(plan.ops[0], Op::Apply(_)));
-    assert!(applies(&reconciled(cluster().gcs_ft().with_finalizer().with_pods([]))).is_empty());
+    assert!(
+        applies(&reconciled(
+            cluster().gcs_ft().with_finalizer().with_pods([])
+        ))
+        .is_empty()
+    );
 }
 
 #[test]
 fn item_19_a_deleted_ft_cluster_deletes_its_pods_and_waits_for_the_head_to_go() {
-    let c = cluster().with_workers("cpu", 1).gcs_ft().with_finalizer().deleted_ago(5);
-    let plan = reconciled(c.with_pods([head("rc-head-x").running_ready(), worker("cpu", "rc-cpu-worker-w0")]));
+    let c = cluster()
+        .with_workers("cpu", 1)
+        .gcs_ft()
+        .with_finalizer()
+        .deleted_ago(5);
+    let plan = reconciled(c.with_pods([
+        head("rc-head-x").running_ready(),
+        worker("cpu", "rc-cpu-worker-w0"),
+    ]));
     assert_eq!(deletes(&plan), ["rc-cpu-worker-w0", "rc-head-x"]);
     assert!(renders(&plan).is_empty());
     assert_eq!(plan.requeue_after_ms, Some(10_000));
@@ -507,18 +842,36 @@ fn item_19_once_the_head_is_gone_the_cleanup_job_runs_and_its_end_releases_the_f
 
 #[test]
 fn a_cleanup_that_outlives_its_timeout_releases_the_finalizer_with_a_warning() {
-    let stuck = reconciled(cluster().gcs_ft().with_finalizer().deleted_ago(300).with([cleanup_job(None)]));
+    let stuck = reconciled(
+        cluster()
+            .gcs_ft()
+            .with_finalizer()
+            .deleted_ago(300)
+            .with([cleanup_job(None)]),
+    );
     assert_eq!(applies(&stuck)[0]["metadata"]["finalizers"], json!([]));
     assert_eq!(warnings(&stuck), ["ForceDeletedStuckCluster"]);
 
-    let custom = cluster().gcs_ft().with_finalizer().annotated("ray.io/gcs-ft-deletion-timeout", "1m").deleted_ago(55);
+    let custom = cluster()
+        .gcs_ft()
+        .with_finalizer()
+        .annotated("ray.io/gcs-ft-deletion-timeout", "1m")
+        .deleted_ago(55);
     let waiting = reconciled(custom.with([cleanup_job(None)]));
-    assert_eq!(waiting.requeue_after_ms, Some(5_000), "comes back exactly at the deadline");
+    assert_eq!(
+        waiting.requeue_after_ms,
+        Some(5_000),
+        "comes back exactly at the deadline"
+    );
 }
 
 #[test]
 fn a_deleted_cluster_without_the_finalizer_is_left_to_garbage_collection() {
-    let plan = reconciled(cluster().deleted_ago(1).with_pods([head("rc-head-x").running_ready()]));
+    let plan = reconciled(
+        cluster()
+            .deleted_ago(1)
+            .with_pods([head("rc-head-x").running_ready()]),
+    );
     assert_eq!(plan, wasmray_guest_sdk::Plan::new());
 }
 
@@ -543,15 +896,24 @@ fn status_is_stable_when_nothing_changed() {
 
     // Write the first plan's status back, then reconcile again an hour later.
     let mut written = fields.clone();
-    let Some(Op::Status(update)) = first.ops.last() else { panic!() };
+    let Some(Op::Status(update)) = first.ops.last() else {
+        panic!()
+    };
     written["conditions"] = json!(update.conditions.iter().map(|c| json!({
         "type": c.type_, "status": match c.status { True => "True", False => "False", Unknown => "Unknown" }, "reason": c.reason, "message": c.message,
         "lastTransitionTime": "2024-05-01T12:00:00Z"
     })).collect::<Vec<_>>());
-    let mut again = cluster().with_workers("cpu", 1).status(written).with_pods(pods());
+    let mut again = cluster()
+        .with_workers("cpu", 1)
+        .status(written)
+        .with_pods(pods());
     again.now += 3_600_000;
     let second = reconciled(again);
-    assert_eq!(status_fields(&second).get("lastUpdateTime"), None, "nothing changed, so no new timestamp");
+    assert_eq!(
+        status_fields(&second).get("lastUpdateTime"),
+        None,
+        "nothing changed, so no new timestamp"
+    );
     assert_eq!(status_fields(&second).get("stateTransitionTimes"), None);
     assert_eq!(second.requeue_after_ms, Some(DEFAULT_REQUEUE_MS));
 }
@@ -565,28 +927,65 @@ fn head_info_and_endpoints_come_from_the_head_pod_and_service() {
         head("rc-head-x").running_ready().0,
     ]);
     let status = status_fields(&reconciled(with_ip));
-    assert_eq!(status["head"], json!({ "podIP": "10.0.0.1", "podName": "rc-head-x", "serviceIP": "10.96.0.7", "serviceName": "rc-head-svc" }));
-    assert_eq!(status["endpoints"], json!({ "client": "30001", "dashboard": "8265" }));
+    assert_eq!(
+        status["head"],
+        json!({ "podIP": "10.0.0.1", "podName": "rc-head-x", "serviceIP": "10.96.0.7", "serviceName": "rc-head-svc" })
+    );
+    assert_eq!(
+        status["endpoints"],
+        json!({ "client": "30001", "dashboard": "8265" })
+    );
 
-    let headless = status_fields(&reconciled(cluster().with_pods([head("rc-head-x").running_ready()])));
-    assert_eq!(headless["head"]["serviceIP"], "10.0.0.1", "a headless Service reports the head Pod's IP");
+    let headless = status_fields(&reconciled(
+        cluster().with_pods([head("rc-head-x").running_ready()]),
+    ));
+    assert_eq!(
+        headless["head"]["serviceIP"], "10.0.0.1",
+        "a headless Service reports the head Pod's IP"
+    );
     assert_eq!(headless["observedGeneration"], 1);
 }
 
 #[test]
 fn bad_input_is_an_error_not_a_panic() {
-    let garbage = wasmray_guest_sdk::Snapshot { primary: "{".into(), children: vec![], facts: vec![], now: 0, seed: 0 };
-    assert!(matches!(reconcile(&garbage), Err(PluginError::InvalidInput(_))));
-    let no_spec = wasmray_guest_sdk::Snapshot { primary: json!({ "metadata": { "name": "rc" } }).to_string(), ..garbage.clone() };
-    assert!(matches!(reconcile(&no_spec), Err(PluginError::InvalidInput(_))));
-    let bad_child = wasmray_guest_sdk::Snapshot { children: vec!["[]".into()], ..cluster().with([]) };
-    assert!(matches!(reconcile(&bad_child), Err(PluginError::InvalidInput(_))));
+    let garbage = wasmray_guest_sdk::Snapshot {
+        primary: "{".into(),
+        children: vec![],
+        facts: vec![],
+        now: 0,
+        seed: 0,
+    };
+    assert!(matches!(
+        reconcile(&garbage),
+        Err(PluginError::InvalidInput(_))
+    ));
+    let no_spec = wasmray_guest_sdk::Snapshot {
+        primary: json!({ "metadata": { "name": "rc" } }).to_string(),
+        ..garbage.clone()
+    };
+    assert!(matches!(
+        reconcile(&no_spec),
+        Err(PluginError::InvalidInput(_))
+    ));
+    let bad_child = wasmray_guest_sdk::Snapshot {
+        children: vec!["[]".into()],
+        ..cluster().with([])
+    };
+    assert!(matches!(
+        reconcile(&bad_child),
+        Err(PluginError::InvalidInput(_))
+    ));
 }
 
 #[test]
 fn specs_the_schema_cannot_reject_are_invalid_specs_with_a_precise_message() {
-    let no_containers = cluster().raw(|c| c["spec"]["headGroupSpec"]["template"]["spec"]["containers"] = json!([]));
-    assert!(matches!(reconcile(&no_containers.with([])), Err(PluginError::InvalidSpec(m)) if m.contains("headGroupSpec")));
+    let no_containers =
+        cluster().raw(|c| c["spec"]["headGroupSpec"]["template"]["spec"]["containers"] = json!([]));
+    assert!(
+        matches!(reconcile(&no_containers.with([])), Err(PluginError::InvalidSpec(m)) if m.contains("headGroupSpec"))
+    );
     let twice = cluster().with_workers("cpu", 1).with_workers("cpu", 2);
-    assert!(matches!(reconcile(&twice.with([])), Err(PluginError::InvalidSpec(m)) if m.contains("\"cpu\" is used more than once")));
+    assert!(
+        matches!(reconcile(&twice.with([])), Err(PluginError::InvalidSpec(m)) if m.contains("\"cpu\" is used more than once"))
+    );
 }
