@@ -97,6 +97,22 @@ async fn a_pod_requesting_nine_gpus_stays_pending_as_unschedulable() -> anyhow::
 }
 
 #[tokio::test]
+async fn a_pod_requesting_a_gpu_is_given_the_gpu_toleration_as_on_managed_clouds() -> anyhow::Result<()> {
+    let ns = namespace("extended-resource-toleration").await?;
+    let pods: Api<Pod> = ns.api();
+    // No toleration of its own: the ExtendedResourceToleration admission plugin adds it.
+    pods.create(&PostParams::default(), &gpu_pod("samples-do-this", 2, false)).await?;
+
+    let pod = ns.wait_until(&pods, "samples-do-this", is_running_and_ready, WAIT).await?;
+
+    let tolerations = pod.spec.as_ref().unwrap().tolerations.clone().unwrap_or_default();
+    assert!(tolerations.iter().any(|t| t.key.as_deref() == Some("nvidia.com/gpu")), "{tolerations:?}");
+    let node = node_of(&pod, &Api::all(ns.client.clone())).await;
+    assert_eq!(gpu_capacity(&node).as_deref(), Some("8"));
+    Ok(())
+}
+
+#[tokio::test]
 async fn a_pod_without_the_toleration_never_lands_on_a_gpu_node() -> anyhow::Result<()> {
     let ns = namespace("no-toleration-no-gpu-node").await?;
     let pods: Api<Pod> = ns.api();
@@ -105,8 +121,11 @@ async fn a_pod_without_the_toleration_never_lands_on_a_gpu_node() -> anyhow::Res
     for i in 0..8 {
         pods.create(&PostParams::default(), &plain_pod(&format!("cpu-{i}"))).await?;
     }
-    // Asking for a GPU without tolerating the taint leaves nowhere to go.
-    pods.create(&PostParams::default(), &gpu_pod("intolerant", 1, false)).await?;
+    // Pinned to the GPU nodes without tolerating their taint: nowhere to go.
+    let mut intolerant = plain_pod("intolerant");
+    intolerant.spec.as_mut().unwrap().node_selector =
+        Some([("nvidia.com/gpu.product".to_string(), "A100".to_string())].into());
+    pods.create(&PostParams::default(), &intolerant).await?;
 
     for i in 0..8 {
         let pod = ns.wait_until(&pods, &format!("cpu-{i}"), is_running_and_ready, WAIT).await?;

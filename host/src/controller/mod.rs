@@ -214,6 +214,7 @@ async fn reconcile_inner(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx:
             return Err(error.into());
         }
     };
+    tracing::debug!(ops = plan.ops.len(), requeue_after_ms = ?plan.requeue_after_ms, "Plan");
     let requeue = plan.requeue_after_ms.map_or(ctx.config.default_requeue, Duration::from_millis);
     let namespace = cluster.namespace().unwrap_or_default();
     let mut token = [0u8; 32];

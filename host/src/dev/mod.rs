@@ -269,6 +269,9 @@ impl ControlPlane {
                 format!("--service-account-key-file={}", pki.service_account_public_key.display()),
                 format!("--service-account-signing-key-file={}", pki.service_account_key.display()),
                 "--allow-privileged=true".into(),
+                // As GKE and EKS do: a Pod that requests an extended resource (nvidia.com/gpu)
+                // tolerates the taint of the nodes that have it.
+                "--enable-admission-plugins=ExtendedResourceToleration".into(),
                 "--profiling=false".into(),
                 format!("--cert-dir={}", dir.join("pki").display()),
             ],

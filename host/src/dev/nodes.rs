@@ -80,7 +80,7 @@ fn default_pods() -> u32 {
 }
 
 impl Default for NodeSet {
-    /// Two CPU nodes (16 CPU, 64Gi) and two GPU nodes (8 × A100, tainted `nvidia.com/gpu`).
+    /// Two CPU nodes (16 CPU, 64Gi) and two GPU nodes (128 CPU, 1Ti, 8 × A100, tainted `nvidia.com/gpu`).
     fn default() -> Self {
         Self::from_yaml(include_str!("default-nodes.yaml")).expect("the built-in node set is valid")
     }
