@@ -174,6 +174,111 @@ impl Drop for TestNamespace {
     }
 }
 
+/// Installs (or re-applies) wasmray's CRDs with server-side apply and waits until they are served.
+pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let params = PatchParams::apply("wasmray").force();
+    for crd in wasmray_api::crd::all() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(&name, &params, &Patch::Apply(&crd)).await.with_context(|| format!("applying CRD {name}"))?;
+    }
+    for crd in wasmray_api::crd::all() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        within(Duration::from_secs(30), await_condition(crds.clone(), &name, kube::runtime::wait::conditions::is_crd_established()))
+            .await
+            .with_context(|| format!("CRD {name} was not Established"))??;
+    }
+    Ok(())
+}
+
+/// The operator, running in this process for one namespace: the real controller and the
+/// built-in reconciler component, as `wasmray run --namespace NS` would. Stopped on drop.
+pub struct Operator {
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl TestNamespace {
+    /// Installs the CRDs and starts an operator watching this namespace only, so tests run side
+    /// by side without seeing each other's objects.
+    pub async fn operator(&self) -> anyhow::Result<Operator> {
+        install_crds(&self.client).await?;
+        start_operator(self.kubeconfig.clone(), Some(self.name.clone()))
+    }
+}
+
+/// Starts an operator on a thread of its own (its runtime must outlive any one test's).
+pub fn start_operator(kubeconfig: PathBuf, namespace: Option<String>) -> anyhow::Result<Operator> {
+    use std::sync::Arc;
+    use wasmray::controller::{self, metrics::Metrics};
+    use wasmray::plugin::config::{PluginSource, PluginSpec, RegistryConfig};
+    use wasmray::plugin::registry::{ConfigMapBytes, Outcome, Registry};
+    use wasmray::runtime::{PluginKind, Runtime, RuntimeConfig};
+
+    let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let thread = std::thread::Builder::new().name("wasmray-operator".into()).spawn(move || {
+        let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+        runtime.block_on(async move {
+            let setup = async {
+                let client = wasmray::dev::client_for(&kubeconfig).await.map_err(|e| e.to_string())?;
+                let wasm = Runtime::new(RuntimeConfig {
+                    cache_dir: Some(wasmray::dev::cache_root().join("compiled")),
+                    ..RuntimeConfig::default()
+                })
+                .map_err(|e| e.to_string())?;
+                let registry = Arc::new(Registry::new(wasm));
+                let config = RegistryConfig {
+                    plugins: vec![PluginSpec {
+                        name: "raycluster".into(),
+                        kind: PluginKind::Reconciler,
+                        source: PluginSource::Builtin(wasmray::operator::RAYCLUSTER_RECONCILER.into()),
+                        sha256: None,
+                    }],
+                };
+                for (name, outcome) in registry.reload(&config, &ConfigMapBytes::new()).await {
+                    if let Outcome::Rejected { error, .. } = outcome {
+                        return Err(format!("plugin {name}: {error}"));
+                    }
+                }
+                Ok::<_, String>((client, registry))
+            };
+            let (client, registry) = match setup.await {
+                Ok(parts) => parts,
+                Err(error) => {
+                    let _ = ready_tx.send(Err(error));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(Ok(()));
+            let config = controller::Config { namespace, ..controller::Config::default() };
+            let clock: controller::Clock = Arc::new(std::time::SystemTime::now);
+            controller::run(client, registry, config, Metrics::default(), clock, async {
+                let _ = shutdown_rx.await;
+            })
+            .await;
+        });
+    })?;
+    match ready_rx.recv() {
+        Ok(Ok(())) => Ok(Operator { shutdown: Some(shutdown_tx), thread: Some(thread) }),
+        Ok(Err(error)) => anyhow::bail!("the operator could not start: {error}"),
+        Err(_) => anyhow::bail!("the operator thread died while starting"),
+    }
+}
+
+impl Drop for Operator {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// Runs `future`, failing after `timeout`.
 pub async fn within<T>(timeout: Duration, future: impl Future<Output = T>) -> anyhow::Result<T> {
     tokio::time::timeout(timeout, future).await.with_context(|| format!("timed out after {timeout:?}"))

@@ -1,0 +1,278 @@
+//! RayClusters end to end: the operator (host controller + the reconciler component) against
+//! the real local control plane, with KWOK playing the kubelet.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::ResourceExt;
+use serde_json::{Value, json};
+use wasmray_api::RayCluster;
+use wasmray_tests::{TestNamespace, namespace};
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// A RayCluster with a small head and the given worker groups: (name, replicas, min, max).
+fn ray_cluster(name: &str, groups: &[(&str, i32, i32, i32)]) -> Value {
+    let container = |name: &str| {
+        json!({
+            "name": name,
+            "image": "rayproject/ray:2.54.0",
+            "resources": { "requests": { "cpu": "100m", "memory": "256Mi" }, "limits": { "cpu": "1", "memory": "1Gi" } }
+        })
+    };
+    let workers: Vec<Value> = groups
+        .iter()
+        .map(|(group, replicas, min, max)| {
+            json!({
+                "groupName": group, "replicas": replicas, "minReplicas": min, "maxReplicas": max,
+                "rayStartParams": {},
+                "template": { "spec": { "containers": [container("ray-worker")] } }
+            })
+        })
+        .collect();
+    json!({
+        "apiVersion": "ray.io/v1", "kind": "RayCluster",
+        "metadata": { "name": name },
+        "spec": {
+            "rayVersion": "2.54.0",
+            "headGroupSpec": { "rayStartParams": {}, "template": { "spec": { "containers": [container("ray-head")] } } },
+            "workerGroupSpecs": workers
+        }
+    })
+}
+
+async fn apply(ns: &TestNamespace, object: &Value) -> anyhow::Result<RayCluster> {
+    let api: Api<RayCluster> = ns.api();
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    Ok(api.patch(name, &PatchParams::apply("wasmray-tests").force(), &Patch::Apply(object)).await?)
+}
+
+fn is_live(pod: &Pod) -> bool {
+    pod.metadata.deletion_timestamp.is_none()
+        && !matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Failed" | "Succeeded"))
+}
+
+async fn workers(ns: &TestNamespace, cluster: &str, group: &str) -> anyhow::Result<Vec<Pod>> {
+    let pods: Api<Pod> = ns.api();
+    let selector = format!("ray.io/cluster={cluster},ray.io/group={group},ray.io/node-type=worker");
+    Ok(pods.list(&ListParams::default().labels(&selector)).await?.items.into_iter().filter(is_live).collect())
+}
+
+/// Waits until `check` holds, polling; fails with the last observation after `timeout`.
+async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Result<(), String>>>,
+{
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let observed = check().await?;
+        match observed {
+            Ok(()) => return Ok(()),
+            Err(last) if std::time::Instant::now() > deadline => anyhow::bail!("{what}: still {last} after {timeout:?}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+        }
+    }
+}
+
+async fn wait_for_workers(ns: &TestNamespace, cluster: &str, group: &str, count: usize) -> anyhow::Result<()> {
+    eventually(&format!("{group} has {count} workers"), WAIT, || async {
+        let n = workers(ns, cluster, group).await?.len();
+        Ok(if n == count { Ok(()) } else { Err(format!("{n} workers")) })
+    })
+    .await
+}
+
+async fn wait_for_state(ns: &TestNamespace, cluster: &str, state: &str) -> anyhow::Result<RayCluster> {
+    let api: Api<RayCluster> = ns.api();
+    ns.wait_until(&api, cluster, |rc: Option<&RayCluster>| status_field(rc, "state") == Some(state.into()), WAIT)
+        .await
+}
+
+fn status_field(rc: Option<&RayCluster>, field: &str) -> Option<Value> {
+    let status = serde_json::to_value(rc?.status.as_ref()?).ok()?;
+    status.get(field).cloned()
+}
+
+fn condition(rc: &RayCluster, kind: &str) -> Option<String> {
+    let status = serde_json::to_value(rc.status.as_ref()?).ok()?;
+    status["conditions"].as_array()?.iter().find(|c| c["type"] == kind).map(|c| c["status"].as_str().unwrap_or_default().to_string())
+}
+
+#[tokio::test]
+async fn a_new_cluster_gets_its_head_service_a_head_and_clamped_workers_and_becomes_ready() -> anyhow::Result<()> {
+    let ns = namespace("raycluster-becomes-ready").await?;
+    let _operator = ns.operator().await?;
+
+    apply(&ns, &ray_cluster("demo", &[("small", 2, 1, 5), ("capped", 10, 0, 3)])).await?;
+
+    let ready = wait_for_state(&ns, "demo", "ready").await?;
+    assert_eq!(workers(&ns, "demo", "small").await?.len(), 2);
+    assert_eq!(workers(&ns, "demo", "capped").await?.len(), 3, "replicas above maxReplicas create maxReplicas Pods");
+    assert_eq!(status_field(Some(&ready), "desiredWorkerReplicas"), Some(json!(5)));
+    assert_eq!(status_field(Some(&ready), "availableWorkerReplicas"), Some(json!(5)));
+    assert_eq!(condition(&ready, "HeadPodReady").as_deref(), Some("True"));
+    assert_eq!(condition(&ready, "RayClusterProvisioned").as_deref(), Some("True"));
+
+    let service: Service = ns.api::<Service>().get("demo-head-svc").await?;
+    let ports: BTreeMap<String, i32> = service
+        .spec
+        .unwrap()
+        .ports
+        .unwrap()
+        .into_iter()
+        .map(|p| (p.name.unwrap_or_default(), p.port))
+        .collect();
+    assert_eq!(ports.get("gcs-server"), Some(&6379));
+    assert_eq!(ports.get("dashboard"), Some(&8265));
+    assert_eq!(ports.get("client"), Some(&10001));
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_deleted_worker_is_replaced() -> anyhow::Result<()> {
+    let ns = namespace("raycluster-replaces-worker").await?;
+    let _operator = ns.operator().await?;
+    apply(&ns, &ray_cluster("heal", &[("cpu", 3, 0, 5)])).await?;
+    wait_for_workers(&ns, "heal", "cpu", 3).await?;
+
+    let victim = workers(&ns, "heal", "cpu").await?.remove(0);
+    ns.api::<Pod>().delete(&victim.name_any(), &DeleteParams::default()).await?;
+
+    eventually("a replacement worker", WAIT, || async {
+        let now = workers(&ns, "heal", "cpu").await?;
+        let replaced = now.len() == 3 && now.iter().all(|p| p.name_any() != victim.name_any());
+        Ok(if replaced { Ok(()) } else { Err(format!("{:?}", now.iter().map(|p| p.name_any()).collect::<Vec<_>>())) })
+    })
+    .await
+}
+
+#[tokio::test]
+async fn workers_to_delete_removes_exactly_those_pods_and_autoscaling_gets_its_rbac() -> anyhow::Result<()> {
+    let ns = namespace("raycluster-workers-to-delete").await?;
+    let _operator = ns.operator().await?;
+    let mut cluster = ray_cluster("scaled", &[("cpu", 4, 0, 10)]);
+    cluster["spec"]["enableInTreeAutoscaling"] = json!(true);
+    apply(&ns, &cluster).await?;
+    wait_for_workers(&ns, "scaled", "cpu", 4).await?;
+    ns.api::<Role>().get("scaled").await?;
+    ns.api::<RoleBinding>().get("scaled").await?;
+
+    // What the autoscaler does: lower replicas and name the Pods to remove.
+    let mut chosen: Vec<String> = workers(&ns, "scaled", "cpu").await?.iter().map(|p| p.name_any()).collect();
+    chosen.sort();
+    let doomed = chosen[..2].to_vec();
+    cluster["spec"]["workerGroupSpecs"][0]["replicas"] = json!(2);
+    cluster["spec"]["workerGroupSpecs"][0]["scaleStrategy"] = json!({ "workersToDelete": doomed });
+    apply(&ns, &cluster).await?;
+
+    wait_for_workers(&ns, "scaled", "cpu", 2).await?;
+    let left: Vec<String> = workers(&ns, "scaled", "cpu").await?.iter().map(|p| p.name_any()).collect();
+    assert!(left.iter().all(|p| !doomed.contains(p)), "exactly the named Pods went: {left:?} vs {doomed:?}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn suspend_deletes_every_pod_and_resume_recreates_them() -> anyhow::Result<()> {
+    let ns = namespace("raycluster-suspend").await?;
+    let _operator = ns.operator().await?;
+    let mut cluster = ray_cluster("pausable", &[("cpu", 2, 0, 5)]);
+    apply(&ns, &cluster).await?;
+    wait_for_state(&ns, "pausable", "ready").await?;
+
+    cluster["spec"]["suspend"] = json!(true);
+    apply(&ns, &cluster).await?;
+    let suspended = wait_for_state(&ns, "pausable", "suspended").await?;
+    assert_eq!(condition(&suspended, "RayClusterSuspended").as_deref(), Some("True"));
+    let pods: Api<Pod> = ns.api();
+    eventually("no Pods while suspended", WAIT, || async {
+        let live = pods.list(&ListParams::default().labels("ray.io/cluster=pausable")).await?.items.into_iter().filter(is_live).count();
+        Ok(if live == 0 { Ok(()) } else { Err(format!("{live} Pods")) })
+    })
+    .await?;
+
+    cluster["spec"]["suspend"] = json!(false);
+    apply(&ns, &cluster).await?;
+    wait_for_state(&ns, "pausable", "ready").await?;
+    assert_eq!(workers(&ns, "pausable", "cpu").await?.len(), 2);
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_verl_gpu_sample_applies_unchanged_and_its_gpu_pods_land_on_gpu_nodes() -> anyhow::Result<()> {
+    let ns = namespace("raycluster-verl-gpu").await?;
+    let _operator = ns.operator().await?;
+    let sample: Value = serde_yaml::from_str(&std::fs::read_to_string(samples_dir().join("ray-cluster.verl.yaml"))?)?;
+    let name = sample["metadata"]["name"].as_str().unwrap().to_string();
+    apply(&ns, &sample).await?;
+
+    wait_for_state(&ns, &name, "ready").await?;
+    let pods: Vec<Pod> = ns.api::<Pod>().list(&ListParams::default().labels(&format!("ray.io/cluster={name}"))).await?.items;
+    let nodes: Api<Node> = Api::all(ns.client.clone());
+    assert!(!pods.is_empty());
+    for pod in pods.iter().filter(|p| is_live(p)) {
+        let node = nodes.get(pod.spec.as_ref().unwrap().node_name.as_deref().unwrap()).await?;
+        let gpus = node.status.unwrap().capacity.unwrap_or_default().get("nvidia.com/gpu").map(|q| q.0.clone());
+        assert_eq!(gpus.as_deref(), Some("8"), "{} asks for GPUs and runs on a GPU node", pod.name_any());
+    }
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_operator_killed_while_scaling_to_100_workers_ends_with_exactly_100_after_restart() -> anyhow::Result<()> {
+    let ns = namespace("raycluster-restart-at-scale").await?;
+    wasmray_tests::install_crds(&ns.client).await?;
+    // A real `wasmray run` process, so the kill is a SIGKILL mid-write, not a graceful stop.
+    let cluster = wasmray_tests::cluster().await?;
+    let run = |ns: &str| {
+        std::process::Command::new(wasmray_binary())
+            .args(["run", "--kubeconfig"])
+            .arg(cluster.kubeconfig())
+            .args(["--namespace", ns])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+    };
+    let mut operator = run(&ns.name)?;
+    apply(&ns, &ray_cluster("big", &[("cpu", 100, 0, 100)])).await?;
+
+    let at_kill = loop {
+        let n = ns.api::<Pod>().list(&ListParams::default().labels("ray.io/cluster=big,ray.io/node-type=worker")).await?.items.len();
+        if n >= 15 {
+            operator.kill()?;
+            operator.wait()?;
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    let after_kill = workers(&ns, "big", "cpu").await?.len();
+    eprintln!("killed the operator with {at_kill} worker Pods seen ({after_kill} once the kill landed)");
+    assert!(after_kill < 100, "the kill came mid-scaling ({after_kill} of 100 created)");
+
+    let mut restarted = run(&ns.name)?;
+    let outcome = async {
+        wait_for_workers(&ns, "big", "cpu", 100).await?;
+        // Let a few more reconciles run: the count must stay exactly at 100.
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        let all = ns.api::<Pod>().list(&ListParams::default().labels("ray.io/cluster=big,ray.io/node-type=worker")).await?;
+        anyhow::Ok(all.items.len())
+    }
+    .await;
+    restarted.kill()?;
+    restarted.wait()?;
+    assert_eq!(outcome?, 100, "exactly 100 workers, no duplicates, not even terminating ones");
+    Ok(())
+}
+
+/// The `wasmray` binary next to this test binary (`target/debug/deps/..`).
+fn wasmray_binary() -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent().and_then(|deps| deps.parent()).expect("target/debug/deps").join("wasmray")
+}
+
+fn samples_dir() -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/kuberay-v1.5.2/samples")
+}
