@@ -187,7 +187,7 @@ fn a_precompiled_component_is_loaded_from_the_cache_the_second_time() {
 fn the_sealed_guest_sees_the_snapshot_not_the_host() {
     let rt = runtime();
     let echo = rt.load("echo", &wasm("wasmray-test-echo-v1")).unwrap();
-    let plan = echo.reconcile_blocking(asking("x")).unwrap();
+    let plan = echo.reconcile_blocking(&asking("x")).unwrap();
     // The echo guest answers with its version and requeues after `seed` ms.
     assert_eq!(plan.requeue_after_ms, Some(7));
     assert!(matches!(&plan.ops[0], Op::Event(e) if e.message == "v1"));

@@ -3,6 +3,7 @@
 pub mod builtin;
 pub mod cli;
 pub mod config;
+pub mod configmap;
 pub mod registry;
 pub mod scaffold;
 

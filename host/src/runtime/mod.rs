@@ -271,19 +271,55 @@ impl LoadedPlugin {
     /// `reconcile` of a reconciler.
     pub async fn reconcile(&self, snapshot: Snapshot) -> Result<Plan> {
         let this = self.clone();
-        self.run(move || this.reconcile_blocking(snapshot)).await
+        self.run(move || this.reconcile_blocking(&snapshot)).await
     }
 
     /// `reconcile` on the calling thread, without a permit; for benchmarks and tools.
-    pub fn reconcile_blocking(&self, snapshot: Snapshot) -> Result<Plan> {
+    pub fn reconcile_blocking(&self, snapshot: &Snapshot) -> Result<Plan> {
         let Pre::Reconciler(pre) = &self.inner.pre else { return Err(self.wrong_kind(PluginKind::Reconciler)) };
         let seal = Seal { now_ms: snapshot.now, seed: snapshot.seed };
         let plan = self.call(seal, |store| {
-            pre.instantiate(&mut *store)?.wasmray_plugin_reconcile().call_reconcile(&mut *store, &snapshot)
+            pre.instantiate(&mut *store)?.wasmray_plugin_reconcile().call_reconcile(&mut *store, snapshot)
         })?;
         let plan = self.returned(plan)?;
         validate::plan(&plan).map_err(|reason| self.malformed(reason))?;
         Ok(plan)
+    }
+
+    /// Benchmark support: `iterations` calls of `reconcile` on one instance, returning the time
+    /// spent in the calls alone. The operator never reuses an instance; this separates the cost
+    /// of a call from the cost of instantiation.
+    #[doc(hidden)]
+    pub fn bench_reused_reconcile(&self, snapshot: &Snapshot, iterations: u32) -> Result<Duration> {
+        let Pre::Reconciler(pre) = &self.inner.pre else { return Err(self.wrong_kind(PluginKind::Reconciler)) };
+        self.call(Seal { now_ms: snapshot.now, seed: snapshot.seed }, |store| {
+            let instance = pre.instantiate(&mut *store)?;
+            // One deadline for the whole loop.
+            store.set_epoch_deadline(u64::from(iterations).saturating_mul(self.inner.rt.deadline_ticks));
+            let started = Instant::now();
+            for _ in 0..iterations {
+                let plan = instance.wasmray_plugin_reconcile().call_reconcile(&mut *store, snapshot)?;
+                std::hint::black_box(plan).map_err(|e| wasmtime::format_err!("{e:?}"))?;
+            }
+            Ok(started.elapsed())
+        })
+    }
+
+    /// Benchmark support: `iterations` fresh stores and instances, no call.
+    #[doc(hidden)]
+    pub fn bench_instantiate(&self, iterations: u32) -> Result<Duration> {
+        let started = Instant::now();
+        for _ in 0..iterations {
+            self.call(Seal { now_ms: 0, seed: 0 }, |store| {
+                match &self.inner.pre {
+                    Pre::Reconciler(pre) => drop(pre.instantiate(&mut *store)?),
+                    Pre::BatchScheduler(pre) => drop(pre.instantiate(&mut *store)?),
+                    Pre::UpgradeStrategy(pre) => drop(pre.instantiate(&mut *store)?),
+                }
+                Ok(())
+            })?;
+        }
+        Ok(started.elapsed())
     }
 
     /// `companion-kinds` of a batch scheduler.
