@@ -4,12 +4,19 @@
 //! build for `wasm32-wasip2`; the `schema` feature adds the JSON schemas, CEL rules and the CRDs
 //! themselves ([`crd`]), which only the host needs.
 //!
+//! KubeRay's naming rules ([`names`]), quantity arithmetic ([`quantity`]) and label keys
+//! ([`labels`]) live here too, with no dependencies of their own, so the host's builders and the
+//! reconciler guest share one copy.
+//!
 //! JSON names, optionality and defaults follow KubeRay: a field that KubeRay leaves out when unset is
 //! an `Option` here and is left out again when serialised, so a manifest survives a round trip.
 //! Embedded Kubernetes objects (pod templates, Services, env vars) are the `k8s-openapi` types.
 
 #[cfg(feature = "schema")]
 pub mod crd;
+pub mod labels;
+pub mod names;
+pub mod quantity;
 mod raycluster;
 mod rayjob;
 mod rayservice;
