@@ -12,9 +12,9 @@ use wasmray_api::RayCluster;
 use super::{BuildContext, BuildError, ClusterFacts, labels, names, pod};
 
 /// The finalizer that keeps a GCS fault-tolerant RayCluster until its Redis namespace is cleaned.
-pub const REDIS_CLEANUP_FINALIZER: &str = "ray.io/gcs-ft-redis-cleanup-finalizer";
+pub use wasmray_api::labels::REDIS_CLEANUP_FINALIZER;
 /// Annotation overriding how long the finalizer may block deletion (KubeRay v1.7's name).
-pub const DELETION_TIMEOUT_ANNOTATION: &str = "ray.io/gcs-ft-deletion-timeout";
+pub use wasmray_api::labels::GCS_FT_DELETION_TIMEOUT as DELETION_TIMEOUT_ANNOTATION;
 /// The Event reason when the finalizer is removed because the timeout passed (KubeRay v1.7's name).
 pub const FORCED_DELETION_REASON: &str = "ForceDeletedStuckCluster";
 /// How long the finalizer may block deletion by default: the Job's own deadline.

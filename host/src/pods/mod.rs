@@ -47,9 +47,7 @@
 //! versions; and the Pod's `metadata.name` from a head template is kept, as KubeRay keeps it.
 
 mod gcs;
-mod names;
 mod pod;
-mod quantity;
 mod rbac;
 mod services;
 mod start;
@@ -62,6 +60,9 @@ use std::collections::BTreeMap;
 use k8s_openapi::api::core::v1::{Container, EnvVar};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use wasmray_api::RayCluster;
+// KubeRay's naming rules, quantities and label keys are shared with the RayCluster guest.
+pub use wasmray_api::labels;
+use wasmray_api::{names, quantity};
 
 pub use gcs::{
     DELETION_TIMEOUT_ANNOTATION, FORCED_DELETION_REASON, REDIS_CLEANUP_FINALIZER,
@@ -207,35 +208,6 @@ impl CreatedBy {
             CreatedBy::RayService => "RayService",
         }
     }
-}
-
-/// Label and annotation keys KubeRay defines and Ray tooling reads.
-pub mod labels {
-    pub const IS_RAY_NODE: &str = "ray.io/is-ray-node";
-    pub const CLUSTER: &str = "ray.io/cluster";
-    pub const NODE_TYPE: &str = "ray.io/node-type";
-    pub const GROUP: &str = "ray.io/group";
-    pub const IDENTIFIER: &str = "ray.io/identifier";
-    pub const APP_NAME: &str = "app.kubernetes.io/name";
-    pub const CREATED_BY: &str = "app.kubernetes.io/created-by";
-    pub const APP_NAME_VALUE: &str = "kuberay";
-    pub const CREATED_BY_VALUE: &str = "kuberay-operator";
-    pub const SERVE: &str = "ray.io/serve";
-    pub const ORIGINATED_FROM_CR_NAME: &str = "ray.io/originated-from-cr-name";
-    pub const ORIGINATED_FROM_CRD: &str = "ray.io/originated-from-crd";
-    pub const HEADLESS_WORKER_SVC: &str = "ray.io/headless-worker-svc";
-    pub const REPLICA_INDEX: &str = "ray.io/worker-group-replica-index";
-    pub const REPLICA_NAME: &str = "ray.io/worker-group-replica-name";
-    pub const HOST_INDEX: &str = "ray.io/replica-host-index";
-    /// Head group name in `ray.io/group`.
-    pub const HEAD_GROUP: &str = "headgroup";
-    /// Labels a user's template or group labels may not override.
-    pub const PROTECTED: [&str; 3] = [NODE_TYPE, GROUP, CLUSTER];
-
-    pub const FT_ENABLED: &str = "ray.io/ft-enabled";
-    pub const EXTERNAL_STORAGE_NAMESPACE: &str = "ray.io/external-storage-namespace";
-    pub const OVERWRITE_CONTAINER_CMD: &str = "ray.io/overwrite-container-cmd";
-    pub const ENABLE_SERVE_SERVICE: &str = "ray.io/enable-serve-service";
 }
 
 /// Facts about the cluster every builder needs, computed once.
