@@ -276,3 +276,31 @@ fn wasmray_binary() -> std::path::PathBuf {
 fn samples_dir() -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/kuberay-v1.5.2/samples")
 }
+
+#[tokio::test]
+async fn a_worker_the_api_server_refuses_sets_replica_failure_with_kuberays_reason() -> anyhow::Result<()> {
+    let ns = namespace("raycluster-replica-failure").await?;
+    let _operator = ns.operator().await?;
+    // Room for the head and two workers: the third worker is refused by the quota.
+    let quota: k8s_openapi::api::core::v1::ResourceQuota =
+        serde_json::from_value(json!({ "metadata": { "name": "three-pods" }, "spec": { "hard": { "pods": "3" } } }))?;
+    ns.api().create(&Default::default(), &quota).await?;
+    let api: Api<k8s_openapi::api::core::v1::ResourceQuota> = ns.api();
+    ns.wait_until(&api, "three-pods", |q: Option<&k8s_openapi::api::core::v1::ResourceQuota>| {
+        q.and_then(|q| q.status.as_ref()).and_then(|s| s.hard.as_ref()).is_some()
+    }, WAIT)
+    .await?;
+
+    apply(&ns, &ray_cluster("crowded", &[("cpu", 3, 0, 3)])).await?;
+
+    let clusters: Api<RayCluster> = ns.api();
+    let failed = ns
+        .wait_until(&clusters, "crowded", |rc: Option<&RayCluster>| rc.and_then(|rc| condition(rc, "RayClusterReplicaFailure")).as_deref() == Some("True"), WAIT)
+        .await?;
+    let status = serde_json::to_value(failed.status.as_ref().unwrap())?;
+    let replica_failure = status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "RayClusterReplicaFailure").unwrap().clone();
+    assert_eq!(replica_failure["reason"], "FailedCreateWorkerPod");
+    assert!(replica_failure["message"].as_str().unwrap_or_default().contains("exceeded quota"), "{replica_failure}");
+    assert_eq!(workers(&ns, "crowded", "cpu").await?.len(), 2, "the Pods that fit were created");
+    Ok(())
+}

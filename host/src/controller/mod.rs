@@ -43,9 +43,32 @@ use apply::{ApplyError, Applier};
 use cache::{ChildStores, Expectations};
 use metrics::Metrics;
 
-/// The fact through which the host tells the reconciler that creating a child failed last time
-/// (JSON `{"message": …}`); it drives the `RayClusterReplicaFailure` condition.
+/// The fact through which the host tells the reconciler that a Pod write failed last time
+/// (JSON [`ReplicaFailure`]: `{"reason": …, "message": …}`); it drives the
+/// `RayClusterReplicaFailure` condition.
 pub const REPLICA_FAILURE_FACT: &str = "wasmray.dev/replica-failure";
+
+/// A Pod write that failed: KubeRay's reason (`FailedCreateHeadPod`, `FailedCreateWorkerPod`,
+/// `FailedDeleteHeadPod`, `FailedDeleteWorkerPod`) and the API server's message.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct ReplicaFailure {
+    /// KubeRay's reason.
+    pub reason: &'static str,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl ReplicaFailure {
+    fn new(verb: &str, head: bool, message: String) -> Self {
+        let reason = match (verb, head) {
+            ("create", true) => "FailedCreateHeadPod",
+            ("create", false) => "FailedCreateWorkerPod",
+            (_, true) => "FailedDeleteHeadPod",
+            (_, false) => "FailedDeleteWorkerPod",
+        };
+        Self { reason, message }
+    }
+}
 
 /// The clock; injected so tests can fix time.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
@@ -118,8 +141,8 @@ pub struct Context {
     registry: Arc<Registry>,
     stores: ChildStores,
     expectations: Expectations,
-    /// The last create failure per RayCluster, handed to the next reconcile as a fact.
-    failures: Mutex<HashMap<ObjectRef<RayCluster>, String>>,
+    /// The last failed Pod write per RayCluster, handed to the next reconcile as a fact.
+    failures: Mutex<HashMap<ObjectRef<RayCluster>, ReplicaFailure>>,
     applier: Applier,
     config: Config,
     metrics: Metrics,
@@ -219,7 +242,7 @@ async fn reconcile_inner(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx:
     let namespace = cluster.namespace().unwrap_or_default();
     let mut token = [0u8; 32];
     let mut pending_renders = Vec::new();
-    let mut failure: Option<String> = None;
+    let mut failure: Option<ReplicaFailure> = None;
     let mut first_error: Option<Error> = None;
     let mut ops = plan.ops.into_iter().peekable();
     while let Some(op) = ops.next() {
@@ -230,7 +253,7 @@ async fn reconcile_inner(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx:
                     Ok(objects) => pending_renders.extend(objects),
                     Err(error) => {
                         let _ = ctx.applier.event(cluster, &warning("InvalidRayClusterSpec", &error.to_string())).await;
-                        failure.get_or_insert_with(|| error.to_string());
+                        failure.get_or_insert_with(|| ReplicaFailure::new("create", child_is_head(&child), error.to_string()));
                         first_error.get_or_insert(error.into());
                     }
                 }
@@ -254,6 +277,10 @@ async fn reconcile_inner(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx:
                 }
                 Ok(()) => {}
                 Err(error) => {
+                    if target.kind == "Pod" {
+                        let head = target.name.contains("-head");
+                        failure.get_or_insert_with(|| ReplicaFailure::new("delete", head, error.to_string()));
+                    }
                     first_error.get_or_insert(error.into());
                 }
             },
@@ -288,22 +315,25 @@ async fn create(
     ctx: &Context,
     namespace: &str,
     objects: Vec<serde_json::Value>,
-    failure: &mut Option<String>,
+    failure: &mut Option<ReplicaFailure>,
     first_error: &mut Option<Error>,
 ) {
     if objects.is_empty() {
         return;
     }
+    let wanted_head = objects.iter().any(|o| o["kind"] == "Pod" && o["metadata"]["labels"]["ray.io/node-type"] == "head");
     let (created, error) = ctx.applier.create_all(namespace, objects).await;
+    let mut created_head = false;
     for object in created {
         if object["kind"] == "Pod" {
+            created_head |= object["metadata"]["labels"]["ray.io/node-type"] == "head";
             ctx.expectations.created(key, object);
         }
     }
     if let Some(error) = error {
-        let message = error.to_string();
-        let _ = ctx.applier.event(cluster, &warning("FailedToCreateWorkerPod", &message)).await;
-        failure.get_or_insert(message);
+        let replica_failure = ReplicaFailure::new("create", wanted_head && !created_head, error.to_string());
+        let _ = ctx.applier.event(cluster, &warning(replica_failure.reason, &replica_failure.message)).await;
+        failure.get_or_insert(replica_failure);
         first_error.get_or_insert(error.into());
     }
 }
@@ -346,9 +376,9 @@ fn snapshot(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx: &Context, no
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .get(key)
-        .map(|message| Fact {
+        .map(|failure| Fact {
             key: REPLICA_FAILURE_FACT.into(),
-            value: serde_json::json!({ "message": message }).to_string(),
+            value: serde_json::to_string(failure).unwrap_or_default(),
             observed_at: now_ms,
         })
         .into_iter()
@@ -362,6 +392,10 @@ fn snapshot(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx: &Context, no
         now: now_ms,
         seed: u64::from_le_bytes(seed),
     }
+}
+
+fn child_is_head(child: &crate::runtime::Child) -> bool {
+    matches!(child, crate::runtime::Child::HeadPod(_))
 }
 
 fn warning(reason: &str, message: &str) -> Event {
