@@ -1,9 +1,8 @@
 //! The non-Pod children a running cluster needs: autoscaler RBAC, the auth Secret and its Services.
 
-use wasmray_api::{AuthMode, RayCluster};
+use wasmray_api::{AuthMode, RayCluster, names};
 use wasmray_guest_sdk::{Child, EventType};
 
-use crate::names;
 use crate::vocab::{annotations, events};
 use crate::{Ctx, Out};
 
@@ -25,7 +24,7 @@ pub fn reconcile(ctx: &Ctx, out: &mut Out) {
         .head_service
         .as_ref()
         .and_then(|s| s.metadata.name.as_deref());
-    let head = names::head_service(ctx.name, custom);
+    let head = names::head_service_name(ctx.name, custom);
     if !ctx.children.has("Service", &head) {
         out.render(Child::HeadService);
         out.event(
@@ -35,7 +34,7 @@ pub fn reconcile(ctx: &Ctx, out: &mut Out) {
         );
     }
     if multi_host(cluster) {
-        let headless = names::headless_service(ctx.name);
+        let headless = names::headless_service_name(ctx.name);
         if !ctx.children.has("Service", &headless) {
             out.render(Child::HeadlessService);
             out.event(
@@ -46,7 +45,7 @@ pub fn reconcile(ctx: &Ctx, out: &mut Out) {
         }
     }
     if annotation(cluster, annotations::ENABLE_SERVE_SERVICE) == Some("true") {
-        let serve = names::serve_service(ctx.name);
+        let serve = names::serve_service_name(ctx.name);
         if !ctx.children.has("Service", &serve) {
             out.render(Child::ServeService);
             out.event(

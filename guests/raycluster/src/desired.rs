@@ -1,9 +1,8 @@
 //! What the spec asks for: clamped replicas per group, worker totals and desired resources (KubeRay's rules).
 
 use k8s_openapi::api::core::v1::PodSpec;
+use wasmray_api::quantity::Quantity;
 use wasmray_api::{RayCluster, WorkerGroupSpec};
-
-use crate::quantity::Quantity;
 
 /// Whether the group is suspended (`workerGroupSpecs[].suspend`).
 pub fn group_suspended(group: &WorkerGroupSpec) -> bool {

@@ -1,12 +1,12 @@
 //! GCS fault tolerance with external Redis: the cleanup finalizer, the cleanup Job, and its bounded lifetime.
 
 use serde_json::json;
-use wasmray_api::RayCluster;
+use wasmray_api::{RayCluster, names};
 use wasmray_guest_sdk::{Child, EventType};
 
 use crate::companions::annotation;
 use crate::vocab::{REDIS_CLEANUP_FINALIZER, annotations, events, labels};
-use crate::{Ctx, Out, names, pods};
+use crate::{Ctx, Out, pods};
 
 /// How long the finalizer may hold a deleted cluster unless the annotation says otherwise: the
 /// cleanup Job's own `activeDeadlineSeconds`.
@@ -83,7 +83,7 @@ pub fn on_deletion(ctx: &Ctx, out: &mut Out) {
         // The head still writes to Redis; clean up only after it is gone.
         return;
     }
-    let job_name = names::redis_cleanup_job(ctx.name);
+    let job_name = names::redis_cleanup_job_name(ctx.name);
     let job = ctx.children.jobs.iter().find(|j| {
         j.metadata.name.as_deref() == Some(job_name.as_str())
             || j.metadata

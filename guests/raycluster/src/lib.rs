@@ -47,10 +47,9 @@ mod clock;
 mod companions;
 mod desired;
 mod gcs;
-mod names;
 mod pods;
-mod quantity;
 mod status;
+mod suffixes;
 pub mod vocab;
 
 #[cfg(test)]
@@ -67,7 +66,7 @@ use wasmray_guest_sdk::{
 };
 
 use children::Children;
-use names::Suffixes;
+use suffixes::Suffixes;
 use vocab::{REPLICA_FAILURE_FACT, conditions, events, reasons};
 
 /// KubeRay's `RAYCLUSTER_DEFAULT_REQUEUE_SECONDS` (300 s): look again even if nothing happens.

@@ -2,12 +2,12 @@
 
 use std::collections::BTreeMap;
 
-use wasmray_api::WorkerGroupSpec;
+use wasmray_api::{WorkerGroupSpec, names};
 use wasmray_guest_sdk::{Child, EventType, MultiHostReplica, WorkerPod};
 
 use crate::children::RayPod;
 use crate::desired;
-use crate::names::{self, stable_hash};
+use crate::suffixes::stable_hash;
 use crate::vocab::{conditions, events, labels};
 use crate::{Ctx, Out};
 
@@ -49,7 +49,7 @@ fn head(ctx: &mut Ctx, out: &mut Out) -> bool {
         [] if job_cluster_lost_its_head(ctx) => true,
         [] => {
             let suffix = ctx.suffixes.next();
-            let name = format!("{}{suffix}", names::head_pod_prefix(ctx.name));
+            let name = format!("{}{suffix}", names::head_pod_prefix(ctx.name, false));
             out.render(Child::HeadPod(suffix));
             out.event(
                 EventType::Normal,

@@ -7,12 +7,12 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::{Map, Value, json};
-use wasmray_api::{ClusterState, RayCluster};
+use wasmray_api::{ClusterState, RayCluster, names};
 use wasmray_guest_sdk::{Condition, ConditionStatus, StatusUpdate};
 
 use crate::children::{Children, NodeType, RayPod};
 use crate::vocab::{conditions, reasons};
-use crate::{Phase, clock, desired, names};
+use crate::{Phase, clock, desired};
 
 /// What the status is computed from, beyond the cluster and its children.
 pub struct Inputs<'a> {
@@ -309,7 +309,7 @@ fn head_service<'a>(
         .head_service
         .as_ref()
         .and_then(|s| s.metadata.name.as_deref());
-    children.service(&names::head_service(
+    children.service(&names::head_service_name(
         cluster.metadata.name.as_deref().unwrap_or_default(),
         custom,
     ))

@@ -1,29 +1,11 @@
 //! KubeRay's vocabulary: label keys, condition types and reasons, Event reasons, finalizer and fact names.
 
-/// Pod and Service labels the host's builders set (KubeRay's keys).
-pub mod labels {
-    /// The cluster a Pod or Service belongs to.
-    pub const CLUSTER: &str = "ray.io/cluster";
-    /// `head` or `worker`.
-    pub const NODE_TYPE: &str = "ray.io/node-type";
-    /// The worker group, `headgroup` for the head.
-    pub const GROUP: &str = "ray.io/group";
-    /// The multi-host replica a worker Pod belongs to (`<group>-<5 random>`).
-    pub const REPLICA_NAME: &str = "ray.io/worker-group-replica-name";
-    /// The replica's index in its group.
-    pub const REPLICA_INDEX: &str = "ray.io/worker-group-replica-index";
-    /// Which CRD made the RayCluster (`RayJob`, `RayService`), on the RayCluster itself.
-    pub const ORIGINATED_FROM_CRD: &str = "ray.io/originated-from-crd";
-}
+/// Pod and Service labels the host's builders set (KubeRay's keys, shared with the host).
+pub use wasmray_api::labels;
 
 /// RayCluster annotations the reconciler reads.
 pub mod annotations {
-    /// Legacy switch for GCS fault tolerance.
-    pub const FT_ENABLED: &str = "ray.io/ft-enabled";
-    /// `"true"` asks for a Serve Service on a plain RayCluster.
-    pub const ENABLE_SERVE_SERVICE: &str = "ray.io/enable-serve-service";
-    /// How long the Redis cleanup finalizer may hold a deleted cluster (KubeRay v1.7's name).
-    pub const GCS_FT_DELETION_TIMEOUT: &str = "ray.io/gcs-ft-deletion-timeout";
+    pub use wasmray_api::labels::{ENABLE_SERVE_SERVICE, FT_ENABLED, GCS_FT_DELETION_TIMEOUT};
 }
 
 /// Condition types of `RayCluster.status.conditions`.
@@ -67,7 +49,7 @@ pub mod events {
 }
 
 /// The finalizer that keeps a GCS fault-tolerant RayCluster until its Redis namespace is cleaned.
-pub const REDIS_CLEANUP_FINALIZER: &str = "ray.io/gcs-ft-redis-cleanup-finalizer";
+pub use wasmray_api::labels::REDIS_CLEANUP_FINALIZER;
 
 /// The fact the host passes when creating a child failed in the previous reconcile:
 /// `{"message": "...", "reason": "FailedCreateWorkerPod"}` (`reason` optional).

@@ -1,79 +1,11 @@
-//! Names the host's builders give children, and the random name parts the reconciler draws from the seed.
+//! The random name parts the reconciler draws from the seed, and the order excess workers are deleted in.
+//!
+//! The names themselves follow KubeRay's rules in `wasmray_api::names`, which the host's builders share.
 
 use std::collections::BTreeSet;
 
 /// Characters of generated suffixes: Kubernetes' `generateName` alphabet (no vowels, so no words).
 const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
-/// Longest Pod-name prefix before the suffix, as KubeRay clips it.
-const MAX_PREFIX: usize = 50;
-
-/// `<cluster>-head-` (cluster part clipped to 50, lowercased).
-pub fn head_pod_prefix(cluster: &str) -> String {
-    format!("{}-head-", clip(cluster)).to_lowercase()
-}
-
-/// `<cluster>-<group>-worker-` (the `<cluster>-<group>` part clipped to 50, lowercased).
-pub fn worker_pod_prefix(cluster: &str, group: &str) -> String {
-    format!("{}-worker-", clip(&format!("{cluster}-{group}"))).to_lowercase()
-}
-
-/// `<cluster>-head-svc`, or the name the head group gives its Service.
-pub fn head_service(cluster: &str, custom: Option<&str>) -> String {
-    match custom {
-        Some(name) if !name.is_empty() => name.to_owned(),
-        _ => format!("{cluster}-head-svc"),
-    }
-}
-
-/// `<cluster>-headless`.
-pub fn headless_service(cluster: &str) -> String {
-    format!("{cluster}-headless")
-}
-
-/// `<cluster>-serve-svc`.
-pub fn serve_service(cluster: &str) -> String {
-    format!("{cluster}-serve-svc")
-}
-
-/// `<cluster>-redis-cleanup`, at most 63 characters (cut from the front).
-pub fn redis_cleanup_job(cluster: &str) -> String {
-    check_label(&format!("{cluster}-redis-cleanup"))
-}
-
-/// KubeRay's name check for the ServiceAccount, Role and auth Secret: at most 50 characters, cut
-/// from the front, a leading digit or punctuation replaced by `r`.
-pub fn check_name(name: &str) -> String {
-    let kept = keep_tail(name, MAX_PREFIX);
-    let fixed = fix_start(kept, |c| c.is_ascii_digit());
-    fix_start(&fixed, |c| c.is_ascii_punctuation())
-}
-
-fn check_label(value: &str) -> String {
-    fix_start(keep_tail(value, 63), |c| c.is_ascii_punctuation())
-}
-
-fn clip(s: &str) -> &str {
-    let mut end = s.len().min(MAX_PREFIX);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
-}
-
-fn keep_tail(s: &str, max: usize) -> &str {
-    let mut start = s.len().saturating_sub(max);
-    while !s.is_char_boundary(start) {
-        start += 1;
-    }
-    &s[start..]
-}
-
-fn fix_start(s: &str, bad: impl Fn(char) -> bool) -> String {
-    match s.chars().next() {
-        Some(c) if bad(c) => format!("r{}", &s[c.len_utf8()..]),
-        _ => s.to_owned(),
-    }
-}
 
 /// Draws 5-character suffixes from the snapshot's seed, never one that is taken.
 ///
@@ -144,14 +76,5 @@ mod tests {
         assert_ne!(b.next(), first);
         assert_eq!(Suffixes::new(7, []).next(), first);
         assert!(first.len() == 5 && first.bytes().all(|c| ALPHABET.contains(&c)));
-    }
-
-    #[test]
-    fn prefixes_are_clipped_like_kuberay() {
-        let long = "a".repeat(60);
-        assert_eq!(head_pod_prefix("Rc"), "rc-head-");
-        assert_eq!(worker_pod_prefix("rc", "gpu"), "rc-gpu-worker-");
-        assert_eq!(head_pod_prefix(&long).len(), 50 + "-head-".len());
-        assert_eq!(check_name(&format!("1{long}")).len(), 50);
     }
 }
