@@ -11,10 +11,10 @@ use wasmray_api::RayCluster;
 
 use super::{BuildContext, BuildError, ClusterFacts, labels, names, pod};
 
-/// The finalizer that keeps a GCS fault-tolerant RayCluster until its Redis namespace is cleaned.
-pub use wasmray_api::labels::REDIS_CLEANUP_FINALIZER;
 /// Annotation overriding how long the finalizer may block deletion (KubeRay v1.7's name).
 pub use wasmray_api::labels::GCS_FT_DELETION_TIMEOUT as DELETION_TIMEOUT_ANNOTATION;
+/// The finalizer that keeps a GCS fault-tolerant RayCluster until its Redis namespace is cleaned.
+pub use wasmray_api::labels::REDIS_CLEANUP_FINALIZER;
 /// The Event reason when the finalizer is removed because the timeout passed (KubeRay v1.7's name).
 pub const FORCED_DELETION_REASON: &str = "ForceDeletedStuckCluster";
 /// How long the finalizer may block deletion by default: the Job's own deadline.
