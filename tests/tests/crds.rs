@@ -4,47 +4,14 @@
 #[path = "../../guests/api/tests/support/mod.rs"]
 mod support;
 
-use std::time::Duration;
-
 use anyhow::{Context, bail};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use wasmray_api::{RayCluster, RayJob, RayService};
+use wasmray_tests::install_crds;
 
 const FIELD_MANAGER: &str = "wasmray";
-
-/// Installs (or re-applies) the three CRDs and waits until the apiserver serves them.
-async fn install_crds(client: &Client) -> anyhow::Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply(FIELD_MANAGER).force();
-    for crd in wasmray_api::crd::all() {
-        let name = crd.name_any();
-        crds.patch(&name, &params, &Patch::Apply(&crd))
-            .await
-            .with_context(|| format!("applying CRD {name}"))?;
-    }
-    for crd in wasmray_api::crd::all() {
-        let name = crd.name_any();
-        let established = |crd: &CustomResourceDefinition| {
-            let conditions = crd.status.as_ref().and_then(|s| s.conditions.as_ref());
-            conditions.is_some_and(|c| {
-                c.iter()
-                    .any(|c| c.type_ == "Established" && c.status == "True")
-            })
-        };
-        let mut waited = Duration::ZERO;
-        while !established(&crds.get(&name).await?) {
-            if waited > Duration::from_secs(30) {
-                bail!("CRD {name} is not Established after 30 s");
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            waited += Duration::from_millis(100);
-        }
-    }
-    Ok(())
-}
 
 fn plural(kind: &str) -> &'static str {
     match kind {
