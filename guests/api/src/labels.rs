@@ -44,3 +44,42 @@ pub const GCS_FT_DELETION_TIMEOUT: &str = "ray.io/gcs-ft-deletion-timeout";
 
 /// The finalizer that keeps a GCS fault-tolerant RayCluster until its Redis namespace is cleaned.
 pub const REDIS_CLEANUP_FINALIZER: &str = "ray.io/gcs-ft-redis-cleanup-finalizer";
+
+/// Head or worker: the values of [`NODE_TYPE`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeType {
+    Head,
+    Worker,
+}
+
+impl NodeType {
+    /// The `ray.io/node-type` label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeType::Head => "head",
+            NodeType::Worker => "worker",
+        }
+    }
+
+    /// Reads a `ray.io/node-type` label value; `None` for anything else.
+    pub fn from_label(value: &str) -> Option<Self> {
+        match value {
+            "head" => Some(NodeType::Head),
+            "worker" => Some(NodeType::Worker),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::NodeType;
+
+    #[test]
+    fn node_types_read_back_what_they_write() {
+        for node in [NodeType::Head, NodeType::Worker] {
+            assert_eq!(NodeType::from_label(node.as_str()), Some(node));
+        }
+        assert_eq!(NodeType::from_label("redis-cleanup"), None);
+    }
+}

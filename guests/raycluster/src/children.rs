@@ -9,12 +9,8 @@ use wasmray_guest_sdk::{ObjectRef, PluginError, parse};
 
 use crate::vocab::labels;
 
-/// Whether a Pod is the head or a worker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NodeType {
-    Head,
-    Worker,
-}
+/// Whether a Pod is the head or a worker (the host writes the same label values).
+pub use wasmray_api::labels::NodeType;
 
 /// One Ray Pod of the cluster, classified.
 #[derive(Clone, Debug)]
@@ -56,12 +52,8 @@ impl RayPod {
     fn of(pod: Pod) -> Option<Self> {
         let meta = pod.metadata;
         let labels = meta.labels.unwrap_or_default();
-        let node_type = match labels.get(labels::NODE_TYPE).map(String::as_str) {
-            Some("head") => NodeType::Head,
-            Some("worker") => NodeType::Worker,
-            // Redis cleanup Job Pods and strangers are not Ray nodes.
-            _ => return None,
-        };
+        // Redis cleanup Job Pods and strangers are not Ray nodes.
+        let node_type = NodeType::from_label(labels.get(labels::NODE_TYPE)?)?;
         let spec = pod.spec.unwrap_or_default();
         let status = pod.status.unwrap_or_default();
         let phase = status.phase.clone().unwrap_or_default();

@@ -61,7 +61,7 @@ use k8s_openapi::api::core::v1::{Container, EnvVar};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use wasmray_api::RayCluster;
 // KubeRay's naming rules, quantities and label keys are shared with the RayCluster guest.
-pub use wasmray_api::labels;
+pub use wasmray_api::labels::{self, NodeType};
 use wasmray_api::{names, quantity};
 
 pub use gcs::{
@@ -159,23 +159,6 @@ pub enum BuildError {
     /// A serve Service was asked for, but the head container has no port named `serve`.
     #[error("the head container has no port named \"serve\"; the serve Service needs one")]
     NoServePort,
-}
-
-/// Head or worker.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum NodeType {
-    Head,
-    Worker,
-}
-
-impl NodeType {
-    /// The `ray.io/node-type` label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            NodeType::Head => "head",
-            NodeType::Worker => "worker",
-        }
-    }
 }
 
 /// Which kind created the RayCluster (label `ray.io/originated-from-crd`).

@@ -6,7 +6,7 @@ use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use wasmray_api::RayCluster;
 
-use super::{BuildContext, BuildError, ClusterFacts, labels, names};
+use super::{BuildContext, BuildError, ClusterFacts, NodeType, labels, names};
 
 /// The ports a Ray head listens on when its container declares none.
 const DEFAULT_PORTS: [(&str, i32); 5] = [
@@ -26,10 +26,13 @@ pub fn head_service(cluster: &RayCluster, ctx: &BuildContext) -> Result<Service,
     let head = &cluster.spec.head_group_spec;
     let mut selector = BTreeMap::from([
         (labels::CLUSTER.to_owned(), facts.name.to_owned()),
-        (labels::NODE_TYPE.to_owned(), "head".to_owned()),
+        (
+            labels::NODE_TYPE.to_owned(),
+            NodeType::Head.as_str().to_owned(),
+        ),
         (
             labels::IDENTIFIER.to_owned(),
-            names::identifier(facts.name, "head"),
+            names::identifier(facts.name, NodeType::Head.as_str()),
         ),
         (
             labels::APP_NAME.to_owned(),
@@ -183,7 +186,10 @@ pub fn headless_worker_service(
             cluster_ip: Some("None".into()),
             selector: Some(BTreeMap::from([
                 (labels::CLUSTER.to_owned(), facts.name.to_owned()),
-                (labels::NODE_TYPE.to_owned(), "worker".to_owned()),
+                (
+                    labels::NODE_TYPE.to_owned(),
+                    NodeType::Worker.as_str().to_owned(),
+                ),
             ])),
             type_: Some("ClusterIP".into()),
             // Peers must find each other before Ray's proxies are up.
