@@ -16,7 +16,6 @@ use wasmray::{
 };
 
 const PODS: usize = 100;
-const CALLS: u32 = 2_000;
 const SEED: u64 = 42;
 const NOW: i64 = 1_764_000_000_000;
 
@@ -98,96 +97,160 @@ fn per_call(total: Duration, calls: u32) -> f64 {
     total.as_secs_f64() * 1e6 / f64::from(calls)
 }
 
-/// Runs `f` `calls` times after a warm-up; µs per call.
-fn measure(calls: u32, mut f: impl FnMut()) -> f64 {
-    for _ in 0..calls / 10 {
-        f();
+/// The same Pod reduced to the fields the reconciler reads, as a host-side field mask would.
+fn masked(pod: &str) -> String {
+    let pod: serde_json::Value = serde_json::from_str(pod).expect("pod JSON");
+    let meta = &pod["metadata"];
+    json!({
+        "apiVersion": "v1", "kind": "Pod",
+        "metadata": { "name": meta["name"], "namespace": meta["namespace"], "labels": meta["labels"] },
+        "status": { "phase": pod["status"]["phase"] }
+    })
+    .to_string()
+}
+
+/// Several named measurements taken in interleaved rounds, so a burst of load on a shared
+/// machine hits every path alike; each figure is the median round, in µs per call.
+struct Rounds {
+    names: Vec<String>,
+    samples: Vec<Vec<f64>>,
+}
+
+impl Rounds {
+    fn run(rounds: usize, calls: u32, paths: &mut [(&str, &mut dyn FnMut(u32) -> Duration)]) -> Self {
+        let mut samples = vec![Vec::new(); paths.len()];
+        for (_, f) in paths.iter_mut() {
+            f(calls / 10); // warm-up
+        }
+        for _ in 0..rounds {
+            for (i, (_, f)) in paths.iter_mut().enumerate() {
+                samples[i].push(per_call(f(calls), calls));
+            }
+        }
+        Rounds { names: paths.iter().map(|(n, _)| n.to_string()).collect(), samples }
     }
+
+    fn median(&self, name: &str) -> f64 {
+        let i = self.names.iter().position(|n| n == name).expect("measured path");
+        let mut v = self.samples[i].clone();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    }
+}
+
+/// Times `calls` runs of `f`.
+fn timed(calls: u32, mut f: impl FnMut()) -> Duration {
     let started = Instant::now();
     for _ in 0..calls {
         f();
     }
-    per_call(started.elapsed(), calls)
+    started.elapsed()
 }
 
-fn load(config: &RuntimeConfig, wasm: &[u8]) -> (LoadedPlugin, Origin, Duration) {
+fn load(config: &RuntimeConfig, name: &str, wasm: &[u8]) -> (LoadedPlugin, Origin, Duration) {
     let runtime = Runtime::new(config.clone()).expect("runtime");
-    let plugin = runtime.load("bench", wasm).expect("bench component loads");
+    let plugin = runtime.load(name, wasm).expect("component loads");
     let (origin, took) = plugin.origin();
     (plugin, origin, took)
 }
 
 fn main() -> anyhow::Result<()> {
-    let wasm_path = builtin::path("wasmray-bench-reconciler").expect("built by host/build.rs");
-    let wasm = std::fs::read(wasm_path)?;
-    let echo = std::fs::read(builtin::path("wasmray-test-echo-v1").expect("built by host/build.rs"))?;
-    let primary = cluster();
-    let children: Vec<String> = (0..PODS).map(pod).collect();
-    let json_bytes = primary.len() + children.iter().map(String::len).sum::<usize>();
-
-    // The same code, native: the guest crate as an rlib, called directly with the SDK's types.
-    let native_snapshot = wasmray_guest_sdk::Snapshot {
-        primary: primary.clone(),
-        children: children.clone(),
-        facts: vec![],
-        now: NOW,
-        seed: SEED,
+    // BENCH_GUEST=path compares a differently built copy of the same guest (build flags).
+    let wasm = match std::env::var_os("BENCH_GUEST") {
+        Some(path) => std::fs::read(path)?,
+        None => std::fs::read(builtin::path("wasmray-bench-reconciler").expect("built by host/build.rs"))?,
     };
-    let native_plan = wasmray_bench_reconciler::plan(&native_snapshot).expect("native plan");
-    let native = measure(CALLS, || drop(black_box(wasmray_bench_reconciler::plan(black_box(&native_snapshot)))));
-
-    let snapshot = Snapshot { primary, children, facts: vec![], now: NOW, seed: SEED };
+    let echo = std::fs::read(builtin::path("wasmray-test-echo-v1").expect("built by host/build.rs"))?;
+    let rounds: usize = std::env::var("ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
+    let keep = std::env::var("KEEP_RESIDENT_KIB").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(0) << 10;
     let cache = tempfile::tempdir()?;
-    let mut rows = Vec::new();
-    let mut loads = Vec::new();
-    for allocator in [Allocator::Pooling, Allocator::OnDemand] {
-        let config = RuntimeConfig { allocator, cache_dir: Some(cache.path().join(format!("{allocator:?}"))), ..Default::default() };
-        let (_, first, compile) = load(&config, &wasm);
-        let (plugin, second, cached) = load(&config, &wasm);
-        assert_eq!((first, second), (Origin::Compiled, Origin::Cached));
-        loads.push((allocator, compile, cached));
+    let config = |allocator| RuntimeConfig {
+        allocator,
+        keep_resident: keep,
+        cache_dir: Some(cache.path().join(format!("{allocator:?}"))),
+        ..Default::default()
+    };
+    let pooling = config(Allocator::Pooling);
+    let on_demand = config(Allocator::OnDemand);
 
+    // Loading: compile on a cache miss, then a restarted runtime loads the precompiled artifact.
+    let mut loads = Vec::new();
+    for config in [&pooling, &on_demand] {
+        let (_, first, compile) = load(config, "bench", &wasm);
+        let (_, second, cached) = load(config, "bench", &wasm);
+        assert_eq!((first, second), (Origin::Compiled, Origin::Cached));
+        loads.push((config.allocator, compile, cached));
+    }
+    let (plugin, _, _) = load(&pooling, "bench", &wasm);
+    let (plugin_od, _, _) = load(&on_demand, "bench", &wasm);
+    let (echo_plugin, _, _) = load(&pooling, "echo", &echo);
+    let (echo_od, _, _) = load(&on_demand, "echo", &echo);
+    let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+
+    let primary = cluster();
+    let full: Vec<String> = (0..PODS).map(pod).collect();
+    let slim: Vec<String> = full.iter().map(|p| masked(p)).collect();
+    println!("# Plugin call benchmark\n");
+    println!("Median of {rounds} interleaved rounds; µs per call.\n");
+    for (title, children) in [("full Pods", full), ("field-masked Pods", slim)] {
+        let bytes = primary.len() + children.iter().map(String::len).sum::<usize>();
+        // The same code, native: the guest crate as an rlib, called directly with the SDK's types.
+        let native_snapshot = wasmray_guest_sdk::Snapshot {
+            primary: primary.clone(),
+            children: children.clone(),
+            facts: vec![],
+            now: NOW,
+            seed: SEED,
+        };
+        let native_plan = wasmray_bench_reconciler::plan(&native_snapshot).expect("native plan");
+        let snapshot = Snapshot { primary: primary.clone(), children, facts: vec![], now: NOW, seed: SEED };
         let plan = plugin.reconcile_blocking(&snapshot)?;
         assert_eq!(plan.ops.len(), native_plan.ops.len(), "WASM and native plans differ");
         assert_eq!(plan.requeue_after_ms, native_plan.requeue_after_ms);
 
-        let reused = per_call(plugin.bench_reused_reconcile(&snapshot, CALLS)?, CALLS);
-        let fresh = measure(CALLS, || drop(black_box(plugin.reconcile_blocking(&snapshot).expect("call"))));
-        let instantiate = per_call(plugin.bench_instantiate(CALLS)?, CALLS);
-        let echo_plugin = Runtime::new(config.clone())?.load("echo", &echo)?;
-        let tiny = Snapshot { primary: "{}".into(), children: vec![], facts: vec![], now: NOW, seed: SEED };
-        let echo_fresh = measure(CALLS, || drop(black_box(echo_plugin.reconcile_blocking(&tiny).expect("call"))));
-
-        // The operator's path: permit, blocking thread, fresh instance, call, validation.
-        let tokio = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-        let operator_path = tokio.block_on(async {
-            for _ in 0..CALLS / 10 {
-                plugin.reconcile(snapshot.clone()).await.expect("call");
-            }
-            let started = Instant::now();
-            for _ in 0..CALLS {
-                black_box(plugin.reconcile(snapshot.clone()).await.expect("call"));
-            }
-            per_call(started.elapsed(), CALLS)
-        });
-        rows.push((allocator, reused, fresh, instantiate, echo_fresh, operator_path));
+        let calls = if bytes > 100_000 { 300 } else { 2_000 };
+        let r = Rounds::run(rounds, calls, &mut [
+            ("native", &mut |n| timed(n, || drop(black_box(wasmray_bench_reconciler::plan(black_box(&native_snapshot)))))),
+            ("reused", &mut |n| plugin.bench_reused_reconcile(&snapshot, n).expect("calls")),
+            ("fresh", &mut |n| timed(n, || drop(black_box(plugin.reconcile_blocking(&snapshot).expect("call"))))),
+            ("fresh-od", &mut |n| timed(n, || drop(black_box(plugin_od.reconcile_blocking(&snapshot).expect("call"))))),
+            ("async", &mut |n| tokio.block_on(async {
+                let started = Instant::now();
+                for _ in 0..n {
+                    black_box(plugin.reconcile(snapshot.clone()).await.expect("call"));
+                }
+                started.elapsed()
+            })),
+        ]);
+        let native = r.median("native");
+        println!("## Reconcile-sized call, {title}: 1 RayCluster + {PODS} Pods, {bytes} bytes of JSON, {} ops in the plan\n", plan.ops.len());
+        println!("| path | µs per call | × native |");
+        println!("|---|---:|---:|");
+        for (name, label) in [
+            ("native", "native: the same guest crate as an rlib, called directly"),
+            ("reused", "WASM: call on a reused instance (pooling)"),
+            ("fresh", "WASM: fresh store + instance + call + plan validation (pooling)"),
+            ("fresh-od", "WASM: fresh store + instance + call + plan validation (on-demand)"),
+            ("async", "WASM: async `reconcile`: permit + blocking thread + fresh instance (pooling)"),
+        ] {
+            let v = r.median(name);
+            println!("| {label} | {v:.1} | {:.2} |", v / native);
+        }
+        println!();
     }
 
-    println!("## Reconcile-sized call: 1 RayCluster + {PODS} Pods, {json_bytes} bytes of JSON, {} ops in the plan\n", native_plan.ops.len());
-    println!("| path | µs per call | × native |");
-    println!("|---|---:|---:|");
-    println!("| native (same crate as rlib, called directly) | {native:.1} | 1.00 |");
-    for (allocator, reused, fresh, _, _, operator_path) in &rows {
-        println!("| WASM, {allocator:?}: call on a reused instance | {reused:.1} | {:.2} |", reused / native);
-        println!("| WASM, {allocator:?}: fresh store + instance + call + plan validation | {fresh:.1} | {:.2} |", fresh / native);
-        println!("| WASM, {allocator:?}: async `reconcile` (permit + blocking thread + the above) | {operator_path:.1} | {:.2} |", operator_path / native);
-    }
-    println!("\n## Instantiation\n");
+    let tiny = Snapshot { primary: "{}".into(), children: vec![], facts: vec![], now: NOW, seed: SEED };
+    let r = Rounds::run(rounds, 2_000, &mut [
+        ("inst", &mut |n| plugin.bench_instantiate(n).expect("instantiate")),
+        ("inst-od", &mut |n| plugin_od.bench_instantiate(n).expect("instantiate")),
+        ("echo", &mut |n| timed(n, || drop(black_box(echo_plugin.reconcile_blocking(&tiny).expect("call"))))),
+        ("echo-od", &mut |n| timed(n, || drop(black_box(echo_od.reconcile_blocking(&tiny).expect("call"))))),
+    ]);
+    println!("## Instantiation\n");
     println!("| allocator | fresh store + instance, bench guest ({} KB) | fresh instance + tiny call, echo guest ({} KB) |", wasm.len() / 1024, echo.len() / 1024);
     println!("|---|---:|---:|");
-    for (allocator, _, _, instantiate, echo_fresh, _) in &rows {
-        println!("| {allocator:?} | {instantiate:.1} µs | {echo_fresh:.1} µs |");
-    }
+    println!("| pooling | {:.1} µs | {:.1} µs |", r.median("inst"), r.median("echo"));
+    println!("| on-demand | {:.1} µs | {:.1} µs |", r.median("inst-od"), r.median("echo-od"));
     println!("\n## Loading the bench guest ({} KB)\n", wasm.len() / 1024);
     println!("| allocator | compile + check + InstancePre (cache miss) | precompiled load + check + InstancePre (cache hit) |");
     println!("|---|---:|---:|");

@@ -80,6 +80,10 @@ pub struct RuntimeConfig {
     /// Directory for precompiled components; `None` compiles on every load.
     pub cache_dir: Option<PathBuf>,
     pub allocator: Allocator,
+    /// Pooling only: bytes of each linear memory kept mapped between instances (zeroed with
+    /// `memset` instead of returned to the kernel), so a fresh instance does not page-fault its
+    /// heap in again on every call.
+    pub keep_resident: usize,
 }
 
 impl Default for RuntimeConfig {
@@ -91,6 +95,7 @@ impl Default for RuntimeConfig {
             epoch_tick: Duration::from_millis(10),
             cache_dir: None,
             allocator: Allocator::Pooling,
+            keep_resident: 0,
         }
     }
 }
@@ -131,7 +136,8 @@ impl Runtime {
                 .total_core_instances(slots.saturating_mul(16))
                 .total_memories(slots.saturating_mul(4))
                 .total_tables(slots.saturating_mul(16))
-                .max_memory_size(config.memory_limit);
+                .max_memory_size(config.memory_limit)
+                .linear_memory_keep_resident(config.keep_resident);
             wasm_config.allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
         }
         let engine = Engine::new(&wasm_config).map_err(engine_err)?;
