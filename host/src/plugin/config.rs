@@ -80,10 +80,10 @@ impl RegistryConfig {
             if !seen.insert(plugin.name.clone()) {
                 return Err(ConfigError::Duplicate { path: path.into(), name: plugin.name.clone() });
             }
-            if let PluginSource::File(file) = &mut plugin.source {
-                if file.is_relative() {
-                    *file = base.join(&*file);
-                }
+            if let PluginSource::File(file) = &mut plugin.source
+                && file.is_relative()
+            {
+                *file = base.join(&*file);
             }
             if let Some(pin) = &mut plugin.sha256 {
                 *pin = pin.trim_start_matches("sha256:").to_ascii_lowercase();

@@ -153,10 +153,10 @@ impl Registry {
     ) -> Result<LoadedPlugin, SourceError> {
         let bytes = read_source(&spec.source, config_maps).await?;
         let id = PluginId::for_bytes(&spec.name, &bytes);
-        if let Some(pinned) = &spec.sha256 {
-            if *pinned != id.digest {
-                return Err(SourceError::PinMismatch { pinned: pinned.clone(), actual: id.digest });
-            }
+        if let Some(pinned) = &spec.sha256
+            && *pinned != id.digest
+        {
+            return Err(SourceError::PinMismatch { pinned: pinned.clone(), actual: id.digest });
         }
         if let Some(serving) = serving.filter(|s| s.id() == &id) {
             return Ok(serving.clone());

@@ -318,9 +318,9 @@ impl LoadedPlugin {
         for _ in 0..iterations {
             self.call(Seal { now_ms: 0, seed: 0 }, |store| {
                 match &self.inner.pre {
-                    Pre::Reconciler(pre) => drop(pre.instantiate(&mut *store)?),
-                    Pre::BatchScheduler(pre) => drop(pre.instantiate(&mut *store)?),
-                    Pre::UpgradeStrategy(pre) => drop(pre.instantiate(&mut *store)?),
+                    Pre::Reconciler(pre) => _ = pre.instantiate(&mut *store)?,
+                    Pre::BatchScheduler(pre) => _ = pre.instantiate(&mut *store)?,
+                    Pre::UpgradeStrategy(pre) => _ = pre.instantiate(&mut *store)?,
                 }
                 Ok(())
             })?;
