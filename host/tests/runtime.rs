@@ -209,3 +209,24 @@ fn components_that_are_not_plugins_are_rejected_with_the_reason() {
     let garbage = rt.load("garbage", b"not wasm").unwrap_err();
     assert!(matches!(garbage, RuntimeError::Compile { .. }), "{garbage:?}");
 }
+
+#[test]
+fn the_guest_sees_no_files_environment_or_clock_and_seeded_randomness() {
+    let rt = runtime();
+    let plugin = hostile(&rt);
+    let probe = |seed: u64| {
+        let snapshot = Snapshot { seed, ..asking("probe") };
+        match plugin.reconcile_blocking(&snapshot).unwrap().ops.remove(0) {
+            Op::Event(e) => e.message,
+            other => panic!("unexpected op {other:?}"),
+        }
+    };
+    let seen = probe(7);
+    assert!(seen.starts_with("root=Err("), "the guest can list /: {seen}");
+    assert!(seen.contains("file=false env=0 args=0"), "{seen}");
+    // The wall clock is frozen at the snapshot's `now`.
+    assert!(seen.contains(&format!("now={}", asking("probe").now)), "{seen}");
+    // Randomness is a function of the seed: same seed, same answer; another seed, another.
+    assert_eq!(seen, probe(7));
+    assert_ne!(seen, probe(8));
+}

@@ -1,7 +1,8 @@
 //! Test guest: a reconciler that misbehaves in the way the snapshot's `primary` names.
 //!
 //! `loop` spins forever, `oom` allocates until memory runs out, `panic` panics, `malformed-*`
-//! return plans the host must refuse, `error` returns a plugin error, and anything else
+//! return plans the host must refuse, `error` returns a plugin error, `probe` reports what
+//! of the host it can see (files, environment, clock, randomness), and anything else
 //! succeeds with an empty plan.
 
 use wasmray_guest_sdk::{
@@ -34,10 +35,29 @@ impl Reconciler for Hostile {
                 conditions: vec![Condition::new("Ready", ConditionStatus::True, "Ok", "")],
                 fields: Some("[1, 2]".into()),
             })),
+            "probe" => Ok(Plan::new().event(EventType::Normal, "Probe", &probe())),
             "error" => Err(PluginError::InvalidSpec("hostile guest rejects the spec".into())),
             _ => Ok(Plan::new().event(EventType::Normal, "Fine", "nothing to do")),
         }
     }
+}
+
+/// What the sandbox lets through, as one line.
+fn probe() -> String {
+    use std::hash::{BuildHasher as _, Hasher as _};
+    let root = std::fs::read_dir("/").map(|d| d.count()).map_err(|e| e.kind());
+    let file = std::fs::read("/etc/hostname").is_ok();
+    let env = std::env::vars().count();
+    let args = std::env::args().count();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis())
+        .unwrap_or_default();
+    // HashMap's random state comes from WASI randomness.
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u64(1);
+    println!("hostile guest writes to stdout");
+    format!("root={root:?} file={file} env={env} args={args} now={now} hash={}", hasher.finish())
 }
 
 wasmray_guest_sdk::export_reconciler!(Hostile);
