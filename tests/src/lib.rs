@@ -79,9 +79,10 @@ fn start_or_reuse() -> Result<TestCluster, String> {
     Ok(TestCluster { kubeconfig: plane.kubeconfig().to_path_buf(), _owned: Some(plane) })
 }
 
-/// The node set of end-to-end tests: the default CPU and A100 nodes.
+/// The node set of end-to-end tests (`tests/nodes.yaml`, which `tests/run` passes to `wasmray dev
+/// up` too): the default CPU and A100 nodes, GKE CPU and TPU node pools, and AMD GPU nodes.
 pub fn test_nodes() -> NodeSet {
-    NodeSet::default()
+    NodeSet::from_yaml(include_str!("../nodes.yaml")).expect("tests/nodes.yaml is a valid node set")
 }
 
 fn remove_stale_dirs() {
@@ -311,6 +312,17 @@ fn random_suffix() -> anyhow::Result<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_test_nodes_are_the_default_ones_plus_tpu_slices_and_amd_gpus() {
+        let names: Vec<String> = test_nodes().to_nodes().into_iter().filter_map(|n| n.metadata.name).collect();
+        for default in NodeSet::default().to_nodes().into_iter().filter_map(|n| n.metadata.name) {
+            assert!(names.contains(&default), "{default} is missing from {names:?}");
+        }
+        for extra in ["tpu-v4-2x2x1-0", "tpu-v4-2x2x2-1", "tpu-v6e-2x2-0", "tpu-v6e-4x4-3", "amd-gpu-1", "n4-0"] {
+            assert!(names.contains(&extra.to_string()), "{extra} is missing from {names:?}");
+        }
+    }
 
     #[test]
     fn namespace_names_are_dns_labels() {
