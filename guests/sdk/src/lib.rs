@@ -4,7 +4,7 @@
 //! environment: the host passes `now` and a random seed in the input, and a plugin that needs
 //! randomness derives it from the seed so the same input always gives the same answer.
 //!
-//! ```ignore
+//! ```no_run
 //! use wasmray_guest_sdk::{BatchScheduler, PodContext, PodDecoration, PluginError};
 //!
 //! struct Gang;
