@@ -17,6 +17,7 @@ pub mod crd;
 pub mod labels;
 pub mod names;
 pub mod quantity;
+pub mod resources;
 mod raycluster;
 mod rayjob;
 mod rayservice;
