@@ -34,6 +34,11 @@ pub struct RunArgs {
     /// Reconciles running at once.
     #[arg(long, default_value_t = 8)]
     concurrency: u16,
+    /// The batch scheduler every Pod goes through, as KubeRay's flag of the same name:
+    /// `volcano`, `yunikorn`, `kai-scheduler` or `scheduler-plugins` (the built-in plugin
+    /// `wasmray-plugin-<name>`), or the name of a batch-scheduler plugin in `--plugins`.
+    #[arg(long)]
+    batch_scheduler: Option<String>,
 }
 
 impl RunArgs {
@@ -52,7 +57,7 @@ impl RunArgs {
             ..RuntimeConfig::default()
         })?;
         let registry = Arc::new(Registry::new(runtime));
-        let config = registry_config(self.plugins.as_deref())?;
+        let config = registry_config(self.plugins.as_deref(), self.batch_scheduler.as_deref())?;
         for (name, outcome) in registry.reload(&config, &ConfigMapBytes::new()).await {
             if let Outcome::Rejected { error, .. } = outcome {
                 anyhow::bail!("plugin {name} cannot be loaded: {error}");
@@ -67,6 +72,7 @@ impl RunArgs {
             namespace: self.namespace,
             field_manager: self.field_manager,
             concurrency: self.concurrency,
+            batch_scheduler: self.batch_scheduler,
             ..controller::Config::default()
         };
         tracing::info!(plugins = ?registry.names(), "wasmray operator starting");
@@ -75,8 +81,9 @@ impl RunArgs {
     }
 }
 
-/// The built-in plugins, with the entries of `file` (if any) overriding them by name.
-fn registry_config(file: Option<&std::path::Path>) -> anyhow::Result<RegistryConfig> {
+/// The built-in plugins (the RayCluster reconciler, and the batch scheduler if one is named),
+/// with the entries of `file` (if any) overriding them by name.
+pub fn registry_config(file: Option<&std::path::Path>, batch_scheduler: Option<&str>) -> anyhow::Result<RegistryConfig> {
     let mut config = RegistryConfig {
         plugins: vec![PluginSpec {
             name: "raycluster".into(),
@@ -85,6 +92,14 @@ fn registry_config(file: Option<&std::path::Path>) -> anyhow::Result<RegistryCon
             sha256: None,
         }],
     };
+    if let Some(name) = batch_scheduler {
+        config.plugins.push(PluginSpec {
+            name: name.to_string(),
+            kind: PluginKind::BatchScheduler,
+            source: PluginSource::Builtin(format!("wasmray-plugin-{name}")),
+            sha256: None,
+        });
+    }
     if let Some(path) = file {
         for spec in RegistryConfig::load(path)?.plugins {
             config.plugins.retain(|p| p.name != spec.name);

@@ -206,20 +206,31 @@ impl TestNamespace {
     /// by side without seeing each other's objects.
     pub async fn operator(&self) -> anyhow::Result<Operator> {
         install_crds(&self.client).await?;
-        start_operator(self.kubeconfig.clone(), Some(self.name.clone()))
+        start_operator(self.kubeconfig.clone(), Some(self.name.clone()), None)
+    }
+
+    /// As [`TestNamespace::operator`], with every Pod going through the built-in batch-scheduler
+    /// plugin `name` (`wasmray run --batch-scheduler NAME`).
+    pub async fn operator_with_batch_scheduler(&self, name: &str) -> anyhow::Result<Operator> {
+        install_crds(&self.client).await?;
+        start_operator(self.kubeconfig.clone(), Some(self.name.clone()), Some(name.to_string()))
     }
 }
 
 /// Starts an operator on a thread of its own (its runtime must outlive any one test's).
-pub fn start_operator(kubeconfig: PathBuf, namespace: Option<String>) -> anyhow::Result<Operator> {
+pub fn start_operator(
+    kubeconfig: PathBuf,
+    namespace: Option<String>,
+    batch_scheduler: Option<String>,
+) -> anyhow::Result<Operator> {
     use std::sync::Arc;
     use wasmray::controller::{self, metrics::Metrics};
-    use wasmray::plugin::config::{PluginSource, PluginSpec, RegistryConfig};
     use wasmray::plugin::registry::{ConfigMapBytes, Outcome, Registry};
-    use wasmray::runtime::{PluginKind, Runtime, RuntimeConfig};
+    use wasmray::runtime::{Runtime, RuntimeConfig};
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
+    let scheduler = batch_scheduler.clone();
     let thread = std::thread::Builder::new().name("wasmray-operator".into()).spawn(move || {
         let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
         runtime.block_on(async move {
@@ -231,14 +242,7 @@ pub fn start_operator(kubeconfig: PathBuf, namespace: Option<String>) -> anyhow:
                 })
                 .map_err(|e| e.to_string())?;
                 let registry = Arc::new(Registry::new(wasm));
-                let config = RegistryConfig {
-                    plugins: vec![PluginSpec {
-                        name: "raycluster".into(),
-                        kind: PluginKind::Reconciler,
-                        source: PluginSource::Builtin(wasmray::operator::RAYCLUSTER_RECONCILER.into()),
-                        sha256: None,
-                    }],
-                };
+                let config = wasmray::operator::registry_config(None, scheduler.as_deref()).map_err(|e| e.to_string())?;
                 for (name, outcome) in registry.reload(&config, &ConfigMapBytes::new()).await {
                     if let Outcome::Rejected { error, .. } = outcome {
                         return Err(format!("plugin {name}: {error}"));
@@ -254,7 +258,7 @@ pub fn start_operator(kubeconfig: PathBuf, namespace: Option<String>) -> anyhow:
                 }
             };
             let _ = ready_tx.send(Ok(()));
-            let config = controller::Config { namespace, ..controller::Config::default() };
+            let config = controller::Config { namespace, batch_scheduler, ..controller::Config::default() };
             let clock: controller::Clock = Arc::new(std::time::SystemTime::now);
             controller::run(client, registry, config, Metrics::default(), clock, async {
                 let _ = shutdown_rx.await;

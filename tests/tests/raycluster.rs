@@ -304,3 +304,35 @@ async fn a_worker_the_api_server_refuses_sets_replica_failure_with_kuberays_reas
     assert_eq!(workers(&ns, "crowded", "cpu").await?.len(), 2, "the Pods that fit were created");
     Ok(())
 }
+
+#[tokio::test]
+async fn a_cluster_that_does_not_fit_the_types_gets_an_event_and_does_not_stop_the_others() -> anyhow::Result<()> {
+    let ns = namespace("raycluster-unreadable").await?;
+    let _operator = ns.operator().await?;
+    // The CRD keeps Pod templates open, so the apiserver takes a mode written as a string.
+    let mut unreadable = ray_cluster("unreadable", &[("cpu", 1, 0, 1)]);
+    unreadable["spec"]["headGroupSpec"]["template"]["spec"]["volumes"] =
+        json!([{ "name": "config", "configMap": { "name": "x", "defaultMode": "0777" } }]);
+    let resource = kube::api::ApiResource::erase::<RayCluster>(&());
+    let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &resource);
+    raw.patch("unreadable", &PatchParams::apply("wasmray-tests").force(), &Patch::Apply(&unreadable)).await?;
+    apply(&ns, &ray_cluster("fine", &[("cpu", 1, 0, 1)])).await?;
+
+    wait_for_state(&ns, "fine", "ready").await?;
+    let events: Api<k8s_openapi::api::core::v1::Event> = ns.api();
+    eventually("an InvalidRayClusterSpec event naming the field", WAIT, || async {
+        let listed = events.list(&ListParams::default()).await?.items;
+        let found = listed.iter().find(|e| {
+            e.involved_object.name.as_deref() == Some("unreadable") && e.reason.as_deref() == Some("InvalidRayClusterSpec")
+        });
+        Ok(match found {
+            Some(e) if e.message.as_deref().unwrap_or_default().contains("defaultMode") => Ok(()),
+            Some(e) => Err(format!("message {:?}", e.message)),
+            None => Err(format!("{} other events", listed.len())),
+        })
+    })
+    .await?;
+    let pods: Api<Pod> = ns.api();
+    assert!(pods.list(&ListParams::default().labels("ray.io/cluster=unreadable")).await?.items.is_empty());
+    Ok(())
+}

@@ -119,6 +119,21 @@ impl Applier {
         result.map(drop).map_err(|source| ApplyError::Api { action: format!("applying {kind} {namespace}/{name}"), source })
     }
 
+    /// Server-side apply of a batch-scheduler plugin's companion object (its kind was declared
+    /// by the plugin, so it is not in this controller's own list of kinds).
+    pub async fn apply_companion(&self, namespace: &str, object: Value) -> Result<(), ApplyError> {
+        let api_version = object["apiVersion"].as_str().unwrap_or_default();
+        let kind = object["kind"].as_str().unwrap_or_default().to_string();
+        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
+        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
+        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &kind));
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &resource);
+        let params = PatchParams::apply(&self.field_manager).force();
+        let result = api.patch(&name, &params, &Patch::Apply(&object)).await;
+        self.metrics.write("apply", &kind, result.is_ok());
+        result.map(drop).map_err(|source| ApplyError::Api { action: format!("applying {kind} {namespace}/{name}"), source })
+    }
+
     /// Deletes an object; with a UID, only that incarnation. Already gone is fine.
     pub async fn delete(&self, namespace: &str, target: &WitRef) -> Result<(), ApplyError> {
         let action = format!("deleting {} {namespace}/{}", target.kind, target.name);

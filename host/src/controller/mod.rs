@@ -24,9 +24,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::Api;
+use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, store::Writer};
 use kube::runtime::watcher::{self, ListSemantic};
@@ -37,7 +37,7 @@ use wasmray_api::RayCluster;
 
 use crate::plugin::registry::Registry;
 use crate::pods::{BuildContext, BuildError};
-use crate::runtime::{Event, EventType, Fact, Op, PluginError, RuntimeError, Snapshot};
+use crate::runtime::{Event, EventType, Fact, Op, OwnerContext, PluginError, PodContext, RuntimeError, Snapshot};
 
 use apply::{ApplyError, Applier};
 use cache::{ChildStores, Expectations};
@@ -88,6 +88,9 @@ pub struct Config {
     pub default_requeue: Duration,
     /// Reconciles running at once.
     pub concurrency: u16,
+    /// The registry name of the batch-scheduler plugin that decorates every Pod and creates
+    /// companion objects (KubeRay's `--batch-scheduler`); `None` leaves Pods as rendered.
+    pub batch_scheduler: Option<String>,
 }
 
 impl Default for Config {
@@ -99,6 +102,7 @@ impl Default for Config {
             build: BuildContext::default(),
             default_requeue: Duration::from_secs(300),
             concurrency: 8,
+            batch_scheduler: None,
         }
     }
 }
@@ -115,6 +119,9 @@ pub enum Error {
     /// The component reported an error on purpose.
     #[error("the reconciler reported: {0}")]
     Plugin(String),
+    /// The configured batch-scheduler plugin is not loaded.
+    #[error("no batch-scheduler plugin named {0:?} is loaded")]
+    NoBatchScheduler(String),
     /// The spec cannot be built into objects.
     #[error("building children: {0}")]
     Build(#[from] BuildError),
@@ -128,6 +135,7 @@ impl Error {
     pub fn label(&self) -> &'static str {
         match self {
             Error::NoReconciler(_) => "no_reconciler",
+            Error::NoBatchScheduler(_) => "no_batch_scheduler",
             Error::Runtime(e) => e.label(),
             Error::Plugin(_) => "plugin_error",
             Error::Build(_) => "build_error",
@@ -162,23 +170,14 @@ pub async fn run(
     // The reflectors are driven by their own task, so the caches fill before the controller
     // starts; the controller hears about changed children through the channel.
     let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded();
-    tokio::spawn(triggers.for_each(move |t| {
+    let triggers_task = tokio::spawn(triggers.for_each(move |t| {
         let _ = trigger_tx.unbounded_send(t);
         async {}
     }));
 
-    let clusters_api: Api<RayCluster> = match &config.namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
     let writer: Writer<RayCluster> = Writer::default();
     let clusters = writer.as_reader();
-    let cluster_events = reflector::reflector(
-        writer,
-        watcher::watcher(clusters_api, watcher::Config::default().list_semantic(ListSemantic::MostRecent))
-            .default_backoff()
-            .modify(|c| c.managed_fields_mut().clear()),
-    )
+    let cluster_events = reflector::reflector(writer, typed_clusters(&client, config.namespace.as_deref(), &config.field_manager))
     .applied_objects()
     // Our own status writes do not bump the generation; deletion and finalizer changes do matter.
     .predicate_filter(predicates::generation.combine(predicates::finalizers), Default::default());
@@ -198,17 +197,104 @@ pub async fn run(
         config: config.clone(),
     });
     let controller_config = kube::runtime::controller::Config::default().concurrency(config.concurrency);
-    Controller::for_stream(cluster_events, clusters)
+    let shutdown = shutdown.shared();
+    let controller = Controller::for_stream(cluster_events, clusters)
         .with_config(controller_config)
         .reconcile_on(trigger_rx)
-        .graceful_shutdown_on(shutdown)
+        .graceful_shutdown_on(shutdown.clone())
         .run(reconcile, error_policy, ctx)
         .for_each(|result| async move {
             if let Err(error) = result {
                 tracing::debug!(%error, "Reconcile failed");
             }
+        });
+    // Graceful shutdown lets running reconciles finish; a watch stuck in its retry backoff must
+    // not keep the process alive past that.
+    tokio::select! {
+        () = controller => {}
+        () = async { shutdown.await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, "Controller still busy after shutdown; leaving");
+        }
+    }
+    triggers_task.abort();
+}
+
+/// How long reconciles in flight may take to finish after a shutdown signal.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// RayClusters as a typed watch that survives objects it cannot read.
+///
+/// The CRD keeps Pod templates open (`x-kubernetes-preserve-unknown-fields`), so the apiserver
+/// can hold a RayCluster that does not fit the Kubernetes types (`defaultMode: "0777"`). A typed
+/// watch would fail the whole list on it and reconcile nothing; here every object is read on
+/// its own, and one that does not fit is left out with a Warning Event naming the field.
+fn typed_clusters(
+    client: &Client,
+    namespace: Option<&str>,
+    field_manager: &str,
+) -> impl futures::Stream<Item = watcher::Result<watcher::Event<RayCluster>>> + Send + 'static {
+    let resource = ApiResource::erase::<RayCluster>(&());
+    let api: Api<DynamicObject> = match namespace {
+        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
+        None => Api::all_with(client.clone(), &resource),
+    };
+    let reporter = kube::runtime::events::Reporter { controller: field_manager.to_string(), instance: None };
+    let client = client.clone();
+    watcher::watcher(api, watcher::Config::default().list_semantic(ListSemantic::MostRecent))
+        .default_backoff()
+        .modify(|c| c.managed_fields_mut().clear())
+        .filter_map(move |event| {
+            let (client, reporter) = (client.clone(), reporter.clone());
+            async move {
+                let event = match event {
+                    Ok(event) => event,
+                    Err(error) => return Some(Err(error)),
+                };
+                let typed = |object: DynamicObject| match read_cluster(&object) {
+                    Ok(cluster) => Some(cluster),
+                    Err(error) => {
+                        report_unreadable(client.clone(), reporter.clone(), &object, error);
+                        None
+                    }
+                };
+                Some(Ok(match event {
+                    watcher::Event::Apply(o) => watcher::Event::Apply(typed(o)?),
+                    watcher::Event::InitApply(o) => watcher::Event::InitApply(typed(o)?),
+                    watcher::Event::Delete(o) => watcher::Event::Delete(typed(o)?),
+                    watcher::Event::Init => watcher::Event::Init,
+                    watcher::Event::InitDone => watcher::Event::InitDone,
+                }))
+            }
         })
-        .await;
+}
+
+/// A RayCluster from its JSON, or the path of the first field that does not fit.
+fn read_cluster(object: &DynamicObject) -> Result<RayCluster, String> {
+    let value = serde_json::to_value(object).map_err(|e| e.to_string())?;
+    serde_path_to_error::deserialize(value).map_err(|e| format!("{}: {}", e.path(), e.inner()))
+}
+
+fn report_unreadable(client: Client, reporter: kube::runtime::events::Reporter, object: &DynamicObject, error: String) {
+    let reference = k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some(RayCluster::api_version(&()).into()),
+        kind: Some(RayCluster::kind(&()).into()),
+        name: object.metadata.name.clone(),
+        namespace: object.metadata.namespace.clone(),
+        uid: object.metadata.uid.clone(),
+        ..Default::default()
+    };
+    tracing::warn!(name = ?object.metadata.name, namespace = ?object.metadata.namespace, %error, "RayCluster does not fit the ray.io/v1 types; not reconciled");
+    tokio::spawn(async move {
+        let recorder = kube::runtime::events::Recorder::new(client, reporter);
+        let event = kube::runtime::events::Event {
+            type_: kube::runtime::events::EventType::Warning,
+            reason: "InvalidRayClusterSpec".into(),
+            note: Some(format!("the RayCluster is not reconciled until this is fixed: {error}")),
+            action: "Read".into(),
+            secondary: None,
+        };
+        let _ = recorder.publish(&event, &reference).await;
+    });
 }
 
 async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
@@ -259,8 +345,15 @@ async fn reconcile_inner(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx:
                 }
                 // Consecutive renders go out as one slow-start batch.
                 if !matches!(ops.peek(), Some(Op::Render(_))) {
-                    create(cluster, key, ctx, &namespace, std::mem::take(&mut pending_renders), &mut failure, &mut first_error)
-                        .await;
+                    let mut objects = std::mem::take(&mut pending_renders);
+                    if let Err(error) = schedule(cluster, ctx, &namespace, &mut objects, now).await {
+                        // Without the scheduler's PodGroup or labels the Pods would be scheduled
+                        // wrongly: none are created until the plugin works.
+                        let _ = ctx.applier.event(cluster, &warning("FailedToScheduleBatch", &error.to_string())).await;
+                        first_error.get_or_insert(error);
+                        continue;
+                    }
+                    create(cluster, key, ctx, &namespace, objects, &mut failure, &mut first_error).await;
                 }
             }
             Op::Apply(object) => {
@@ -338,6 +431,70 @@ async fn create(
     }
 }
 
+/// Lets the batch-scheduler plugin (if one is configured) see the Pods about to be created:
+/// first its companion objects for the RayCluster (a PodGroup, say) are applied, owned by the
+/// RayCluster, then each Pod gets the plugin's labels, annotations and scheduler name.
+async fn schedule(
+    cluster: &RayCluster,
+    ctx: &Context,
+    namespace: &str,
+    objects: &mut [serde_json::Value],
+    now: SystemTime,
+) -> Result<(), Error> {
+    let Some(name) = &ctx.config.batch_scheduler else { return Ok(()) };
+    if !objects.iter().any(|o| o["kind"] == "Pod") {
+        return Ok(());
+    }
+    let plugin = ctx.registry.get(name).ok_or_else(|| Error::NoBatchScheduler(name.clone()))?;
+    let owner = primary_json(cluster).to_string();
+    let kinds = plugin.companion_kinds().await?;
+    let companions = plugin
+        .on_submission(OwnerContext { owner: owner.clone(), companions: Vec::new(), now: unix_millis(now) })
+        .await?;
+    for mut companion in companions.iter().filter_map(|c| serde_json::from_str::<serde_json::Value>(c).ok()) {
+        let declared = kinds.iter().any(|k| companion["apiVersion"] == k.api_version.as_str() && companion["kind"] == k.kind.as_str());
+        if !declared {
+            return Err(ApplyError::Refused {
+                action: format!("applying {} {}", companion["kind"], companion["metadata"]["name"]),
+                reason: "the plugin did not declare this kind in companion-kinds".into(),
+            }
+            .into());
+        }
+        companion["metadata"]["namespace"] = namespace.into();
+        companion["metadata"]["ownerReferences"] = serde_json::json!([owner_reference(cluster)]);
+        ctx.applier.apply_companion(namespace, companion).await?;
+    }
+    for pod in objects.iter_mut().filter(|o| o["kind"] == "Pod") {
+        let group_name = pod["metadata"]["labels"]["ray.io/group"].as_str().unwrap_or_default().to_string();
+        let decoration =
+            plugin.decorate_pod(PodContext { owner: owner.clone(), group_name, pod: pod.to_string() }).await?;
+        for (key, value) in decoration.labels {
+            pod["metadata"]["labels"][key] = value.into();
+        }
+        for (key, value) in decoration.annotations {
+            if !pod["metadata"]["annotations"].is_object() {
+                pod["metadata"]["annotations"] = serde_json::json!({});
+            }
+            pod["metadata"]["annotations"][key] = value.into();
+        }
+        if let Some(scheduler) = decoration.scheduler_name {
+            pod["spec"]["schedulerName"] = scheduler.into();
+        }
+    }
+    Ok(())
+}
+
+fn owner_reference(cluster: &RayCluster) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": RayCluster::api_version(&()),
+        "kind": RayCluster::kind(&()),
+        "name": cluster.name_any(),
+        "uid": cluster.metadata.uid.clone().unwrap_or_default(),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
 async fn plugin_failed(cluster: &RayCluster, ctx: &Context, error: PluginError) -> Error {
     let (reason, message) = match &error {
         PluginError::InvalidSpec(m) => ("InvalidRayClusterSpec", m.clone()),
@@ -365,12 +522,8 @@ fn snapshot(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx: &Context, no
     let now_time = system_to_jiff(now);
     let mut children = ctx.stores.children_of(cluster);
     ctx.expectations.patch(key, &mut children, &now_time.to_string());
-    let mut primary = serde_json::to_value(cluster).unwrap_or_default();
-    if let Some(map) = primary.as_object_mut() {
-        map.insert("apiVersion".into(), RayCluster::api_version(&()).into());
-        map.insert("kind".into(), RayCluster::kind(&()).into());
-    }
-    let now_ms = now.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    let primary = primary_json(cluster);
+    let now_ms = unix_millis(now);
     let facts = ctx
         .failures
         .lock()
@@ -392,6 +545,20 @@ fn snapshot(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx: &Context, no
         now: now_ms,
         seed: u64::from_le_bytes(seed),
     }
+}
+
+/// The RayCluster as JSON with its apiVersion and kind, as guests receive it.
+fn primary_json(cluster: &RayCluster) -> serde_json::Value {
+    let mut primary = serde_json::to_value(cluster).unwrap_or_default();
+    if let Some(map) = primary.as_object_mut() {
+        map.insert("apiVersion".into(), RayCluster::api_version(&()).into());
+        map.insert("kind".into(), RayCluster::kind(&()).into());
+    }
+    primary
+}
+
+fn unix_millis(now: SystemTime) -> i64 {
+    now.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 fn child_is_head(child: &crate::runtime::Child) -> bool {
