@@ -7,8 +7,9 @@ use crate::{RayCluster, RayClusterSpec, RayJob};
 /// The workload whose Pods a batch scheduler places.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Workload {
-    Cluster(RayCluster),
-    Job(RayJob),
+    // Boxed: the two specs differ a lot in size.
+    Cluster(Box<RayCluster>),
+    Job(Box<RayJob>),
 }
 
 impl Workload {
@@ -22,10 +23,10 @@ impl Workload {
         let kind: Kind = serde_json::from_str(json).map_err(|e| format!("cannot parse the owner: {e}"))?;
         match kind.kind.as_str() {
             "RayCluster" => serde_json::from_str(json)
-                .map(Workload::Cluster)
+                .map(|c| Workload::Cluster(Box::new(c)))
                 .map_err(|e| format!("cannot parse the RayCluster: {e}")),
             "RayJob" => serde_json::from_str(json)
-                .map(Workload::Job)
+                .map(|j| Workload::Job(Box::new(j)))
                 .map_err(|e| format!("cannot parse the RayJob: {e}")),
             other => Err(format!("a batch scheduler handles RayCluster and RayJob, not {other:?}")),
         }
