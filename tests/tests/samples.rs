@@ -1,7 +1,8 @@
 //! KubeRay's sample RayClusters, applied unchanged, each in a namespace of its own with the
 //! operator running: those the test nodes (`tests/nodes.yaml`) can run become `ready` with their
-//! GPU and TPU Pods bound to nodes that have them; those that name another batch scheduler get
-//! their Pods; the one that needs 64 TPU hosts gets its Pods, the TPU ones Pending.
+//! GPU and TPU Pods bound to nodes that have them; those that name another batch scheduler run
+//! with that scheduler's plugin and get its scheduler name and PodGroup; the one that needs 64 TPU
+//! hosts gets its Pods, the TPU ones Pending.
 //!
 //! Every RayCluster sample is classified in [`SAMPLES`]; a new one fails the test until it is.
 
@@ -33,14 +34,11 @@ enum Class {
     /// Runs here: reaches `status.state == ready`, and every Pod asking for an accelerator is
     /// bound to a node that has it.
     Ready,
-    /// Names a batch scheduler (by label): its Pods are created, with the scheduler the template
-    /// names (none: `default-scheduler`).
-    ///
-    /// The gap: KubeRay started with `--batch-scheduler=<name>` sets each Pod's `schedulerName`
-    /// to that scheduler (and creates its PodGroup, or adds its gang annotations). wasmray has
-    /// no batch-scheduler plugin configured here, so the Pods keep the template's scheduler; doing
-    /// what KubeRay does is the batch-scheduler plugins' job.
-    OtherScheduler { scheduler: &'static str },
+    /// Names a batch scheduler: run with that scheduler's built-in plugin (`wasmray run
+    /// --batch-scheduler <plugin>`, as KubeRay runs with `--batch-scheduler`), every Pod is
+    /// created with `schedulerName: scheduler`, and the plugin's PodGroup (if it makes one)
+    /// exists, owned by the RayCluster. No such scheduler runs here, so the Pods stay Pending.
+    OtherScheduler { plugin: &'static str, scheduler: &'static str, pod_group: Option<(&'static str, &'static str)> },
     /// Cannot run here for `reason`: every Pod is created, the Pods of `group` stay Pending as
     /// unschedulable, the rest run.
     Pending {
@@ -82,37 +80,49 @@ const SAMPLES: &[(&str, Class)] = &[
     (
         "ray-cluster.kai-gpu-sharing.yaml",
         Class::OtherScheduler {
+            plugin: "kai-scheduler",
             scheduler: "kai-scheduler",
+            pod_group: None,
         },
     ),
     (
         "ray-cluster.kai-scheduler.yaml",
         Class::OtherScheduler {
+            plugin: "kai-scheduler",
             scheduler: "kai-scheduler",
+            pod_group: None,
         },
     ),
     (
         "ray-cluster.scheduler-plugins.yaml",
         Class::OtherScheduler {
+            plugin: "scheduler-plugins",
             scheduler: "scheduler-plugins-scheduler",
+            pod_group: Some(("scheduling.x-k8s.io/v1alpha1", "{name}")),
         },
     ),
     (
         "ray-cluster.volcano-scheduler-queue.yaml",
         Class::OtherScheduler {
+            plugin: "volcano",
             scheduler: "volcano",
+            pod_group: Some(("scheduling.volcano.sh/v1beta1", "ray-{name}-pg")),
         },
     ),
     (
         "ray-cluster.volcano-scheduler.yaml",
         Class::OtherScheduler {
+            plugin: "volcano",
             scheduler: "volcano",
+            pod_group: Some(("scheduling.volcano.sh/v1beta1", "ray-{name}-pg")),
         },
     ),
     (
         "ray-cluster.yunikorn-scheduler.yaml",
         Class::OtherScheduler {
+            plugin: "yunikorn",
             scheduler: "yunikorn",
+            pod_group: None,
         },
     ),
     (
@@ -254,7 +264,10 @@ async fn every_raycluster_sample_applies_unchanged_and_runs_as_its_class_says() 
 /// One sample, in a namespace of its own with its own operator; cleans up whatever happens.
 async fn run_sample(file: &str, documents: &[Value], class: Class) -> anyhow::Result<String> {
     let ns = namespace(&format!("sample-{}", file.trim_end_matches(".yaml"))).await?;
-    let operator = ns.operator().await?;
+    let operator = match class {
+        Class::OtherScheduler { plugin, .. } => ns.operator_with_batch_scheduler(plugin).await?,
+        _ => ns.operator().await?,
+    };
     let outcome = async {
         prerequisites(&ns).await?;
         kubectl_apply(&ns, &samples_dir().join(file)).await?;
@@ -423,28 +436,27 @@ async fn check(
                 }
             ))
         }
-        Class::OtherScheduler { scheduler } => {
+        Class::OtherScheduler { plugin, scheduler, pod_group } => {
             let pods = wait_for_pods(ns, name, expected).await?;
             for pod in &pods {
-                // Today: the template's scheduler, or the API server's default. KubeRay configured
-                // for `scheduler` would put `scheduler` here (see `Class::OtherScheduler`).
-                let wanted = template_of(sample, pod)
-                    .and_then(|t| t["spec"]["schedulerName"].as_str().map(str::to_string))
-                    .unwrap_or_else(|| "default-scheduler".into());
-                let actual = pod
-                    .spec
-                    .as_ref()
-                    .and_then(|s| s.scheduler_name.clone())
-                    .unwrap_or_default();
-                anyhow::ensure!(
-                    actual == wanted,
-                    "{} has schedulerName {actual:?}, its template says {wanted:?}",
-                    pod.name_any()
-                );
+                let actual = pod.spec.as_ref().and_then(|s| s.scheduler_name.clone()).unwrap_or_default();
+                anyhow::ensure!(actual == scheduler, "{} has schedulerName {actual:?}, not {scheduler:?}", pod.name_any());
             }
-            Ok(format!(
-                "{expected} Pods created for {scheduler}, scheduled by their template's scheduler (no {scheduler} plugin yet)"
-            ))
+            let mut summary = format!("{expected} Pods created with schedulerName {scheduler} by the {plugin} plugin");
+            if let Some((api_version, pattern)) = pod_group {
+                let group_name = pattern.replace("{name}", name);
+                let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
+                let resource = kube::api::ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, "PodGroup"));
+                let groups: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &resource);
+                let pod_group = groups.get(&group_name).await.with_context(|| format!("PodGroup {group_name}"))?;
+                let owner = pod_group.metadata.owner_references.unwrap_or_default();
+                anyhow::ensure!(
+                    owner.iter().any(|o| o.kind == "RayCluster" && o.name == name && o.controller == Some(true)),
+                    "PodGroup {group_name} is not owned by RayCluster {name}: {owner:?}"
+                );
+                summary.push_str(&format!(", PodGroup {group_name} (minMember {})", pod_group.data["spec"]["minMember"]));
+            }
+            Ok(summary)
         }
         Class::Pending { group, reason } => {
             wait_for_pods(ns, name, expected).await?;
@@ -500,19 +512,6 @@ fn expected_pods(sample: &Value) -> usize {
             (replicas * g["numOfHosts"].as_i64().unwrap_or(1)) as usize
         })
         .sum::<usize>()
-}
-
-/// The sample's Pod template `pod` was made from.
-fn template_of<'a>(sample: &'a Value, pod: &Pod) -> Option<&'a Value> {
-    if label(pod, "ray.io/node-type") == Some("head") {
-        return Some(&sample["spec"]["headGroupSpec"]["template"]);
-    }
-    let group = label(pod, "ray.io/group")?;
-    sample["spec"]["workerGroupSpecs"]
-        .as_array()?
-        .iter()
-        .find(|g| g["groupName"] == group)
-        .map(|g| &g["template"])
 }
 
 fn state(rc: Option<&RayCluster>) -> Option<String> {
@@ -631,7 +630,7 @@ fn capacity(node: &Node, resource: &str) -> Option<u64> {
 }
 
 /// The stand-in CRDs of `tests/fixtures/batch-scheduler-crds.yaml`, so the samples' Volcano and
-/// KAI Queues apply unchanged.
+/// KAI Queues apply unchanged and the plugins' PodGroups can be created.
 async fn install_batch_scheduler_crds(client: &Client) -> anyhow::Result<()> {
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
     let text = include_str!("../fixtures/batch-scheduler-crds.yaml");
