@@ -4,7 +4,8 @@ use serde_json::{Value, json};
 
 use super::*;
 
-const SAMPLES: &str = "/work/shared/conformance/kuberay-v1.5.2/samples";
+// KubeRay's samples live in `shared/` beside the repository.
+const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/conformance/kuberay-v1.5.2/samples");
 
 /// The first object of `kind` in a sample manifest, in namespace `default`, as JSON.
 fn sample(file: &str, kind: &str) -> String {
