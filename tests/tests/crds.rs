@@ -379,3 +379,23 @@ async fn ray_job_mode_conflicts_are_rejected() -> anyhow::Result<()> {
     job["spec"]["submissionMode"] = json!("CarrierPigeonMode");
     expect_rejected(&ns.client, &ns.name, job, "Unsupported value").await
 }
+
+#[tokio::test]
+async fn a_ray_io_v1alpha1_cluster_applies_and_reads_back_as_v1() -> anyhow::Result<()> {
+    let ns = wasmray_tests::namespace("crds-v1alpha1").await?;
+    wasmray_tests::install_crds(&ns.client).await?;
+    let alpha = ApiResource::from_gvk(&GroupVersionKind::gvk("ray.io", "v1alpha1", "RayCluster"));
+    let old: Api<DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &alpha);
+    let manifest = json!({
+        "apiVersion": "ray.io/v1alpha1", "kind": "RayCluster",
+        "metadata": { "name": "legacy" },
+        "spec": { "headGroupSpec": { "rayStartParams": {}, "template": { "spec": {
+            "containers": [{ "name": "ray-head", "image": "rayproject/ray:2.54.0" }] } } } }
+    });
+    old.patch("legacy", &PatchParams::apply(FIELD_MANAGER), &Patch::Apply(&manifest)).await?;
+
+    let current: Api<RayCluster> = Api::namespaced(ns.client.clone(), &ns.name);
+    let read = current.get("legacy").await?;
+    assert_eq!(read.spec.head_group_spec.template.spec.as_ref().unwrap().containers[0].name, "ray-head");
+    Ok(())
+}

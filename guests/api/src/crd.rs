@@ -110,6 +110,21 @@ fn build<Spec: JsonSchema, Status: JsonSchema>(
     let mut schema = root.to_value();
     strip_nullable(&mut schema);
 
+    // KubeRay still serves ray.io/v1alpha1 (stored as v1, no conversion webhook), so manifests
+    // written against it keep applying; the schema is v1's.
+    let versions: Vec<Value> = [crate::VERSION, "v1alpha1"]
+        .iter()
+        .map(|version| {
+            json!({
+                "name": version,
+                "served": true,
+                "storage": *version == crate::VERSION,
+                "additionalPrinterColumns": printer_columns,
+                "schema": { "openAPIV3Schema": schema },
+                "subresources": { "status": {} },
+            })
+        })
+        .collect();
     let crd = json!({
         "apiVersion": "apiextensions.k8s.io/v1",
         "kind": "CustomResourceDefinition",
@@ -124,14 +139,7 @@ fn build<Spec: JsonSchema, Status: JsonSchema>(
                 "singular": names.kind.to_lowercase(),
             },
             "scope": "Namespaced",
-            "versions": [{
-                "name": crate::VERSION,
-                "served": true,
-                "storage": true,
-                "additionalPrinterColumns": printer_columns,
-                "schema": { "openAPIV3Schema": schema },
-                "subresources": { "status": {} },
-            }],
+            "versions": versions,
         },
     });
     serde_json::from_value(crd).expect("the generated CRD matches the apiextensions/v1 types")
