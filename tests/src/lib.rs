@@ -1,10 +1,8 @@
 //! Test support for end-to-end tests: one local control plane per test run, a fresh namespace per test.
 //!
-//! ```no_run
-//! # async fn example() -> anyhow::Result<()> {
+//! ```text
 //! let ns = wasmray_tests::namespace("gpu-pods-bind-to-gpu-nodes").await?;
 //! // … create objects in ns.name with ns.client …
-//! # Ok(()) }
 //! ```
 //!
 //! - If `WASMRAY_TEST_KUBECONFIG` names a kubeconfig (as `tests/run` does after `wasmray dev
