@@ -19,6 +19,7 @@ pub mod apply;
 pub mod cache;
 pub mod metrics;
 mod render;
+mod watch;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -26,10 +27,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
-use kube::api::{Api, ApiResource, DynamicObject};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{self, ObjectRef, store::Writer};
-use kube::runtime::watcher::{self, ListSemantic};
 use kube::runtime::{Predicate, WatchStreamExt, predicates};
 use kube::{Client, Resource, ResourceExt};
 use tracing::Instrument;
@@ -177,7 +176,7 @@ pub async fn run(
 
     let writer: Writer<RayCluster> = Writer::default();
     let clusters = writer.as_reader();
-    let cluster_events = reflector::reflector(writer, typed_clusters(&client, config.namespace.as_deref(), &config.field_manager))
+    let cluster_events = reflector::reflector(writer, watch::typed_clusters(&client, config.namespace.as_deref(), &config.field_manager))
     .applied_objects()
     // Our own status writes do not bump the generation; deletion and finalizer changes do matter.
     .predicate_filter(predicates::generation.combine(predicates::finalizers), Default::default());
@@ -222,81 +221,6 @@ pub async fn run(
 /// How long reconciles in flight may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-/// RayClusters as a typed watch that survives objects it cannot read.
-///
-/// The CRD keeps Pod templates open (`x-kubernetes-preserve-unknown-fields`), so the apiserver
-/// can hold a RayCluster that does not fit the Kubernetes types (`defaultMode: "0777"`). A typed
-/// watch would fail the whole list on it and reconcile nothing; here every object is read on
-/// its own, and one that does not fit is left out with a Warning Event naming the field.
-fn typed_clusters(
-    client: &Client,
-    namespace: Option<&str>,
-    field_manager: &str,
-) -> impl futures::Stream<Item = watcher::Result<watcher::Event<RayCluster>>> + Send + 'static {
-    let resource = ApiResource::erase::<RayCluster>(&());
-    let api: Api<DynamicObject> = match namespace {
-        Some(ns) => Api::namespaced_with(client.clone(), ns, &resource),
-        None => Api::all_with(client.clone(), &resource),
-    };
-    let reporter = kube::runtime::events::Reporter { controller: field_manager.to_string(), instance: None };
-    let client = client.clone();
-    watcher::watcher(api, watcher::Config::default().list_semantic(ListSemantic::MostRecent))
-        .default_backoff()
-        .modify(|c| c.managed_fields_mut().clear())
-        .filter_map(move |event| {
-            let (client, reporter) = (client.clone(), reporter.clone());
-            async move {
-                let event = match event {
-                    Ok(event) => event,
-                    Err(error) => return Some(Err(error)),
-                };
-                let typed = |object: DynamicObject| match read_cluster(&object) {
-                    Ok(cluster) => Some(cluster),
-                    Err(error) => {
-                        report_unreadable(client.clone(), reporter.clone(), &object, error);
-                        None
-                    }
-                };
-                Some(Ok(match event {
-                    watcher::Event::Apply(o) => watcher::Event::Apply(typed(o)?),
-                    watcher::Event::InitApply(o) => watcher::Event::InitApply(typed(o)?),
-                    watcher::Event::Delete(o) => watcher::Event::Delete(typed(o)?),
-                    watcher::Event::Init => watcher::Event::Init,
-                    watcher::Event::InitDone => watcher::Event::InitDone,
-                }))
-            }
-        })
-}
-
-/// A RayCluster from its JSON, or the path of the first field that does not fit.
-fn read_cluster(object: &DynamicObject) -> Result<RayCluster, String> {
-    let value = serde_json::to_value(object).map_err(|e| e.to_string())?;
-    serde_path_to_error::deserialize(value).map_err(|e| format!("{}: {}", e.path(), e.inner()))
-}
-
-fn report_unreadable(client: Client, reporter: kube::runtime::events::Reporter, object: &DynamicObject, error: String) {
-    let reference = k8s_openapi::api::core::v1::ObjectReference {
-        api_version: Some(RayCluster::api_version(&()).into()),
-        kind: Some(RayCluster::kind(&()).into()),
-        name: object.metadata.name.clone(),
-        namespace: object.metadata.namespace.clone(),
-        uid: object.metadata.uid.clone(),
-        ..Default::default()
-    };
-    tracing::warn!(name = ?object.metadata.name, namespace = ?object.metadata.namespace, %error, "RayCluster does not fit the ray.io/v1 types; not reconciled");
-    tokio::spawn(async move {
-        let recorder = kube::runtime::events::Recorder::new(client, reporter);
-        let event = kube::runtime::events::Event {
-            type_: kube::runtime::events::EventType::Warning,
-            reason: "InvalidRayClusterSpec".into(),
-            note: Some(format!("the RayCluster is not reconciled until this is fixed: {error}")),
-            action: "Read".into(),
-            secondary: None,
-        };
-        let _ = recorder.publish(&event, &reference).await;
-    });
-}
-
 async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
     let key = ObjectRef::from_obj(cluster.as_ref());
     let span = tracing::info_span!("reconcile", object.ref = %key, kind = "RayCluster");
@@ -328,8 +252,7 @@ async fn reconcile_inner(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx:
     let namespace = cluster.namespace().unwrap_or_default();
     let mut token = [0u8; 32];
     let mut pending_renders = Vec::new();
-    let mut failure: Option<ReplicaFailure> = None;
-    let mut first_error: Option<Error> = None;
+    let mut outcome = Outcome::default();
     let mut ops = plan.ops.into_iter().peekable();
     while let Some(op) = ops.next() {
         match op {
@@ -339,8 +262,8 @@ async fn reconcile_inner(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx:
                     Ok(objects) => pending_renders.extend(objects),
                     Err(error) => {
                         let _ = ctx.applier.event(cluster, &warning("InvalidRayClusterSpec", &error.to_string())).await;
-                        failure.get_or_insert_with(|| ReplicaFailure::new("create", child_is_head(&child), error.to_string()));
-                        first_error.get_or_insert(error.into());
+                        outcome.replica_failed(ReplicaFailure::new("create", child_is_head(&child), error.to_string()));
+                        outcome.failed(error);
                     }
                 }
                 // Consecutive renders go out as one slow-start batch.
@@ -350,16 +273,16 @@ async fn reconcile_inner(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx:
                         // Without the scheduler's PodGroup or labels the Pods would be scheduled
                         // wrongly: none are created until the plugin works.
                         let _ = ctx.applier.event(cluster, &warning("FailedToScheduleBatch", &error.to_string())).await;
-                        first_error.get_or_insert(error);
+                        outcome.failed(error);
                         continue;
                     }
-                    create(cluster, key, ctx, &namespace, objects, &mut failure, &mut first_error).await;
+                    create(cluster, key, ctx, &namespace, objects, &mut outcome).await;
                 }
             }
             Op::Apply(object) => {
                 let object: serde_json::Value = serde_json::from_str(&object).unwrap_or_default();
                 if let Err(error) = ctx.applier.apply(&namespace, object).await {
-                    first_error.get_or_insert(error.into());
+                    outcome.failed(error);
                 }
             }
             Op::Delete(target) => match ctx.applier.delete(&namespace, &target).await {
@@ -371,15 +294,15 @@ async fn reconcile_inner(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx:
                 Ok(()) => {}
                 Err(error) => {
                     if target.kind == "Pod" {
-                        let head = target.name.contains("-head");
-                        failure.get_or_insert_with(|| ReplicaFailure::new("delete", head, error.to_string()));
+                        let head = target.name.starts_with(&format!("{}-head", cluster.name_any()));
+                        outcome.replica_failed(ReplicaFailure::new("delete", head, error.to_string()));
                     }
-                    first_error.get_or_insert(error.into());
+                    outcome.failed(error);
                 }
             },
             Op::Status(update) => {
                 if let Err(error) = ctx.applier.status(cluster, &update, &Time(system_to_jiff(now))).await {
-                    first_error.get_or_insert(error.into());
+                    outcome.failed(error);
                 }
             }
             Op::Event(event) => {
@@ -391,14 +314,33 @@ async fn reconcile_inner(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx:
     }
     {
         let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match failure {
-            Some(message) => failures.insert(key.clone(), message),
+        match outcome.replica_failure {
+            Some(failure) => failures.insert(key.clone(), failure),
             None => failures.remove(key),
         };
     }
-    match first_error {
+    match outcome.error {
         Some(error) => Err(error),
         None => Ok(Action::requeue(requeue)),
+    }
+}
+
+/// What a plan's writes came to: the first error (returned, so the error policy retries) and the
+/// first failed Pod write (handed to the next reconcile as a fact). Writes after a failure still
+/// run: a failed create must not keep the status or the Events from being written.
+#[derive(Default)]
+struct Outcome {
+    error: Option<Error>,
+    replica_failure: Option<ReplicaFailure>,
+}
+
+impl Outcome {
+    fn failed(&mut self, error: impl Into<Error>) {
+        self.error.get_or_insert(error.into());
+    }
+
+    fn replica_failed(&mut self, failure: ReplicaFailure) {
+        self.replica_failure.get_or_insert(failure);
     }
 }
 
@@ -408,8 +350,7 @@ async fn create(
     ctx: &Context,
     namespace: &str,
     objects: Vec<serde_json::Value>,
-    failure: &mut Option<ReplicaFailure>,
-    first_error: &mut Option<Error>,
+    outcome: &mut Outcome,
 ) {
     if objects.is_empty() {
         return;
@@ -426,8 +367,8 @@ async fn create(
     if let Some(error) = error {
         let replica_failure = ReplicaFailure::new("create", wanted_head && !created_head, error.to_string());
         let _ = ctx.applier.event(cluster, &warning(replica_failure.reason, &replica_failure.message)).await;
-        failure.get_or_insert(replica_failure);
-        first_error.get_or_insert(error.into());
+        outcome.replica_failed(replica_failure);
+        outcome.failed(error);
     }
 }
 
