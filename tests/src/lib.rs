@@ -26,6 +26,8 @@ use kube::{Client, Resource};
 use serde::de::DeserializeOwned;
 use wasmray::dev::{ControlPlane, Lifetime, NodeSet, Options};
 
+pub mod fixtures;
+
 pub use wasmray::dev::kwok;
 
 /// The environment variable naming a running control plane's kubeconfig to reuse.

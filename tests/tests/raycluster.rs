@@ -10,97 +10,10 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::ResourceExt;
 use serde_json::{Value, json};
 use wasmray_api::RayCluster;
-use wasmray_tests::{TestNamespace, namespace};
-
-const WAIT: Duration = Duration::from_secs(90);
-
-/// A RayCluster with a small head and the given worker groups: (name, replicas, min, max).
-fn ray_cluster(name: &str, groups: &[(&str, i32, i32, i32)]) -> Value {
-    let container = |name: &str| {
-        json!({
-            "name": name,
-            "image": "rayproject/ray:2.54.0",
-            "resources": { "requests": { "cpu": "100m", "memory": "256Mi" }, "limits": { "cpu": "1", "memory": "1Gi" } }
-        })
-    };
-    let workers: Vec<Value> = groups
-        .iter()
-        .map(|(group, replicas, min, max)| {
-            json!({
-                "groupName": group, "replicas": replicas, "minReplicas": min, "maxReplicas": max,
-                "rayStartParams": {},
-                "template": { "spec": { "containers": [container("ray-worker")] } }
-            })
-        })
-        .collect();
-    json!({
-        "apiVersion": "ray.io/v1", "kind": "RayCluster",
-        "metadata": { "name": name },
-        "spec": {
-            "rayVersion": "2.54.0",
-            "headGroupSpec": { "rayStartParams": {}, "template": { "spec": { "containers": [container("ray-head")] } } },
-            "workerGroupSpecs": workers
-        }
-    })
-}
-
-async fn apply(ns: &TestNamespace, object: &Value) -> anyhow::Result<RayCluster> {
-    let api: Api<RayCluster> = ns.api();
-    let name = object["metadata"]["name"].as_str().unwrap_or_default();
-    Ok(api.patch(name, &PatchParams::apply("wasmray-tests").force(), &Patch::Apply(object)).await?)
-}
-
-fn is_live(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && !matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Failed" | "Succeeded"))
-}
-
-async fn workers(ns: &TestNamespace, cluster: &str, group: &str) -> anyhow::Result<Vec<Pod>> {
-    let pods: Api<Pod> = ns.api();
-    let selector = format!("ray.io/cluster={cluster},ray.io/group={group},ray.io/node-type=worker");
-    Ok(pods.list(&ListParams::default().labels(&selector)).await?.items.into_iter().filter(is_live).collect())
-}
-
-/// Waits until `check` holds, polling; fails with the last observation after `timeout`.
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Result<(), String>>>,
-{
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        let observed = check().await?;
-        match observed {
-            Ok(()) => return Ok(()),
-            Err(last) if std::time::Instant::now() > deadline => anyhow::bail!("{what}: still {last} after {timeout:?}"),
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    }
-}
-
-async fn wait_for_workers(ns: &TestNamespace, cluster: &str, group: &str, count: usize) -> anyhow::Result<()> {
-    eventually(&format!("{group} has {count} workers"), WAIT, || async {
-        let n = workers(ns, cluster, group).await?.len();
-        Ok(if n == count { Ok(()) } else { Err(format!("{n} workers")) })
-    })
-    .await
-}
-
-async fn wait_for_state(ns: &TestNamespace, cluster: &str, state: &str) -> anyhow::Result<RayCluster> {
-    let api: Api<RayCluster> = ns.api();
-    ns.wait_until(&api, cluster, |rc: Option<&RayCluster>| status_field(rc, "state") == Some(state.into()), WAIT)
-        .await
-}
-
-fn status_field(rc: Option<&RayCluster>, field: &str) -> Option<Value> {
-    let status = serde_json::to_value(rc?.status.as_ref()?).ok()?;
-    status.get(field).cloned()
-}
-
-fn condition(rc: &RayCluster, kind: &str) -> Option<String> {
-    let status = serde_json::to_value(rc.status.as_ref()?).ok()?;
-    status["conditions"].as_array()?.iter().find(|c| c["type"] == kind).map(|c| c["status"].as_str().unwrap_or_default().to_string())
-}
+use wasmray_tests::fixtures::{
+    WAIT, apply, condition, eventually, is_live, ray_cluster, status_field, wait_for_state, wait_for_workers, workers,
+};
+use wasmray_tests::namespace;
 
 #[tokio::test]
 async fn a_new_cluster_gets_its_head_service_a_head_and_clamped_workers_and_becomes_ready() -> anyhow::Result<()> {
@@ -114,8 +27,8 @@ async fn a_new_cluster_gets_its_head_service_a_head_and_clamped_workers_and_beco
     assert_eq!(workers(&ns, "demo", "capped").await?.len(), 3, "replicas above maxReplicas create maxReplicas Pods");
     assert_eq!(status_field(Some(&ready), "desiredWorkerReplicas"), Some(json!(5)));
     assert_eq!(status_field(Some(&ready), "availableWorkerReplicas"), Some(json!(5)));
-    assert_eq!(condition(&ready, "HeadPodReady").as_deref(), Some("True"));
-    assert_eq!(condition(&ready, "RayClusterProvisioned").as_deref(), Some("True"));
+    assert_eq!(condition(&ready, "HeadPodReady").map(|c| c.0).as_deref(), Some("True"));
+    assert_eq!(condition(&ready, "RayClusterProvisioned").map(|c| c.0).as_deref(), Some("True"));
 
     let service: Service = ns.api::<Service>().get("demo-head-svc").await?;
     let ports: BTreeMap<String, i32> = service
@@ -186,7 +99,7 @@ async fn suspend_deletes_every_pod_and_resume_recreates_them() -> anyhow::Result
     cluster["spec"]["suspend"] = json!(true);
     apply(&ns, &cluster).await?;
     let suspended = wait_for_state(&ns, "pausable", "suspended").await?;
-    assert_eq!(condition(&suspended, "RayClusterSuspended").as_deref(), Some("True"));
+    assert_eq!(condition(&suspended, "RayClusterSuspended").map(|c| c.0).as_deref(), Some("True"));
     let pods: Api<Pod> = ns.api();
     eventually("no Pods while suspended", WAIT, || async {
         let live = pods.list(&ListParams::default().labels("ray.io/cluster=pausable")).await?.items.into_iter().filter(is_live).count();
@@ -295,7 +208,7 @@ async fn a_worker_the_api_server_refuses_sets_replica_failure_with_kuberays_reas
 
     let clusters: Api<RayCluster> = ns.api();
     let failed = ns
-        .wait_until(&clusters, "crowded", |rc: Option<&RayCluster>| rc.and_then(|rc| condition(rc, "RayClusterReplicaFailure")).as_deref() == Some("True"), WAIT)
+        .wait_until(&clusters, "crowded", |rc: Option<&RayCluster>| rc.and_then(|rc| condition(rc, "RayClusterReplicaFailure")).map(|c| c.0).as_deref() == Some("True"), WAIT)
         .await?;
     let status = serde_json::to_value(failed.status.as_ref().unwrap())?;
     let replica_failure = status["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "RayClusterReplicaFailure").unwrap().clone();

@@ -3,7 +3,6 @@
 //! plane, KWOK playing the kubelet.
 
 use std::collections::BTreeSet;
-use std::time::Duration;
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
@@ -11,157 +10,14 @@ use kube::ResourceExt;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use wasmray_api::RayCluster;
-use wasmray_tests::{TestNamespace, kwok, namespace};
-
-const WAIT: Duration = Duration::from_secs(90);
-
-/// A RayCluster with a small head and the given worker groups: (name, replicas, min, max).
-fn ray_cluster(name: &str, groups: &[(&str, i32, i32, i32)]) -> Value {
-    let workers: Vec<Value> = groups
-        .iter()
-        .map(|(group, replicas, min, max)| {
-            json!({
-                "groupName": group, "replicas": replicas, "minReplicas": min, "maxReplicas": max,
-                "rayStartParams": {},
-                "template": { "spec": { "containers": [container("ray-worker")] } }
-            })
-        })
-        .collect();
-    json!({
-        "apiVersion": "ray.io/v1", "kind": "RayCluster",
-        "metadata": { "name": name },
-        "spec": {
-            "rayVersion": "2.54.0",
-            "headGroupSpec": { "rayStartParams": {}, "template": { "spec": { "containers": [container("ray-head")] } } },
-            "workerGroupSpecs": workers
-        }
-    })
-}
-
-fn container(name: &str) -> Value {
-    json!({
-        "name": name,
-        "image": "rayproject/ray:2.54.0",
-        "resources": { "requests": { "cpu": "100m", "memory": "256Mi" }, "limits": { "cpu": "1", "memory": "1Gi" } }
-    })
-}
-
-async fn apply(ns: &TestNamespace, object: &Value) -> anyhow::Result<RayCluster> {
-    let api: Api<RayCluster> = ns.api();
-    let name = object["metadata"]["name"].as_str().unwrap_or_default();
-    Ok(api
-        .patch(
-            name,
-            &PatchParams::apply("wasmray-tests").force(),
-            &Patch::Apply(object),
-        )
-        .await?)
-}
-
-fn is_live(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && !matches!(
-            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-            Some("Failed" | "Succeeded")
-        )
-}
-
-async fn pods(ns: &TestNamespace, selector: &str) -> anyhow::Result<Vec<Pod>> {
-    let pods: Api<Pod> = ns.api();
-    Ok(pods
-        .list(&ListParams::default().labels(selector))
-        .await?
-        .items
-        .into_iter()
-        .filter(is_live)
-        .collect())
-}
-
-async fn workers(ns: &TestNamespace, cluster: &str, group: &str) -> anyhow::Result<Vec<Pod>> {
-    pods(
-        ns,
-        &format!("ray.io/cluster={cluster},ray.io/group={group},ray.io/node-type=worker"),
-    )
-    .await
-}
+use wasmray_tests::fixtures::{
+    WAIT, apply, condition, eventually, label, pods, ray_cluster, status_field, wait_for_state,
+    wait_for_workers, workers,
+};
+use wasmray_tests::{kwok, namespace};
 
 fn names(pods: &[Pod]) -> BTreeSet<String> {
     pods.iter().map(|p| p.name_any()).collect()
-}
-
-/// Waits until `check` holds, polling; fails with the last observation after `timeout`.
-async fn eventually<F, Fut>(what: &str, timeout: Duration, mut check: F) -> anyhow::Result<()>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = anyhow::Result<Result<(), String>>>,
-{
-    let deadline = std::time::Instant::now() + timeout;
-    loop {
-        match check().await? {
-            Ok(()) => return Ok(()),
-            Err(last) if std::time::Instant::now() > deadline => {
-                anyhow::bail!("{what}: still {last} after {timeout:?}")
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(250)).await,
-        }
-    }
-}
-
-async fn wait_for_workers(
-    ns: &TestNamespace,
-    cluster: &str,
-    group: &str,
-    count: usize,
-) -> anyhow::Result<Vec<Pod>> {
-    eventually(&format!("{group} has {count} workers"), WAIT, || async {
-        let n = workers(ns, cluster, group).await?.len();
-        Ok(if n == count {
-            Ok(())
-        } else {
-            Err(format!("{n} workers"))
-        })
-    })
-    .await?;
-    workers(ns, cluster, group).await
-}
-
-async fn wait_for_state(
-    ns: &TestNamespace,
-    cluster: &str,
-    state: &str,
-) -> anyhow::Result<RayCluster> {
-    let api: Api<RayCluster> = ns.api();
-    ns.wait_until(
-        &api,
-        cluster,
-        |rc: Option<&RayCluster>| status_field(rc, "state") == Some(state.into()),
-        WAIT,
-    )
-    .await
-}
-
-fn status_field(rc: Option<&RayCluster>, field: &str) -> Option<Value> {
-    let status = serde_json::to_value(rc?.status.as_ref()?).ok()?;
-    status.get(field).cloned()
-}
-
-/// A condition's (status, reason).
-fn condition(rc: &RayCluster, kind: &str) -> Option<(String, String)> {
-    let status = serde_json::to_value(rc.status.as_ref()?).ok()?;
-    status["conditions"]
-        .as_array()?
-        .iter()
-        .find(|c| c["type"] == kind)
-        .map(|c| {
-            (
-                c["status"].as_str().unwrap_or_default().to_string(),
-                c["reason"].as_str().unwrap_or_default().to_string(),
-            )
-        })
-}
-
-fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
-    pod.metadata.labels.as_ref()?.get(key).map(String::as_str)
 }
 
 // §8 item 6.

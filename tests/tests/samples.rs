@@ -21,6 +21,7 @@ use kube::{Client, ResourceExt};
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 use wasmray_api::RayCluster;
+use wasmray_tests::fixtures::{is_live, label};
 use wasmray_tests::{TestNamespace, namespace, within};
 
 /// How long one sample may take to reach what its class expects.
@@ -517,18 +518,6 @@ fn expected_pods(sample: &Value) -> usize {
 fn state(rc: Option<&RayCluster>) -> Option<String> {
     let status = serde_json::to_value(rc?.status.as_ref()?).ok()?;
     status["state"].as_str().map(str::to_string)
-}
-
-fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
-    pod.metadata.labels.as_ref()?.get(key).map(String::as_str)
-}
-
-fn is_live(pod: &Pod) -> bool {
-    pod.metadata.deletion_timestamp.is_none()
-        && !matches!(
-            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
-            Some("Failed" | "Succeeded")
-        )
 }
 
 fn is_running_and_ready(pod: &Pod) -> bool {
