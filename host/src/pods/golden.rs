@@ -20,7 +20,6 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use serde_json::{Map, Value};
 use wasmray_api::RayCluster;
 
@@ -56,47 +55,13 @@ fn repo_root() -> PathBuf {
         .to_owned()
 }
 
-fn samples_dir() -> PathBuf {
-    repo_root()
-        .ancestors()
-        .map(|dir| dir.join("shared/conformance/kuberay-v1.5.2/samples"))
-        .find(|dir| dir.is_dir())
-        .expect("KubeRay's samples in shared/conformance/kuberay-v1.5.2 above the repository")
-}
-
 /// The first RayCluster of a sample file, as the oracle read it.
 fn sample(name: &str) -> RayCluster {
-    let text = std::fs::read_to_string(samples_dir().join(format!("{name}.yaml"))).unwrap();
-    for document in serde_yaml::Deserializer::from_str(&text) {
-        let mut object = Value::deserialize(document).unwrap();
-        if object["kind"] != "RayCluster" {
-            continue;
-        }
-        read_octal_modes(&mut object);
-        let mut cluster: RayCluster = serde_json::from_value(object).unwrap();
-        cluster.metadata.namespace = Some(NAMESPACE.into());
-        cluster.metadata.uid = Some(UID.into());
-        return cluster;
-    }
-    panic!("no RayCluster in {name}.yaml");
-}
-
-/// YAML 1.1 reads `defaultMode: 0777` as octal 511, as kubectl and Go's YAML reader do.
-fn read_octal_modes(value: &mut Value) {
-    match value {
-        Value::Object(object) => {
-            for (key, child) in object.iter_mut() {
-                let octal = child.as_str().filter(|s| s.len() > 1 && s.starts_with('0'));
-                if let Some(mode) = octal.filter(|_| key == "defaultMode" || key == "mode") {
-                    *child = Value::from(u32::from_str_radix(mode, 8).unwrap());
-                } else {
-                    read_octal_modes(child);
-                }
-            }
-        }
-        Value::Array(items) => items.iter_mut().for_each(read_octal_modes),
-        _ => {}
-    }
+    let object = wasmray_samples::first(format!("{name}.yaml"), "RayCluster");
+    let mut cluster: RayCluster = serde_json::from_value(object).unwrap();
+    cluster.metadata.namespace = Some(NAMESPACE.into());
+    cluster.metadata.uid = Some(UID.into());
+    cluster
 }
 
 fn golden(name: &str) -> Value {

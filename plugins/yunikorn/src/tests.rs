@@ -4,20 +4,11 @@ use serde_json::{Value, json};
 
 use super::*;
 
-// KubeRay's samples live in `shared/` beside the repository.
-const SAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/conformance/kuberay-v1.5.2/samples");
-
-/// The first object of `kind` in a sample manifest, in namespace `default`, as JSON.
+/// The first object of `kind` in one of KubeRay's sample manifests, in namespace `default`, as JSON.
 fn sample(file: &str, kind: &str) -> String {
-    let text = std::fs::read_to_string(format!("{SAMPLES}/{file}")).unwrap();
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let mut object: Value = serde::Deserialize::deserialize(doc).unwrap();
-        if object["kind"] == kind {
-            object["metadata"]["namespace"] = json!("default");
-            return object.to_string();
-        }
-    }
-    panic!("{file} has no {kind}");
+    let mut object = wasmray_samples::first(file, kind);
+    object["metadata"]["namespace"] = json!("default");
+    object.to_string()
 }
 
 fn labels(d: &PodDecoration) -> Vec<(&str, &str)> {

@@ -1,0 +1,119 @@
+//! KubeRay v1.5.2's conformance inputs beside the repository, and its sample manifests read the way `kubectl` reads them.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+use serde_json::Value;
+
+/// `shared/conformance/kuberay-v1.5.2`, found above this crate, so from any crate of the repository.
+pub fn conformance_dir() -> PathBuf {
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
+    crate_dir
+        .ancestors()
+        .map(|dir| dir.join("shared/conformance/kuberay-v1.5.2"))
+        .find(|dir| dir.is_dir())
+        .unwrap_or_else(|| {
+            panic!(
+                "KubeRay's conformance inputs are expected in shared/ above {}",
+                crate_dir.display()
+            )
+        })
+}
+
+/// KubeRay's sample manifests: `samples/` in [`conformance_dir`].
+pub fn samples_dir() -> PathBuf {
+    conformance_dir().join("samples")
+}
+
+/// Every YAML file under [`samples_dir`], sub-directories included, relative to it and sorted.
+pub fn files() -> Vec<String> {
+    let root = samples_dir();
+    let mut files = Vec::new();
+    collect_yaml(&root, &mut files);
+    let mut files: Vec<String> = files
+        .iter()
+        .map(|path| path.strip_prefix(&root).unwrap().display().to_string())
+        .collect();
+    files.sort();
+    files
+}
+
+fn collect_yaml(dir: &Path, files: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            collect_yaml(&path, files);
+        } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
+            files.push(path);
+        }
+    }
+}
+
+/// The documents of a sample file (relative to [`samples_dir`]), in order, empty ones left out,
+/// file modes read as `kubectl` reads them. Panics naming the file if it cannot be read.
+pub fn load(file: impl AsRef<Path>) -> Vec<Value> {
+    let path = samples_dir().join(file.as_ref());
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let mut documents = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let mut object =
+            Value::deserialize(document).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        if object.is_null() {
+            continue;
+        }
+        read_octal_modes(&mut object);
+        documents.push(object);
+    }
+    documents
+}
+
+/// The first object of `kind` in a sample file; panics if there is none.
+pub fn first(file: impl AsRef<Path>, kind: &str) -> Value {
+    let file = file.as_ref();
+    load(file)
+        .into_iter()
+        .find(|object| object["kind"] == kind)
+        .unwrap_or_else(|| panic!("{} has no {kind}", file.display()))
+}
+
+/// `kubectl` reads YAML 1.1, where `defaultMode: 0777` is the octal number 511; serde_yaml reads YAML
+/// 1.2 and sees the string "0777". Reads file modes the way `kubectl` does.
+fn read_octal_modes(value: &mut Value) {
+    match value {
+        Value::Object(object) => {
+            for (key, child) in object.iter_mut() {
+                let octal = child.as_str().filter(|s| s.len() > 1 && s.starts_with('0'));
+                if let Some(mode) = octal.filter(|_| key == "defaultMode" || key == "mode") {
+                    *child = Value::from(u32::from_str_radix(mode, 8).expect("an octal file mode"));
+                } else {
+                    read_octal_modes(child);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(read_octal_modes),
+        _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_mode_written_0777_reads_as_octal_511_as_kubectl_reads_it() {
+        let mut object = serde_json::json!({"volumes": [{"configMap": {"defaultMode": "0777", "items": [{"mode": "0644", "path": "0777"}]}}]});
+        read_octal_modes(&mut object);
+        assert_eq!(object["volumes"][0]["configMap"]["defaultMode"], 511);
+        assert_eq!(object["volumes"][0]["configMap"]["items"][0]["mode"], 420);
+        assert_eq!(object["volumes"][0]["configMap"]["items"][0]["path"], "0777", "only modes are numbers");
+    }
+
+    #[test]
+    fn every_sample_file_loads() {
+        let files = files();
+        assert!(files.iter().any(|f| f == "ray-cluster.sample.yaml"), "{files:?}");
+        for file in files {
+            load(&file);
+        }
+    }
+}
