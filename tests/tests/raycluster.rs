@@ -8,7 +8,7 @@ use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::ResourceExt;
-use serde_json::{Value, json};
+use serde_json::json;
 use wasmray_api::RayCluster;
 use wasmray_tests::fixtures::{
     WAIT, apply, condition, eventually, is_live, ray_cluster, status_field, wait_for_state, wait_for_workers, workers,
@@ -118,7 +118,7 @@ async fn suspend_deletes_every_pod_and_resume_recreates_them() -> anyhow::Result
 async fn the_verl_gpu_sample_applies_unchanged_and_its_gpu_pods_land_on_gpu_nodes() -> anyhow::Result<()> {
     let ns = namespace("raycluster-verl-gpu").await?;
     let _operator = ns.operator().await?;
-    let sample: Value = serde_yaml::from_str(&std::fs::read_to_string(samples_dir().join("ray-cluster.verl.yaml"))?)?;
+    let sample = wasmray_samples::first("ray-cluster.verl.yaml", "RayCluster");
     let name = sample["metadata"]["name"].as_str().unwrap().to_string();
     apply(&ns, &sample).await?;
 
@@ -184,10 +184,6 @@ async fn an_operator_killed_while_scaling_to_100_workers_ends_with_exactly_100_a
 fn wasmray_binary() -> std::path::PathBuf {
     let exe = std::env::current_exe().expect("the test binary's path");
     exe.parent().and_then(|deps| deps.parent()).expect("target/debug/deps").join("wasmray")
-}
-
-fn samples_dir() -> std::path::PathBuf {
-    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/kuberay-v1.5.2/samples")
 }
 
 #[tokio::test]

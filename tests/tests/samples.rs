@@ -138,37 +138,15 @@ const SAMPLES: &[(&str, Class)] = &[
 /// The extended resources that are accelerators.
 const ACCELERATORS: &[&str] = &["nvidia.com/gpu", "amd.com/gpu", "google.com/tpu"];
 
-fn samples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/conformance/kuberay-v1.5.2/samples")
-}
-
-/// Every YAML file under `dir`, as (path relative to `dir`, its documents).
-fn yaml_files(dir: &Path) -> anyhow::Result<Vec<(String, Vec<Value>)>> {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<(String, Vec<Value>)>) -> anyhow::Result<()> {
-        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-            let path = entry?.path();
-            if path.is_dir() {
-                walk(root, &path, out)?;
-            } else if path.extension().is_some_and(|e| e == "yaml" || e == "yml") {
-                let text = std::fs::read_to_string(&path)?;
-                let mut documents = Vec::new();
-                for document in serde_yaml::Deserializer::from_str(&text) {
-                    let value = Value::deserialize(document)
-                        .with_context(|| format!("parsing {}", path.display()))?;
-                    if !value.is_null() {
-                        documents.push(value);
-                    }
-                }
-                let relative = path.strip_prefix(root)?.to_string_lossy().into_owned();
-                out.push((relative, documents));
-            }
-        }
-        Ok(())
-    }
-    let mut out = Vec::new();
-    walk(dir, dir, &mut out)?;
-    out.sort_by(|a, b| a.0.cmp(&b.0));
-    Ok(out)
+/// Every YAML file of KubeRay's samples, as (path relative to the samples, its documents).
+fn yaml_files() -> Vec<(String, Vec<Value>)> {
+    wasmray_samples::files()
+        .into_iter()
+        .map(|file| {
+            let documents = wasmray_samples::load(&file);
+            (file, documents)
+        })
+        .collect()
 }
 
 fn is_ray_cluster(object: &Value) -> bool {
@@ -178,7 +156,7 @@ fn is_ray_cluster(object: &Value) -> bool {
 /// The sample files that hold a RayCluster, each with its class from [`SAMPLES`].
 fn classified_samples() -> anyhow::Result<Vec<(String, Vec<Value>, Class)>> {
     let table: BTreeMap<&str, Class> = SAMPLES.iter().copied().collect();
-    let found: Vec<_> = yaml_files(&samples_dir())?
+    let found: Vec<_> = yaml_files()
         .into_iter()
         .filter(|(_, docs)| docs.iter().any(is_ray_cluster))
         .collect();
@@ -271,7 +249,7 @@ async fn run_sample(file: &str, documents: &[Value], class: Class) -> anyhow::Re
     };
     let outcome = async {
         prerequisites(&ns).await?;
-        kubectl_apply(&ns, &samples_dir().join(file)).await?;
+        kubectl_apply(&ns, &wasmray_samples::samples_dir().join(file)).await?;
         let mut summaries = Vec::new();
         for object in documents.iter().filter(|o| is_ray_cluster(o)) {
             let name = object["metadata"]["name"].as_str().unwrap_or_default();
@@ -674,8 +652,7 @@ async fn remove_sample_queues(client: &Client) {
 async fn a_worker_group_asking_for_amd_gpus_is_bound_to_amd_gpu_nodes() -> anyhow::Result<()> {
     let ns = namespace("sample-amd-gpu-workers").await?;
     let _operator = ns.operator().await?;
-    let text = std::fs::read_to_string(samples_dir().join("ray-cluster.sample.yaml"))?;
-    let mut cluster: Value = serde_yaml::from_str(&text)?;
+    let mut cluster = wasmray_samples::first("ray-cluster.sample.yaml", "RayCluster");
     cluster["metadata"]["name"] = json!("amd-workers");
     cluster["spec"]["workerGroupSpecs"][0]["replicas"] = json!(2);
     cluster["spec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["resources"]["limits"]
