@@ -855,6 +855,16 @@ spec:
         replica_name: "gpu-qwert",
     };
 
+    /// The head group's Pod spec, for fixtures that edit it.
+    fn head_spec(c: &mut RayCluster) -> &mut PodSpec {
+        c.spec
+            .head_group_spec
+            .template
+            .spec
+            .as_mut()
+            .expect("the fixture has a head Pod spec")
+    }
+
     fn head(c: &RayCluster) -> Pod {
         head_pod(c, "abcde", &BuildContext::default()).unwrap()
     }
@@ -1008,14 +1018,7 @@ spec:
 
         let own = vec!["ray start --head --block".to_owned()];
         let pod = head(&with(|c| {
-            c.spec
-                .head_group_spec
-                .template
-                .spec
-                .as_mut()
-                .unwrap()
-                .containers[0]
-                .args = Some(own.clone())
+            head_spec(c).containers[0].args = Some(own.clone())
         }));
         assert_eq!(ray(&pod).args.as_ref(), Some(&own));
         assert!(ray(&pod).command.is_none());
@@ -1031,14 +1034,7 @@ spec:
                 )]
                 .into(),
             );
-            c.spec
-                .head_group_spec
-                .template
-                .spec
-                .as_mut()
-                .unwrap()
-                .containers[0]
-                .command = Some(vec!["my-entrypoint".into()]);
+            head_spec(c).containers[0].command = Some(vec!["my-entrypoint".into()]);
         }));
         assert_eq!(
             ray(&pod).command.as_deref(),
@@ -1169,14 +1165,7 @@ spec:
             (Some("metrics"), 8080)
         );
         let pod = head(&with(|c| {
-            c.spec
-                .head_group_spec
-                .template
-                .spec
-                .as_mut()
-                .unwrap()
-                .containers[0]
-                .ports = Some(vec![ContainerPort {
+            head_spec(c).containers[0].ports = Some(vec![ContainerPort {
                 name: Some("metrics".into()),
                 container_port: 9090,
                 ..Default::default()
@@ -1271,14 +1260,7 @@ spec:
         // No rayVersion: the image tag tells.
         let pod = worker(&with(|c| {
             c.spec.ray_version = None;
-            c.spec
-                .head_group_spec
-                .template
-                .spec
-                .as_mut()
-                .unwrap()
-                .containers[0]
-                .image = Some("rayproject/ray:2.54.0-py311".into());
+            head_spec(c).containers[0].image = Some("rayproject/ray:2.54.0-py311".into());
         }));
         assert!(
             ray(&pod)
@@ -1291,14 +1273,7 @@ spec:
         // A nightly image says nothing, so the exec probes stay.
         let pod = head(&with(|c| {
             c.spec.ray_version = None;
-            c.spec
-                .head_group_spec
-                .template
-                .spec
-                .as_mut()
-                .unwrap()
-                .containers[0]
-                .image = Some("rayproject/ray:nightly".into());
+            head_spec(c).containers[0].image = Some("rayproject/ray:nightly".into());
         }));
         assert!(ray(&pod).liveness_probe.as_ref().unwrap().exec.is_some());
     }
@@ -1336,14 +1311,7 @@ spec:
             ..Default::default()
         };
         let pod = head(&with(|c| {
-            c.spec
-                .head_group_spec
-                .template
-                .spec
-                .as_mut()
-                .unwrap()
-                .containers[0]
-                .liveness_probe = Some(mine.clone())
+            head_spec(c).containers[0].liveness_probe = Some(mine.clone())
         }));
         assert_eq!(ray(&pod).liveness_probe.as_ref(), Some(&mine));
         assert!(ray(&pod).readiness_probe.is_some());
@@ -1499,13 +1467,7 @@ spec:
     fn a_user_named_service_account_is_not_created_but_is_bound() {
         let c = with(|c| {
             *c = autoscaling(None);
-            c.spec
-                .head_group_spec
-                .template
-                .spec
-                .as_mut()
-                .unwrap()
-                .service_account_name = Some("team-sa".into());
+            head_spec(c).service_account_name = Some("team-sa".into());
         });
         assert_eq!(
             head(&c).spec.unwrap().service_account_name.as_deref(),
@@ -1715,14 +1677,7 @@ spec:
             Err(BuildError::MissingMetadata("uid"))
         );
         let bad_limit = with(|c| {
-            c.spec
-                .head_group_spec
-                .template
-                .spec
-                .as_mut()
-                .unwrap()
-                .containers[0]
-                .resources = Some(ResourceRequirements {
+            head_spec(c).containers[0].resources = Some(ResourceRequirements {
                 limits: Some([("cpu".to_owned(), Quantity("one".into()))].into()),
                 ..Default::default()
             });
@@ -1787,14 +1742,7 @@ spec:
         let without_serve_port = with(|c| {
             c.metadata.annotations =
                 Some([("ray.io/enable-serve-service".to_owned(), "true".to_owned())].into());
-            c.spec
-                .head_group_spec
-                .template
-                .spec
-                .as_mut()
-                .unwrap()
-                .containers[0]
-                .ports = Some(vec![ContainerPort {
+            head_spec(c).containers[0].ports = Some(vec![ContainerPort {
                 name: Some("dashboard".into()),
                 container_port: 8265,
                 ..Default::default()
