@@ -250,15 +250,13 @@ async fn reconcile_inner(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx:
     tracing::debug!(ops = plan.ops.len(), requeue_after_ms = ?plan.requeue_after_ms, "Plan");
     let requeue = plan.requeue_after_ms.map_or(ctx.config.default_requeue, Duration::from_millis);
     let namespace = cluster.namespace().unwrap_or_default();
-    let mut token = [0u8; 32];
     let mut pending_renders = Vec::new();
     let mut outcome = Outcome::default();
     let mut ops = plan.ops.into_iter().peekable();
     while let Some(op) = ops.next() {
         match op {
             Op::Render(child) => {
-                random_bytes(&mut token);
-                match render::render(cluster, &child, &ctx.config.build, &token) {
+                match render::render(cluster, &child, &ctx.config.build) {
                     Ok(objects) => pending_renders.extend(objects),
                     Err(error) => {
                         let _ = ctx.applier.event(cluster, &warning("InvalidRayClusterSpec", &error.to_string())).await;
@@ -515,7 +513,7 @@ fn system_to_jiff(now: SystemTime) -> k8s_openapi::jiff::Timestamp {
 }
 
 /// Fills `out` from the kernel's randomness (seeds and auth tokens).
-fn random_bytes(out: &mut [u8]) {
+pub(crate) fn random_bytes(out: &mut [u8]) {
     use std::io::Read;
     if let Err(error) = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(out)) {
         // Without /dev/urandom fall back to the hasher's per-process random keys.

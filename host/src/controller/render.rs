@@ -10,9 +10,9 @@ use crate::runtime::Child;
 /// The objects one child stands for (the autoscaler's RBAC is three; a Service the spec does not
 /// call for is none).
 ///
-/// `token` is fresh randomness for an auth Secret: a secret comes from the host, never from a
-/// guest-visible seed.
-pub fn render(cluster: &RayCluster, child: &Child, ctx: &BuildContext, token: &[u8; 32]) -> Result<Vec<Value>, BuildError> {
+/// An auth Secret's token is drawn here from the kernel's randomness: a secret comes from the
+/// host, never from a guest-visible seed, and only the Secret pays for the read.
+pub fn render(cluster: &RayCluster, child: &Child, ctx: &BuildContext) -> Result<Vec<Value>, BuildError> {
     let objects = match child {
         Child::HeadPod(suffix) => vec![typed(pods::head_pod(cluster, suffix, ctx)?)],
         Child::WorkerPod(wanted) => {
@@ -40,7 +40,9 @@ pub fn render(cluster: &RayCluster, child: &Child, ctx: &BuildContext, token: &[
             None => Vec::new(),
         },
         Child::AuthSecret => {
-            let token = pods::auth_token(token);
+            let mut random = [0u8; 32];
+            super::random_bytes(&mut random);
+            let token = pods::auth_token(&random);
             pods::auth_token_secret(cluster, &token, ctx)?.into_iter().map(typed).collect()
         }
         Child::RedisCleanupJob => vec![typed(pods::redis_cleanup_job(cluster, ctx)?)],
