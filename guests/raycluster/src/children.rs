@@ -1,13 +1,13 @@
 //! The snapshot's children reduced to what the reconciler decides from: Pods, Services, Jobs and RBAC by name.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Pod, PodCondition, Service};
+use k8s_openapi::api::core::v1::{PodCondition, Service};
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 use wasmray_guest_sdk::{ObjectRef, PluginError, parse};
-
-use crate::vocab::labels;
 
 /// Whether a Pod is the head or a worker (the host writes the same label values).
 pub use wasmray_api::labels::NodeType;
@@ -29,6 +29,7 @@ pub struct RayPod {
     pub terminating: bool,
     /// Phase Running and condition Ready=True.
     pub running_and_ready: bool,
+    /// The `Ready` condition's type, status, reason and message; its times are not read.
     pub ready_condition: Option<PodCondition>,
     /// Why the Pod must be replaced (KubeRay's `shouldDeletePod`), if it must.
     pub unhealthy: Option<String>,
@@ -49,74 +50,75 @@ impl RayPod {
         }
     }
 
-    fn of(pod: Pod) -> Option<Self> {
-        let meta = pod.metadata;
-        let labels = meta.labels.unwrap_or_default();
+    /// Classifies a child read as a Pod; `None` for a Pod that is not a Ray node.
+    fn of(pod: ChildView<'_>) -> Option<Self> {
+        let meta = pod.metadata?;
+        let labels = meta.labels?;
         // Redis cleanup Job Pods and strangers are not Ray nodes.
-        let node_type = NodeType::from_label(labels.get(labels::NODE_TYPE)?)?;
+        let node_type = NodeType::from_label(&labels.node_type?.0)?;
         let spec = pod.spec.unwrap_or_default();
         let status = pod.status.unwrap_or_default();
-        let phase = status.phase.clone().unwrap_or_default();
+        let phase = status.phase.map(Text::into_string).unwrap_or_default();
         let ready_condition = status
             .conditions
-            .iter()
+            .into_iter()
             .flatten()
-            .find(|c| c.type_ == "Ready")
-            .cloned();
+            .find(|c| text(&c.type_) == "Ready")
+            .map(|c| PodCondition {
+                type_: "Ready".into(),
+                status: c.status.map(Text::into_string).unwrap_or_default(),
+                reason: owned(c.reason),
+                message: owned(c.message),
+                ..PodCondition::default()
+            });
         let ready = ready_condition.as_ref().is_some_and(|c| c.status == "True");
         let ray_container = spec
             .containers
-            .first()
-            .map(|c| c.name.as_str())
-            .unwrap_or_default();
-        let statuses = status.container_statuses.clone().unwrap_or_default();
+            .as_deref()
+            .and_then(<[_]>::first)
+            .map_or("", |c| text(&c.name));
+        let statuses = status.container_statuses.unwrap_or_default();
         let ray_terminated = statuses
             .iter()
-            .find(|s| s.name == ray_container)
+            .find(|s| text(&s.name) == ray_container)
             .and_then(|s| s.state.as_ref())
-            .and_then(|s| s.terminated.as_ref());
-        let name = meta.name.unwrap_or_default();
-        let restart_policy = spec
-            .restart_policy
-            .clone()
-            .unwrap_or_else(|| "Always".into());
+            .is_some_and(|s| s.terminated.is_some());
+        let name = meta.name.map(Text::into_string).unwrap_or_default();
+        let restart_policy = spec.restart_policy.as_ref().map_or("Always", |p| &p.0);
         let unhealthy = if phase == "Failed" || phase == "Succeeded" {
             Some(format!("Pod {name} is {phase}, a terminal phase"))
-        } else if phase == "Running" && ray_terminated.is_some() && restart_policy == "Never" {
+        } else if phase == "Running" && ray_terminated && restart_policy == "Never" {
             Some(format!(
                 "the Ray container of Pod {name} terminated and restartPolicy Never keeps it down"
             ))
         } else {
             None
         };
-        let first_not_ready = statuses.iter().find(|s| !s.ready).and_then(|s| {
-            let state = s.state.as_ref()?;
-            let (reason, message) = match (&state.waiting, &state.terminated) {
-                (Some(w), _) => (w.reason.clone(), w.message.clone()),
-                (None, Some(t)) => (t.reason.clone(), t.message.clone()),
-                _ => return None,
-            };
-            Some((
-                s.name.clone(),
-                reason.unwrap_or_default(),
-                message.unwrap_or_default(),
-            ))
-        });
+        let first_not_ready = statuses
+            .iter()
+            .find(|s| !s.ready.unwrap_or_default())
+            .and_then(|s| {
+                let state = s.state.as_ref()?;
+                let why = state.waiting.as_ref().or(state.terminated.as_ref())?;
+                Some((
+                    text(&s.name).to_owned(),
+                    text(&why.reason).to_owned(),
+                    text(&why.message).to_owned(),
+                ))
+            });
         Some(RayPod {
-            namespace: meta.namespace,
-            uid: meta.uid,
+            namespace: owned(meta.namespace),
+            uid: owned(meta.uid),
             node_type,
-            group: labels.get(labels::GROUP).cloned().unwrap_or_default(),
-            replica_name: labels.get(labels::REPLICA_NAME).cloned(),
-            replica_index: labels
-                .get(labels::REPLICA_INDEX)
-                .and_then(|v| v.parse().ok()),
+            group: labels.group.map(Text::into_string).unwrap_or_default(),
+            replica_name: owned(labels.replica_name),
+            replica_index: labels.replica_index.and_then(|v| v.0.parse().ok()),
             terminating: meta.deletion_timestamp.is_some(),
             running_and_ready: phase == "Running" && ready,
             phase,
             ready_condition,
             unhealthy,
-            pod_ip: status.pod_ip,
+            pod_ip: owned(status.pod_ip),
             first_not_ready,
             name,
         })
@@ -134,50 +136,37 @@ pub struct Children {
     pub names: BTreeMap<String, Vec<String>>,
 }
 
-#[derive(Deserialize)]
-struct Head {
-    #[serde(default)]
-    kind: String,
-    #[serde(default)]
-    metadata: HeadMeta,
-}
-
-#[derive(Deserialize, Default)]
-struct HeadMeta {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-}
-
 impl Children {
     /// Parses the children of the cluster `cluster`; Pods of another cluster are ignored.
+    ///
+    /// Each child is deserialised once into a [`ChildView`] that borrows from `children`, so a
+    /// Pod costs a few allocations (the strings [`RayPod`] keeps) instead of the hundreds of a
+    /// `k8s_openapi` `Pod`. Services and Jobs are then parsed again as their full types: a
+    /// cluster has a handful of them.
     pub fn parse(children: &[String], cluster: &str) -> Result<Self, PluginError> {
-        let mut out = Children::default();
+        let mut out = Children {
+            pods: Vec::with_capacity(children.len()),
+            ..Children::default()
+        };
         for json in children {
-            let head: Head = parse(json)?;
-            match head.kind.as_str() {
+            let child = ChildView::read(json, cluster)?;
+            match text(&child.kind) {
                 "Pod" => {
-                    if head
-                        .metadata
-                        .labels
-                        .get(labels::CLUSTER)
-                        .is_some_and(|c| c != cluster)
-                    {
+                    if child.of_other_cluster(cluster) {
                         continue;
                     }
-                    if let Some(pod) = RayPod::of(parse(json)?) {
+                    if let Some(pod) = RayPod::of(child) {
                         out.pods.push(pod);
                     }
                 }
                 "Service" => out.services.push(parse(json)?),
                 "Job" => out.jobs.push(parse(json)?),
                 "" => return Err(PluginError::InvalidInput("a child has no kind".into())),
-                kind => out
-                    .names
-                    .entry(kind.to_owned())
-                    .or_default()
-                    .push(head.metadata.name),
+                kind => {
+                    let name = owned(child.metadata.and_then(|m| m.name));
+                    let names = out.names.entry(kind.to_owned()).or_default();
+                    names.push(name.unwrap_or_default());
+                }
             }
         }
         out.pods.sort_by(|a, b| a.name.cmp(&b.name));
@@ -216,5 +205,260 @@ impl Children {
         self.pods
             .iter()
             .filter(move |p| p.node_type == NodeType::Worker && p.group == group)
+    }
+}
+
+// The views below are what a child is read into: only the fields the reconciler reads, strings
+// borrowed from the snapshot's text. Fields are `Option`s because k8s-openapi reads an absent or
+// `null` field as its default, and so must the views; serde skips every field a view does not
+// name without allocating. Pods come from the host projected (spec reduced to the containers'
+// names, images and ports, restartPolicy, nodeName and schedulerName), so nothing else of the
+// spec may be read.
+
+/// A JSON string, borrowed from the child's text unless it has escapes.
+///
+/// A newtype rather than a bare `Cow`: serde_derive borrows a `Cow<'a, str>` only when it is a
+/// field's whole type, and an `Option<Cow<'a, str>>` always allocates.
+#[derive(Deserialize)]
+#[serde(transparent)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+impl Text<'_> {
+    fn into_string(self) -> String {
+        self.0.into_owned()
+    }
+}
+
+/// The string, or `""` when absent (k8s-openapi's default for a required string).
+fn text<'b>(t: &'b Option<Text<'_>>) -> &'b str {
+    t.as_ref().map_or("", |t| &t.0)
+}
+
+fn owned(t: Option<Text<'_>>) -> Option<String> {
+    t.map(Text::into_string)
+}
+
+/// One child: the kind and metadata every child has, and a spec and status read as a Pod's.
+///
+/// The spec and status are read before the kind is known (JSON objects have no key order), so
+/// they are a Pod's shape whatever the kind; a child of another kind whose spec or status does
+/// not fit that shape is read again without them (see [`ChildView::read`]).
+#[derive(Deserialize)]
+struct ChildView<'a> {
+    #[serde(borrow)]
+    kind: Option<Text<'a>>,
+    #[serde(borrow)]
+    metadata: Option<MetaView<'a>>,
+    #[serde(borrow)]
+    spec: Option<PodSpecView<'a>>,
+    #[serde(borrow)]
+    status: Option<PodStatusView<'a>>,
+}
+
+/// A child's kind and metadata alone.
+#[derive(Deserialize)]
+struct HeadView<'a> {
+    #[serde(borrow)]
+    kind: Option<Text<'a>>,
+    #[serde(borrow)]
+    metadata: Option<MetaView<'a>>,
+}
+
+impl<'a> ChildView<'a> {
+    /// Reads one child. One whose spec or status does not fit a Pod's is read again for its kind
+    /// and metadata only: that is an error for a Pod of this cluster (malformed), and none for
+    /// any other child, which the reconciler reads by kind and name or ignores.
+    fn read(json: &'a str, cluster: &str) -> Result<Self, PluginError> {
+        let invalid =
+            |e: serde_json::Error| PluginError::InvalidInput(format!("cannot parse a child: {e}"));
+        let as_pod = match serde_json::from_str(json) {
+            Ok(child) => return Ok(child),
+            Err(e) => e,
+        };
+        let head: HeadView = serde_json::from_str(json).map_err(invalid)?;
+        let child = ChildView {
+            kind: head.kind,
+            metadata: head.metadata,
+            spec: None,
+            status: None,
+        };
+        if text(&child.kind) == "Pod" && !child.of_other_cluster(cluster) {
+            return Err(invalid(as_pod));
+        }
+        Ok(child)
+    }
+
+    /// Labelled as a Ray node of a cluster other than `cluster`.
+    fn of_other_cluster(&self, cluster: &str) -> bool {
+        self.metadata
+            .as_ref()
+            .and_then(|m| m.labels.as_ref())
+            .and_then(|l| l.cluster.as_ref())
+            .is_some_and(|c| c.0 != cluster)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct MetaView<'a> {
+    #[serde(borrow)]
+    name: Option<Text<'a>>,
+    #[serde(borrow)]
+    namespace: Option<Text<'a>>,
+    #[serde(borrow)]
+    uid: Option<Text<'a>>,
+    #[serde(borrow)]
+    labels: Option<RayLabels<'a>>,
+    /// Only whether it is set matters.
+    deletion_timestamp: Option<IgnoredAny>,
+}
+
+/// The `ray.io/*` labels the reconciler reads; every other label is skipped, so no map is built.
+///
+/// The keys are `wasmray_api::labels`' constants written out, since `rename` takes only a literal;
+/// `ray_labels_are_read_under_wasmray_api_keys` checks that they agree.
+#[derive(Deserialize)]
+struct RayLabels<'a> {
+    #[serde(borrow, rename = "ray.io/cluster")]
+    cluster: Option<Text<'a>>,
+    #[serde(borrow, rename = "ray.io/node-type")]
+    node_type: Option<Text<'a>>,
+    #[serde(borrow, rename = "ray.io/group")]
+    group: Option<Text<'a>>,
+    #[serde(borrow, rename = "ray.io/worker-group-replica-name")]
+    replica_name: Option<Text<'a>>,
+    #[serde(borrow, rename = "ray.io/worker-group-replica-index")]
+    replica_index: Option<Text<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct PodSpecView<'a> {
+    /// Only the first container's name is read: the Ray container.
+    #[serde(borrow)]
+    containers: Option<Vec<NameView<'a>>>,
+    #[serde(borrow)]
+    restart_policy: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+struct NameView<'a> {
+    #[serde(borrow)]
+    name: Option<Text<'a>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct PodStatusView<'a> {
+    #[serde(borrow)]
+    phase: Option<Text<'a>>,
+    #[serde(borrow, rename = "podIP")]
+    pod_ip: Option<Text<'a>>,
+    #[serde(borrow)]
+    conditions: Option<Vec<ConditionView<'a>>>,
+    #[serde(borrow)]
+    container_statuses: Option<Vec<ContainerStatusView<'a>>>,
+}
+
+#[derive(Deserialize)]
+struct ConditionView<'a> {
+    #[serde(borrow, rename = "type")]
+    type_: Option<Text<'a>>,
+    #[serde(borrow)]
+    status: Option<Text<'a>>,
+    #[serde(borrow)]
+    reason: Option<Text<'a>>,
+    #[serde(borrow)]
+    message: Option<Text<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ContainerStatusView<'a> {
+    #[serde(borrow)]
+    name: Option<Text<'a>>,
+    ready: Option<bool>,
+    #[serde(borrow)]
+    state: Option<ContainerStateView<'a>>,
+}
+
+/// `running` is not read: a running container has neither of these.
+#[derive(Deserialize)]
+struct ContainerStateView<'a> {
+    #[serde(borrow)]
+    waiting: Option<ReasonView<'a>>,
+    #[serde(borrow)]
+    terminated: Option<ReasonView<'a>>,
+}
+
+#[derive(Deserialize)]
+struct ReasonView<'a> {
+    #[serde(borrow)]
+    reason: Option<Text<'a>>,
+    #[serde(borrow)]
+    message: Option<Text<'a>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::fixtures::{head, object};
+    use crate::vocab::labels;
+
+    #[test]
+    fn ray_labels_are_read_under_wasmray_api_keys() {
+        let mut map = serde_json::Map::new();
+        for (key, value) in [
+            (labels::CLUSTER, "rc"),
+            (labels::NODE_TYPE, "worker"),
+            (labels::GROUP, "gpu"),
+            (labels::REPLICA_NAME, "gpu-a"),
+            (labels::REPLICA_INDEX, "1"),
+            (labels::IS_RAY_NODE, "yes"),
+        ] {
+            map.insert(key.into(), value.into());
+        }
+        let json = serde_json::Value::Object(map).to_string();
+        let l: RayLabels = serde_json::from_str(&json).unwrap();
+        let read = [
+            l.cluster,
+            l.node_type,
+            l.group,
+            l.replica_name,
+            l.replica_index,
+        ];
+        assert_eq!(
+            read.map(owned),
+            ["rc", "worker", "gpu", "gpu-a", "1"].map(|v| Some(v.to_owned()))
+        );
+    }
+
+    #[test]
+    fn strings_are_borrowed_unless_escaped() {
+        let m: MetaView =
+            serde_json::from_str(r#"{ "name": "plain", "namespace": "tab\t" }"#).unwrap();
+        assert!(matches!(m.name, Some(Text(Cow::Borrowed("plain")))));
+        assert!(matches!(m.namespace, Some(Text(Cow::Owned(ns))) if ns == "tab\t"));
+    }
+
+    #[test]
+    fn a_child_whose_status_is_not_a_pods_is_still_read_by_kind_and_name() {
+        let mut group = object("scheduling.x-k8s.io/v1alpha1", "PodGroup", "rc-pg");
+        group["status"] = json!({ "phase": { "not": "a string" }, "conditions": "none" });
+        let children = Children::parse(&[group.to_string()], "rc").unwrap();
+        assert!(children.has("PodGroup", "rc-pg"));
+    }
+
+    #[test]
+    fn a_malformed_pod_is_an_error_unless_it_belongs_to_another_cluster() {
+        let mut pod = head("rc-head-x").0;
+        pod["status"]["phase"] = json!(1);
+        assert!(matches!(
+            Children::parse(&[pod.to_string()], "rc"),
+            Err(PluginError::InvalidInput(_))
+        ));
+        let others = Children::parse(&[pod.to_string()], "other").unwrap();
+        assert!(others.pods.is_empty());
     }
 }
