@@ -194,6 +194,26 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Installs the stand-in CRDs of `tests/fixtures/batch-scheduler-crds.yaml` (Volcano and KAI
+/// Queues, and the PodGroups of the batch-scheduler plugins), so that samples' Queues apply
+/// unchanged and plugins' PodGroups can be created. No scheduler runs behind them.
+pub async fn install_batch_scheduler_crds(client: &Client) -> anyhow::Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Patch, PatchParams};
+    use serde::Deserialize as _;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let text = include_str!("../fixtures/batch-scheduler-crds.yaml");
+    for document in serde_yaml::Deserializer::from_str(text) {
+        let crd = CustomResourceDefinition::deserialize(document)?;
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(&name, &PatchParams::apply("wasmray-tests").force(), &Patch::Apply(&crd)).await?;
+        within(Duration::from_secs(30), await_condition(crds.clone(), &name, kube::runtime::wait::conditions::is_crd_established()))
+            .await
+            .with_context(|| format!("CRD {name} was not Established"))??;
+    }
+    Ok(())
+}
+
 /// The operator, running in this process for one namespace: the real controller and the
 /// built-in reconciler component, as `wasmray run --namespace NS` would. Stopped on drop.
 pub struct Operator {
@@ -215,17 +235,53 @@ impl TestNamespace {
         install_crds(&self.client).await?;
         start_operator(self.kubeconfig.clone(), Some(self.name.clone()), Some(name.to_string()))
     }
+
+    /// As [`TestNamespace::operator`], with this namespace as the operator's and its plugin
+    /// configuration in the ConfigMap `config_map` (`wasmray run --operator-namespace NS
+    /// --plugins-config-map NAME --batch-scheduler SCHEDULER`), swapped in while it runs.
+    pub async fn operator_with_plugins_config_map(
+        &self,
+        config_map: &str,
+        batch_scheduler: Option<&str>,
+    ) -> anyhow::Result<Operator> {
+        install_crds(&self.client).await?;
+        let plugins = wasmray::plugin::ConfigLocation::ConfigMap(config_map.into());
+        start_operator_with_plugins(self.kubeconfig.clone(), self.name.clone(), batch_scheduler.map(Into::into), plugins)
+    }
 }
 
-/// Starts an operator on a thread of its own (its runtime must outlive any one test's).
+/// Starts an operator on a thread of its own (its runtime must outlive any one test's), with
+/// the built-in plugins only.
 pub fn start_operator(
     kubeconfig: PathBuf,
     namespace: Option<String>,
     batch_scheduler: Option<String>,
 ) -> anyhow::Result<Operator> {
+    let operator_namespace = namespace.clone().unwrap_or_else(|| "default".into());
+    run_operator(kubeconfig, namespace, operator_namespace, batch_scheduler, wasmray::plugin::ConfigLocation::BuiltinsOnly)
+}
+
+/// As [`start_operator`] for one namespace, which is also the operator's (where its plugins
+/// ConfigMap and ConfigMap sources are), with plugins configured at `plugins` as well.
+pub fn start_operator_with_plugins(
+    kubeconfig: PathBuf,
+    namespace: String,
+    batch_scheduler: Option<String>,
+    plugins: wasmray::plugin::ConfigLocation,
+) -> anyhow::Result<Operator> {
+    run_operator(kubeconfig, Some(namespace.clone()), namespace, batch_scheduler, plugins)
+}
+
+fn run_operator(
+    kubeconfig: PathBuf,
+    namespace: Option<String>,
+    operator_namespace: String,
+    batch_scheduler: Option<String>,
+    plugins: wasmray::plugin::ConfigLocation,
+) -> anyhow::Result<Operator> {
     use std::sync::Arc;
     use wasmray::controller::{self, metrics::Metrics};
-    use wasmray::plugin::registry::{ConfigMapBytes, Outcome, Registry};
+    use wasmray::plugin::Sources;
     use wasmray::runtime::{Runtime, RuntimeConfig};
 
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
@@ -241,13 +297,15 @@ pub fn start_operator(
                     ..RuntimeConfig::default()
                 })
                 .map_err(|e| e.to_string())?;
-                let registry = Arc::new(Registry::new(wasm));
-                let config = wasmray::operator::registry_config(None, scheduler.as_deref()).map_err(|e| e.to_string())?;
-                for (name, outcome) in registry.reload(&config, &ConfigMapBytes::new()).await {
-                    if let Outcome::Rejected { error, .. } = outcome {
-                        return Err(format!("plugin {name}: {error}"));
-                    }
-                }
+                let sources = Sources {
+                    builtins: wasmray::operator::builtins(scheduler.as_deref()),
+                    config: plugins,
+                    namespace: operator_namespace,
+                };
+                let (registry, watch) = wasmray::operator::load_plugins(client.clone(), wasm, sources, "wasmray")
+                    .await
+                    .map_err(|e| format!("{e:#}"))?;
+                tokio::spawn(watch.run(wasmray::operator::PLUGIN_POLL));
                 Ok::<_, String>((client, registry))
             };
             let (client, registry) = match setup.await {

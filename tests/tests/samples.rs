@@ -13,12 +13,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use k8s_openapi::api::core::v1::{Node, Pod, ServiceAccount};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams};
 use kube::core::GroupVersionKind;
-use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, ResourceExt};
-use serde::Deserialize as _;
 use serde_json::{Value, json};
 use wasmray_api::RayCluster;
 use wasmray_tests::fixtures::{is_live, label};
@@ -200,7 +197,7 @@ async fn every_raycluster_sample_applies_unchanged_and_runs_as_its_class_says() 
     let samples = classified_samples()?;
     let cluster = wasmray_tests::cluster().await?;
     let client = cluster.client().await?;
-    install_batch_scheduler_crds(&client).await?;
+    wasmray_tests::install_batch_scheduler_crds(&client).await?;
 
     let started = std::time::Instant::now();
     let permits = Arc::new(tokio::sync::Semaphore::new(PARALLEL));
@@ -594,30 +591,6 @@ fn capacity(node: &Node, resource: &str) -> Option<u64> {
         .0
         .parse()
         .ok()
-}
-
-/// The stand-in CRDs of `tests/fixtures/batch-scheduler-crds.yaml`, so the samples' Volcano and
-/// KAI Queues apply unchanged and the plugins' PodGroups can be created.
-async fn install_batch_scheduler_crds(client: &Client) -> anyhow::Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let text = include_str!("../fixtures/batch-scheduler-crds.yaml");
-    for document in serde_yaml::Deserializer::from_str(text) {
-        let crd = CustomResourceDefinition::deserialize(document)?;
-        let name = crd.name_any();
-        crds.patch(
-            &name,
-            &PatchParams::apply("wasmray-tests").force(),
-            &Patch::Apply(&crd),
-        )
-        .await?;
-        within(
-            Duration::from_secs(30),
-            await_condition(crds.clone(), &name, conditions::is_crd_established()),
-        )
-        .await
-        .with_context(|| format!("CRD {name} was not Established"))??;
-    }
-    Ok(())
 }
 
 /// Deletes the cluster-scoped Queues the samples created (the CRDs stay, like wasmray's own).

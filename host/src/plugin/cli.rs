@@ -25,7 +25,9 @@ pub enum PluginCommand {
         /// Directory to create the crate in.
         #[arg(long, default_value = ".")]
         dir: PathBuf,
-        /// Path of the wasmray guest SDK crate, if not where this binary was built.
+        /// Path of the wasmray guest SDK crate (default: `guests/sdk` of the checkout this
+        /// binary was built from). `Cargo.toml` names it relative to the new crate when both are
+        /// inside one checkout, and by its absolute path otherwise.
         #[arg(long)]
         sdk: Option<PathBuf>,
     },

@@ -3,9 +3,10 @@
 pub mod builtin;
 pub mod cli;
 pub mod config;
-pub mod configmap;
 pub mod registry;
 pub mod scaffold;
+pub mod watch;
 
 pub use config::{PluginSource, PluginSpec, RegistryConfig};
 pub use registry::{Outcome, Registry};
+pub use watch::{ConfigLocation, PluginWatch, Sources};
