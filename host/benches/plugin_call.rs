@@ -11,6 +11,7 @@ use std::{
 
 use serde_json::json;
 use wasmray::{
+    controller::project,
     plugin::builtin,
     runtime::{Allocator, LoadedPlugin, Origin, Runtime, RuntimeConfig, Snapshot},
 };
@@ -97,16 +98,9 @@ fn per_call(total: Duration, calls: u32) -> f64 {
     total.as_secs_f64() * 1e6 / f64::from(calls)
 }
 
-/// The same Pod reduced to the fields the reconciler reads, as a host-side field mask would.
-fn masked(pod: &str) -> String {
-    let pod: serde_json::Value = serde_json::from_str(pod).expect("pod JSON");
-    let meta = &pod["metadata"];
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": { "name": meta["name"], "namespace": meta["namespace"], "labels": meta["labels"] },
-        "status": { "phase": pod["status"]["phase"] }
-    })
-    .to_string()
+/// The same Pod as the operator's cache keeps it and its snapshots send it.
+fn projected(pod: &str) -> String {
+    project::pod_json(serde_json::from_str(pod).expect("pod JSON")).to_string()
 }
 
 /// Several named measurements taken in interleaved rounds, so a burst of load on a shared
@@ -154,6 +148,68 @@ fn load(config: &RuntimeConfig, name: &str, wasm: &[u8]) -> (LoadedPlugin, Origi
     (plugin, origin, took)
 }
 
+/// A guest three ways: its crate called natively, and its component on both allocators.
+type Guest<'a> = (
+    &'a dyn Fn(&wasmray_guest_sdk::Snapshot) -> Result<wasmray_guest_sdk::Plan, wasmray_guest_sdk::PluginError>,
+    &'a LoadedPlugin,
+    &'a LoadedPlugin,
+);
+
+/// Prints one table: the same snapshot through the native crate and through WASM.
+fn compare(
+    title: &str,
+    (native_plan, plugin, plugin_od): Guest,
+    primary: &str,
+    children: &[String],
+    rounds: usize,
+    tokio: &tokio::runtime::Runtime,
+) -> anyhow::Result<()> {
+    let bytes = primary.len() + children.iter().map(String::len).sum::<usize>();
+    let native_snapshot = wasmray_guest_sdk::Snapshot {
+        primary: primary.to_owned(),
+        children: children.to_vec(),
+        facts: vec![],
+        now: NOW,
+        seed: SEED,
+    };
+    let native = native_plan(&native_snapshot).map_err(|e| anyhow::anyhow!("native plan: {e:?}"))?;
+    let snapshot = Snapshot { primary: primary.to_owned(), children: children.to_vec(), facts: vec![], now: NOW, seed: SEED };
+    let plan = plugin.reconcile_blocking(&snapshot)?;
+    assert_eq!(plan.ops.len(), native.ops.len(), "WASM and native plans differ");
+    assert_eq!(plan.requeue_after_ms, native.requeue_after_ms);
+
+    let calls = if bytes > 100_000 { 300 } else { 2_000 };
+    let r = Rounds::run(rounds, calls, &mut [
+        ("native", &mut |n| timed(n, || drop(black_box(native_plan(black_box(&native_snapshot)))))),
+        ("reused", &mut |n| plugin.bench_reused_reconcile(&snapshot, n).expect("calls")),
+        ("fresh", &mut |n| timed(n, || drop(black_box(plugin.reconcile_blocking(&snapshot).expect("call"))))),
+        ("fresh-od", &mut |n| timed(n, || drop(black_box(plugin_od.reconcile_blocking(&snapshot).expect("call"))))),
+        ("async", &mut |n| tokio.block_on(async {
+            let started = Instant::now();
+            for _ in 0..n {
+                black_box(plugin.reconcile(snapshot.clone()).await.expect("call"));
+            }
+            started.elapsed()
+        })),
+    ]);
+    let native = r.median("native");
+    println!("## {title}: 1 RayCluster + {PODS} Pods, {bytes} bytes of JSON, {} ops in the plan\n", plan.ops.len());
+    println!("| path | µs per call | × native |");
+    println!("|---|---:|---:|");
+    for (name, label) in [
+        ("native", "native: the same guest crate as an rlib, called directly"),
+        ("reused", "WASM: the call, on a reused instance (pooling)"),
+        ("fresh", "WASM: fresh store + instance + call + plan validation (pooling)"),
+        ("fresh-od", "WASM: fresh store + instance + call + plan validation (on-demand)"),
+        ("async", "WASM: async `reconcile`: permit + blocking thread + fresh instance (pooling)"),
+    ] {
+        let v = r.median(name);
+        println!("| {label} | {v:.1} | {:.2} |", v / native);
+    }
+    println!();
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     // BENCH_GUEST=path compares a differently built copy of the same guest (build flags).
     let wasm = match std::env::var_os("BENCH_GUEST") {
@@ -162,7 +218,7 @@ fn main() -> anyhow::Result<()> {
     };
     let echo = std::fs::read(builtin::path("wasmray-test-echo-v1").expect("built by host/build.rs"))?;
     let rounds: usize = std::env::var("ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
-    let keep = std::env::var("KEEP_RESIDENT_KIB").ok().and_then(|v| v.parse::<usize>().ok()).unwrap_or(0) << 10;
+    let keep = std::env::var("KEEP_RESIDENT_KIB").ok().and_then(|v| v.parse::<usize>().ok()).map(|kib| kib << 10);
     let cache = tempfile::tempdir()?;
     let config = |allocator| RuntimeConfig {
         allocator,
@@ -189,54 +245,20 @@ fn main() -> anyhow::Result<()> {
 
     let primary = cluster();
     let full: Vec<String> = (0..PODS).map(pod).collect();
-    let slim: Vec<String> = full.iter().map(|p| masked(p)).collect();
+    let lean: Vec<String> = full.iter().map(|p| projected(p)).collect();
+    let reconciler_wasm = std::fs::read(builtin::path("wasmray-raycluster").expect("built by host/build.rs"))?;
+    let (reconciler, _, _) = load(&pooling, "raycluster", &reconciler_wasm);
+    let (reconciler_od, _, _) = load(&on_demand, "raycluster", &reconciler_wasm);
     println!("# Plugin call benchmark\n");
     println!("Median of {rounds} interleaved rounds; µs per call.\n");
-    for (title, children) in [("full Pods", full), ("field-masked Pods", slim)] {
-        let bytes = primary.len() + children.iter().map(String::len).sum::<usize>();
-        // The same code, native: the guest crate as an rlib, called directly with the SDK's types.
-        let native_snapshot = wasmray_guest_sdk::Snapshot {
-            primary: primary.clone(),
-            children: children.clone(),
-            facts: vec![],
-            now: NOW,
-            seed: SEED,
-        };
-        let native_plan = wasmray_bench_reconciler::plan(&native_snapshot).expect("native plan");
-        let snapshot = Snapshot { primary: primary.clone(), children, facts: vec![], now: NOW, seed: SEED };
-        let plan = plugin.reconcile_blocking(&snapshot)?;
-        assert_eq!(plan.ops.len(), native_plan.ops.len(), "WASM and native plans differ");
-        assert_eq!(plan.requeue_after_ms, native_plan.requeue_after_ms);
-
-        let calls = if bytes > 100_000 { 300 } else { 2_000 };
-        let r = Rounds::run(rounds, calls, &mut [
-            ("native", &mut |n| timed(n, || drop(black_box(wasmray_bench_reconciler::plan(black_box(&native_snapshot)))))),
-            ("reused", &mut |n| plugin.bench_reused_reconcile(&snapshot, n).expect("calls")),
-            ("fresh", &mut |n| timed(n, || drop(black_box(plugin.reconcile_blocking(&snapshot).expect("call"))))),
-            ("fresh-od", &mut |n| timed(n, || drop(black_box(plugin_od.reconcile_blocking(&snapshot).expect("call"))))),
-            ("async", &mut |n| tokio.block_on(async {
-                let started = Instant::now();
-                for _ in 0..n {
-                    black_box(plugin.reconcile(snapshot.clone()).await.expect("call"));
-                }
-                started.elapsed()
-            })),
-        ]);
-        let native = r.median("native");
-        println!("## Reconcile-sized call, {title}: 1 RayCluster + {PODS} Pods, {bytes} bytes of JSON, {} ops in the plan\n", plan.ops.len());
-        println!("| path | µs per call | × native |");
-        println!("|---|---:|---:|");
-        for (name, label) in [
-            ("native", "native: the same guest crate as an rlib, called directly"),
-            ("reused", "WASM: call on a reused instance (pooling)"),
-            ("fresh", "WASM: fresh store + instance + call + plan validation (pooling)"),
-            ("fresh-od", "WASM: fresh store + instance + call + plan validation (on-demand)"),
-            ("async", "WASM: async `reconcile`: permit + blocking thread + fresh instance (pooling)"),
-        ] {
-            let v = r.median(name);
-            println!("| {label} | {v:.1} | {:.2} |", v / native);
-        }
-        println!();
+    let bench_guest: Guest = (&wasmray_bench_reconciler::plan, &plugin, &plugin_od);
+    let real_guest: Guest = (&wasmray_raycluster::reconcile, &reconciler, &reconciler_od);
+    for (title, guest, children) in [
+        ("the bench guest, whole Pods (managedFields stripped)", bench_guest, &full),
+        ("the bench guest, Pods as the operator sends them (projected)", bench_guest, &lean),
+        ("the RayCluster reconciler, Pods as the operator sends them (projected)", real_guest, &lean),
+    ] {
+        compare(title, guest, &primary, children, rounds, &tokio)?;
     }
 
     let tiny = Snapshot { primary: "{}".into(), children: vec![], facts: vec![], now: NOW, seed: SEED };

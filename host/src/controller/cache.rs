@@ -19,6 +19,8 @@ use kube::runtime::{WatchStreamExt, reflector::store::Writer};
 use kube::{Client, Resource, ResourceExt};
 use wasmray_api::RayCluster;
 
+use super::project;
+
 /// Every owned object carries this label naming its RayCluster; watches select on it, so the
 /// cache holds Ray's objects only, whatever else the cluster runs.
 pub const CLUSTER_LABEL: &str = "ray.io/cluster";
@@ -47,13 +49,13 @@ impl ChildStores {
     /// children changed; drive the stream, and wait for [`ChildStores::ready`] before the first
     /// reconcile (an empty cache would look like a cluster with no Pods).
     pub fn start(client: &Client, namespace: Option<&str>) -> (Self, impl Stream<Item = Trigger> + Send + 'static) {
-        let (pods, pod_events) = reflect::<Pod>(client, namespace);
-        let (services, service_events) = reflect::<Service>(client, namespace);
-        let (secrets, secret_events) = reflect::<Secret>(client, namespace);
-        let (service_accounts, sa_events) = reflect::<ServiceAccount>(client, namespace);
-        let (roles, role_events) = reflect::<Role>(client, namespace);
-        let (role_bindings, binding_events) = reflect::<RoleBinding>(client, namespace);
-        let (jobs, job_events) = reflect::<Job>(client, namespace);
+        let (pods, pod_events) = reflect(client, namespace, project::pod);
+        let (services, service_events) = reflect::<Service>(client, namespace, project::object);
+        let (secrets, secret_events) = reflect::<Secret>(client, namespace, project::object);
+        let (service_accounts, sa_events) = reflect::<ServiceAccount>(client, namespace, project::object);
+        let (roles, role_events) = reflect::<Role>(client, namespace, project::object);
+        let (role_bindings, binding_events) = reflect::<RoleBinding>(client, namespace, project::object);
+        let (jobs, job_events) = reflect::<Job>(client, namespace, project::object);
         let triggers = futures::stream::select_all(vec![
             pod_events, service_events, secret_events, sa_events, role_events, binding_events, job_events,
         ]);
@@ -91,7 +93,13 @@ impl ChildStores {
     }
 }
 
-fn reflect<K>(client: &Client, namespace: Option<&str>) -> (Store<K>, futures::stream::BoxStream<'static, Trigger>)
+/// A reflector of `K` objects carrying the cluster label; `project` trims each object before it
+/// is stored ([`super::project`]).
+fn reflect<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    project: fn(&mut K),
+) -> (Store<K>, futures::stream::BoxStream<'static, Trigger>)
 where
     K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
         + Clone
@@ -113,7 +121,7 @@ where
     let store = writer.as_reader();
     let events = reflector::reflector(
         writer,
-        watcher(api, config).default_backoff().modify(|object| object.managed_fields_mut().clear()),
+        watcher(api, config).default_backoff().modify(project),
     )
     .touched_objects()
     .filter_map(|object| async move {
@@ -183,8 +191,9 @@ struct Pending {
 }
 
 impl Expectations {
-    /// Remembers a Pod the API server accepted.
+    /// Remembers a Pod the API server accepted, projected as the cache would store it.
     pub fn created(&self, owner: &ObjectRef<RayCluster>, pod: serde_json::Value) {
+        let pod = project::pod_json(pod);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.entry(owner.clone()).or_default().created.push((Instant::now(), pod));
     }

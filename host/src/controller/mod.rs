@@ -18,6 +18,7 @@
 pub mod apply;
 pub mod cache;
 pub mod metrics;
+pub mod project;
 mod render;
 mod watch;
 

@@ -1,14 +1,15 @@
 //! Benchmark guest: reconcile a RayCluster against its Pods, as the real reconciler will.
 //!
-//! It parses the RayCluster and every child Pod into slim serde views, counts the live Pods
+//! It parses the RayCluster into a slim owned view and every child Pod into a view borrowing
+//! from the snapshot (only name, group label, deletion mark and phase), counts the live Pods
 //! per group, creates the missing ones, deletes the surplus, and reports the status.
 
-use std::collections::BTreeMap;
+use std::{borrow::Cow, collections::BTreeMap};
 
-use serde::Deserialize;
+use serde::{Deserialize, de::IgnoredAny};
 use wasmray_guest_sdk::{
     Condition, ConditionStatus, ObjectRef, Plan, PluginError, Reconciler, Snapshot, StatusUpdate,
-    parse, to_json,
+    parse, parse_view, to_json,
 };
 
 #[derive(Deserialize)]
@@ -19,16 +20,12 @@ struct RayCluster {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
 struct Meta {
     name: String,
     #[serde(default)]
     namespace: String,
     #[serde(default)]
     uid: String,
-    #[serde(default)]
-    labels: BTreeMap<String, String>,
-    deletion_timestamp: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -50,15 +47,33 @@ struct WorkerGroup {
 }
 
 #[derive(Deserialize)]
-struct Pod {
-    metadata: Meta,
-    #[serde(default)]
-    status: PodStatus,
+struct Pod<'a> {
+    #[serde(borrow)]
+    metadata: PodMeta<'a>,
+    #[serde(default, borrow)]
+    status: PodStatus<'a>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct PodMeta<'a> {
+    #[serde(borrow)]
+    name: Cow<'a, str>,
+    #[serde(default, borrow)]
+    labels: PodLabels<'a>,
+    deletion_timestamp: Option<IgnoredAny>,
 }
 
 #[derive(Deserialize, Default)]
-struct PodStatus {
-    phase: Option<String>,
+struct PodLabels<'a> {
+    #[serde(rename = "ray.io/group", borrow)]
+    group: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize, Default)]
+struct PodStatus<'a> {
+    #[serde(borrow)]
+    phase: Option<Cow<'a, str>>,
 }
 
 /// Live Pods of one group: names, and how many are running.
@@ -73,13 +88,13 @@ pub fn plan(snapshot: &Snapshot) -> Result<Plan, PluginError> {
     let cluster: RayCluster = parse(&snapshot.primary)?;
     let mut groups: BTreeMap<String, GroupPods> = BTreeMap::new();
     for child in &snapshot.children {
-        let pod: Pod = parse(child)?;
+        let pod: Pod = parse_view(child)?;
         if pod.metadata.deletion_timestamp.is_some() {
             continue;
         }
-        let group = pod.metadata.labels.get("ray.io/group").cloned().unwrap_or_default();
+        let group = pod.metadata.labels.group.map(Cow::into_owned).unwrap_or_default();
         let entry = groups.entry(group).or_default();
-        entry.names.push(pod.metadata.name);
+        entry.names.push(pod.metadata.name.into_owned());
         entry.running += u32::from(pod.status.phase.as_deref() == Some("Running"));
     }
     let mut plan = Plan::new();

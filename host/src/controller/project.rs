@@ -1,0 +1,117 @@
+//! What the cache keeps of an owned object: what reconcilers read, not the bulk of a Pod's spec.
+//!
+//! A Ray Pod's spec is most of its size (a dozen environment variables, probes, volumes,
+//! resources, affinity), yet no reconciler decides from it: the host's builder made it from the
+//! RayCluster, which the reconciler reads itself. Dropping it as objects enter the cache makes
+//! the cache several times smaller on large clusters, and every snapshot, which crosses into
+//! WebAssembly as JSON on each reconcile, several times cheaper to serialise and to parse.
+//!
+//! The contract (documented on `snapshot.children` in `wit/plugin.wit`): Pods keep their whole
+//! metadata (less `managedFields`) and status; of the spec, the containers' names, images and
+//! ports, `restartPolicy`, `nodeName` and `schedulerName`. Other kinds keep everything but
+//! `managedFields`.
+
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
+use kube::Resource;
+
+/// Strips `managedFields`: the apiserver's bookkeeping, never read by a reconciler.
+pub fn object<K: Resource>(object: &mut K) {
+    object.meta_mut().managed_fields = None;
+}
+
+/// Reduces a Pod to what reconcilers read.
+pub fn pod(pod: &mut Pod) {
+    object(pod);
+    if let Some(spec) = pod.spec.take() {
+        pod.spec = Some(PodSpec {
+            containers: spec
+                .containers
+                .into_iter()
+                .map(|c| Container { name: c.name, image: c.image, ports: c.ports, ..Container::default() })
+                .collect(),
+            restart_policy: spec.restart_policy,
+            node_name: spec.node_name,
+            scheduler_name: spec.scheduler_name,
+            ..PodSpec::default()
+        });
+    }
+}
+
+/// [`pod`] for a Pod held as JSON (one the apiserver just returned from a create); anything
+/// that is not a Pod is left as it is.
+pub fn pod_json(value: serde_json::Value) -> serde_json::Value {
+    match serde_json::from_value::<Pod>(value.clone()) {
+        Ok(mut parsed) => {
+            pod(&mut parsed);
+            serde_json::to_value(parsed).unwrap_or(value)
+        }
+        Err(_) => value,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn a_worker_pod_as_the_apiserver_returns_it() -> serde_json::Value {
+        json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {
+                "name": "demo-cpu-worker-x7k2p", "namespace": "ml", "uid": "u-1",
+                "labels": { "ray.io/cluster": "demo", "ray.io/group": "cpu" },
+                "annotations": { "ray.io/ft-enabled": "false" },
+                "deletionTimestamp": "2026-11-25T10:00:00Z",
+                "managedFields": [ { "manager": "wasmray", "operation": "Apply" } ]
+            },
+            "spec": {
+                "containers": [ {
+                    "name": "ray-worker", "image": "rayproject/ray:2.54.0",
+                    "env": [ { "name": "RAY_CLUSTER_NAME", "value": "demo" } ],
+                    "ports": [ { "containerPort": 8080, "name": "metrics" } ],
+                    "resources": { "limits": { "cpu": "4" } }
+                } ],
+                "volumes": [ { "name": "shared-mem", "emptyDir": { "medium": "Memory" } } ],
+                "restartPolicy": "Never", "nodeName": "kwok-node-3", "schedulerName": "volcano",
+                "tolerations": [ { "key": "nvidia.com/gpu", "operator": "Exists" } ]
+            },
+            "status": {
+                "phase": "Running", "podIP": "10.0.0.7",
+                "conditions": [ { "type": "Ready", "status": "True" } ],
+                "containerStatuses": [ { "name": "ray-worker", "ready": true, "restartCount": 0, "image": "rayproject/ray:2.54.0", "imageID": "",
+                                         "state": { "running": { "startedAt": "2026-11-25T10:00:09Z" } } } ]
+            }
+        })
+    }
+
+    #[test]
+    fn a_pod_keeps_metadata_status_and_the_spec_fields_reconcilers_read() {
+        let projected = pod_json(a_worker_pod_as_the_apiserver_returns_it());
+        let original = a_worker_pod_as_the_apiserver_returns_it();
+
+        assert_eq!(projected["metadata"]["labels"], original["metadata"]["labels"]);
+        assert_eq!(projected["metadata"]["annotations"], original["metadata"]["annotations"]);
+        assert_eq!(projected["metadata"]["deletionTimestamp"], original["metadata"]["deletionTimestamp"]);
+        assert_eq!(projected["status"], original["status"]);
+        assert_eq!(
+            projected["spec"],
+            json!({
+                "containers": [ { "name": "ray-worker", "image": "rayproject/ray:2.54.0",
+                                  "ports": [ { "containerPort": 8080, "name": "metrics" } ] } ],
+                "restartPolicy": "Never", "nodeName": "kwok-node-3", "schedulerName": "volcano"
+            })
+        );
+    }
+
+    #[test]
+    fn managed_fields_are_dropped() {
+        let projected = pod_json(a_worker_pod_as_the_apiserver_returns_it());
+        assert!(projected["metadata"].get("managedFields").is_none());
+    }
+
+    #[test]
+    fn what_is_not_a_pod_is_left_alone() {
+        let service = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": "demo-head-svc" }, "spec": { "ports": "not a list" } });
+        assert_eq!(pod_json(service.clone()), service);
+    }
+}
