@@ -56,8 +56,8 @@ use bindings::{
 };
 use sandbox::GuestState;
 
-/// Bytes of each pooled memory kept resident when only dirtied pages need resetting: enough
-/// for a reconcile of a few hundred Pods, which dirties 0.5–2 MiB.
+/// Bytes of each pooled memory kept resident when only dirtied pages need resetting. A page
+/// kept resident costs a `memset` when dirtied, against a page fault when it is not.
 const DIRTY_RESET_RESIDENT: usize = 4 << 20;
 
 /// How instances get their memory.
