@@ -7,6 +7,7 @@ use crate::runtime::PluginKind;
 const CARGO_TOML: &str = include_str!("../../../plugins/template/Cargo.toml.tmpl");
 const BATCH_SCHEDULER: &str = include_str!("../../../plugins/template/batch-scheduler.rs.tmpl");
 const UPGRADE_STRATEGY: &str = include_str!("../../../plugins/template/upgrade-strategy.rs.tmpl");
+const CARGO_CONFIG: &str = include_str!("../../../plugins/template/cargo-config.toml.tmpl");
 /// Where the SDK was when this binary was built; used unless the caller names another.
 const BUILT_SDK: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../guests/sdk");
 
@@ -65,6 +66,7 @@ pub fn new_plugin(name: &str, kind: PluginKind, dir: &Path, sdk: Option<&Path>) 
     };
     write(root.join("Cargo.toml"), render(CARGO_TOML))?;
     write(root.join("src/lib.rs"), render(lib))?;
+    write(root.join(".cargo/config.toml"), CARGO_CONFIG.into())?;
     write(root.join(".gitignore"), "/target\n".into())?;
     Ok(root)
 }
