@@ -210,11 +210,29 @@ impl Runtime {
                 Pre::UpgradeStrategy(UpgradeStrategyPre::new(pre).map_err(incompatible)?)
             }
         };
+        let mut plugin = LoadedPlugin {
+            inner: Arc::new(PluginInner {
+                id: Arc::new(id),
+                info,
+                pre,
+                origin,
+                load_time: Duration::ZERO,
+                companions: Vec::new(),
+                rt: self.inner.clone(),
+            }),
+        };
+        // A batch scheduler's companion kinds are part of what is checked before a version
+        // serves, and asked once: every reconcile that creates Pods needs them.
+        let companions = match &plugin.inner.pre {
+            Pre::BatchScheduler(_) => plugin.ask_companion_kinds()?,
+            _ => Vec::new(),
+        };
         let load_time = started.elapsed();
-        tracing::debug!(plugin = %id, kind = %info.kind, ?origin, ?load_time, "Loaded plugin");
-        Ok(LoadedPlugin {
-            inner: Arc::new(PluginInner { id: Arc::new(id), info, pre, origin, load_time, rt: self.inner.clone() }),
-        })
+        let inner = Arc::get_mut(&mut plugin.inner).expect("not shared yet");
+        inner.companions = companions;
+        inner.load_time = load_time;
+        tracing::debug!(plugin = %inner.id, kind = %inner.info.kind, ?origin, ?load_time, "Loaded plugin");
+        Ok(plugin)
     }
 }
 
@@ -258,6 +276,8 @@ struct PluginInner {
     pre: Pre,
     origin: Origin,
     load_time: Duration,
+    /// A batch scheduler's answer to `companion-kinds`, asked at load.
+    companions: Vec<CompanionKind>,
     rt: Arc<Inner>,
 }
 
@@ -338,20 +358,22 @@ impl LoadedPlugin {
         Ok(started.elapsed())
     }
 
-    /// `companion-kinds` of a batch scheduler.
+    /// `companion-kinds` of a batch scheduler, as it answered when loaded.
     pub async fn companion_kinds(&self) -> Result<Vec<CompanionKind>> {
-        let this = self.clone();
-        self.run(move || {
-            let pre = this.scheduler()?;
-            let kinds = this.call(Seal { now_ms: 0, seed: 0 }, |store| {
-                pre.instantiate(&mut *store)?.wasmray_plugin_scheduling().call_companion_kinds(&mut *store)
-            })?;
-            if kinds.iter().any(|k| k.api_version.is_empty() || k.kind.is_empty()) {
-                return Err(this.malformed("companion kind with an empty apiVersion or kind".into()));
-            }
-            Ok(kinds)
-        })
-        .await
+        self.scheduler()?;
+        Ok(self.inner.companions.clone())
+    }
+
+    /// Calls `companion-kinds` and checks the answer.
+    fn ask_companion_kinds(&self) -> Result<Vec<CompanionKind>> {
+        let pre = self.scheduler()?;
+        let kinds = self.call(Seal { now_ms: 0, seed: 0 }, |store| {
+            pre.instantiate(&mut *store)?.wasmray_plugin_scheduling().call_companion_kinds(&mut *store)
+        })?;
+        if kinds.iter().any(|k| k.api_version.is_empty() || k.kind.is_empty()) {
+            return Err(self.malformed("companion kind with an empty apiVersion or kind".into()));
+        }
+        Ok(kinds)
     }
 
     /// `on-submission` of a batch scheduler: companion objects as JSON.
