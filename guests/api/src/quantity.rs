@@ -195,14 +195,6 @@ impl Quantity {
         })
     }
 
-    /// `self + other`, in `self`'s format (saturating; no Pod spec comes near the bound).
-    pub fn add(self, other: Quantity) -> Quantity {
-        Quantity {
-            nanos: self.nanos.saturating_add(other.nanos),
-            format: self.format,
-        }
-    }
-
     /// `self × n`.
     pub fn times(self, n: i64) -> Quantity {
         Quantity {
@@ -280,6 +272,18 @@ impl fmt::Display for GoFloat {
     }
 }
 
+/// `self + other`, in `self`'s format (saturating; no Pod spec comes near the bound).
+impl std::ops::Add for Quantity {
+    type Output = Quantity;
+
+    fn add(self, other: Quantity) -> Quantity {
+        Quantity {
+            nanos: self.nanos.saturating_add(other.nanos),
+            format: self.format,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,12 +340,12 @@ mod tests {
 
     #[test]
     fn sums_print_canonically_in_the_first_terms_format() {
-        assert_eq!(sum("500m").add(sum("1")).canonical(), "1500m");
-        assert_eq!(sum("500m").add(sum("500m")).canonical(), "1");
-        assert_eq!(sum("1").add(sum("2")).canonical(), "3");
-        assert_eq!(sum("1Gi").add(sum("512Mi")).canonical(), "1536Mi");
+        assert_eq!((sum("500m") + sum("1")).canonical(), "1500m");
+        assert_eq!((sum("500m") + sum("500m")).canonical(), "1");
+        assert_eq!((sum("1") + sum("2")).canonical(), "3");
+        assert_eq!((sum("1Gi") + sum("512Mi")).canonical(), "1536Mi");
         assert_eq!(sum("1Gi").times(4).canonical(), "4Gi");
-        assert_eq!(sum("1G").add(sum("1G")).canonical(), "2G");
+        assert_eq!((sum("1G") + sum("1G")).canonical(), "2G");
         assert_eq!(sum("1000").canonical(), "1k");
         assert_eq!(sum("512").canonical(), "512");
         assert_eq!(Quantity::default().canonical(), "0");
@@ -349,7 +353,7 @@ mod tests {
 
     #[test]
     fn binary_amounts_below_1024_print_as_decimals() {
-        assert_eq!(sum("1Ki").add(sum("-1Ki")).canonical(), "0");
+        assert_eq!((sum("1Ki") + sum("-1Ki")).canonical(), "0");
         assert_eq!(Quantity::parse("100").unwrap().canonical(), "100");
     }
 

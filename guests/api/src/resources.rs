@@ -77,7 +77,7 @@ pub fn add(total: &mut ResourceList, list: &ResourceList, times: i64) {
         let amount = quantity.times(times);
         total
             .entry(name.clone())
-            .and_modify(|sum| *sum = sum.add(amount))
+            .and_modify(|sum| *sum = *sum + amount)
             .or_insert(amount);
     }
 }

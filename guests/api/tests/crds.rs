@@ -27,7 +27,11 @@ fn kuberay_crd(file: &str) -> Value {
     serde_yaml::from_str(&text).unwrap()
 }
 
-const PAIRS: [(&str, fn() -> CustomResourceDefinition); 3] = [
+/// Builds one of our CRDs.
+type Generator = fn() -> CustomResourceDefinition;
+
+/// KubeRay's CRD file and the generator of ours for the same kind.
+const PAIRS: [(&str, Generator); 3] = [
     ("ray.io_rayclusters.yaml", crd::ray_cluster),
     ("ray.io_rayjobs.yaml", crd::ray_job),
     ("ray.io_rayservices.yaml", crd::ray_service),

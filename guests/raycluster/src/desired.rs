@@ -88,7 +88,7 @@ pub fn resources(cluster: &RayCluster) -> Resources {
         for (name, quantity) in list {
             let amount = quantity.times(times);
             match total.iter_mut().find(|(n, _)| *n == name) {
-                Some((_, sum)) => *sum = sum.add(amount),
+                Some((_, sum)) => *sum = *sum + amount,
                 None => total.push((name, amount)),
             }
         }
@@ -119,7 +119,7 @@ pub fn resources(cluster: &RayCluster) -> Resources {
     let gpu = total
         .iter()
         .filter(|(n, _)| n.ends_with("gpu"))
-        .fold(Quantity::default(), |sum, (_, q)| sum.add(*q));
+        .fold(Quantity::default(), |sum, (_, q)| sum + *q);
     Resources {
         cpu: get("cpu").canonical(),
         memory: get("memory").canonical(),
@@ -143,7 +143,7 @@ fn pod_resources(spec: Option<&PodSpec>) -> Vec<(String, Quantity)> {
                 continue;
             };
             match sum.iter_mut().find(|(n, _)| n == name) {
-                Some((_, s)) => *s = s.add(q),
+                Some((_, s)) => *s = *s + q,
                 None => sum.push((name.clone(), q)),
             }
         }

@@ -234,14 +234,12 @@ pub fn merged_status(current: &Value, update: &StatusUpdate, now: &Time) -> Valu
         Value::Object(map) => map.clone(),
         _ => serde_json::Map::new(),
     };
-    if let Some(fields) = update.fields.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok()) {
-        if let Value::Object(fields) = fields {
-            for (key, value) in fields {
-                if value.is_null() {
-                    next.remove(&key);
-                } else {
-                    next.insert(key, value);
-                }
+    if let Some(Value::Object(fields)) = update.fields.as_deref().and_then(|f| serde_json::from_str::<Value>(f).ok()) {
+        for (key, value) in fields {
+            if value.is_null() {
+                next.remove(&key);
+            } else {
+                next.insert(key, value);
             }
         }
     }
