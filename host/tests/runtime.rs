@@ -171,6 +171,13 @@ async fn a_batch_scheduler_declares_kinds_creates_companions_and_decorates_pods(
 }
 
 #[test]
+fn a_batch_scheduler_declaring_a_nameless_companion_kind_is_refused_at_load() {
+    let err = runtime().load("nameless", &wasm("wasmray-test-bad-scheduler")).unwrap_err();
+    assert!(matches!(err, RuntimeError::MalformedOutput { ref reason, .. } if reason.contains("empty apiVersion or kind")), "{err:?}");
+    assert!(err.to_string().contains("nameless"), "the error names the plugin: {err}");
+}
+
+#[test]
 fn a_precompiled_component_is_loaded_from_the_cache_the_second_time() {
     let dir = tempfile::tempdir().unwrap();
     let config = RuntimeConfig { cache_dir: Some(dir.path().into()), ..RuntimeConfig::default() };
