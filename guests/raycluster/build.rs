@@ -1,8 +1,8 @@
-//! Links the component with 8 MiB of initial memory instead of the 1 MiB default.
+//! Links the component with 8 MiB of initial memory instead of the linker's default (its data plus a 1 MiB stack).
 //!
-//! A reconcile of a hundred Pods grows the guest's heap by several MiB, and in wasmtime's
-//! pooling allocator every `memory.grow` is an `mprotect` (undone when the instance is
-//! recycled). Starting with the memory a large reconcile needs skips those system calls; the
+//! A reconcile of a hundred Pods grows the guest's heap well past that, and in wasmtime's
+//! pooling allocator every `memory.grow` is an `mprotect` (undone when the pool slot is next
+//! instantiated). Starting with the memory a large reconcile needs skips those system calls; the
 //! pages stay untouched, and so free, until used.
 
 fn main() {
