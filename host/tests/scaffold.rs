@@ -18,6 +18,9 @@ fn scaffolded_plugins_of_both_kinds_build_and_pass_check() {
     for (name, kind) in [("gang-demo", "batch-scheduler"), ("blue-green-demo", "upgrade-strategy")] {
         wasmray(&["plugin", "new", name, "--kind", kind, "--dir", dir.path().to_str().unwrap()]);
         let root = dir.path().join(name);
+        // Built the way the built-in guests are: the same inlining for the component target.
+        let cargo_config = std::fs::read_to_string(root.join(".cargo/config.toml")).unwrap();
+        assert!(cargo_config.contains("[target.wasm32-wasip2]") && cargo_config.contains("inline-threshold"), "{cargo_config}");
         // Pin the dependency versions the workspace was tested with.
         std::fs::copy(workspace.join("Cargo.lock"), root.join("Cargo.lock")).unwrap();
         let build = Command::new(env!("CARGO"))
