@@ -156,7 +156,7 @@ async fn calling_a_plugin_as_another_kind_is_a_typed_error() {
 async fn a_batch_scheduler_declares_kinds_creates_companions_and_decorates_pods() {
     let rt = runtime();
     let plugin = rt.load("gang", &wasm("wasmray-test-scheduler")).unwrap();
-    let kinds = plugin.companion_kinds().await.unwrap();
+    let kinds = plugin.companion_kinds().unwrap();
     assert_eq!(kinds[0].kind, "PodGroup");
     let owner = r#"{"apiVersion":"ray.io/v1","kind":"RayCluster","metadata":{"name":"demo","namespace":"ml"}}"#;
     let ctx = OwnerContext { owner: owner.into(), companions: vec![], now: 0 };

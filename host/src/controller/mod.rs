@@ -387,7 +387,7 @@ async fn schedule(
     }
     let plugin = ctx.registry.get(name).ok_or_else(|| Error::NoBatchScheduler(name.clone()))?;
     let owner = primary_json(cluster).to_string();
-    let kinds = plugin.companion_kinds().await?;
+    let kinds = plugin.companion_kinds()?;
     let companions = plugin
         .on_submission(OwnerContext { owner: owner.clone(), companions: Vec::new(), now: unix_millis(now) })
         .await?;

@@ -359,9 +359,9 @@ impl LoadedPlugin {
     }
 
     /// `companion-kinds` of a batch scheduler, as it answered when loaded.
-    pub async fn companion_kinds(&self) -> Result<Vec<CompanionKind>> {
+    pub fn companion_kinds(&self) -> Result<&[CompanionKind]> {
         self.scheduler()?;
-        Ok(self.inner.companions.clone())
+        Ok(&self.inner.companions)
     }
 
     /// Calls `companion-kinds` and checks the answer.
