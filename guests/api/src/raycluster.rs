@@ -290,6 +290,13 @@ pub struct WorkerGroupSpec {
     pub num_of_hosts: Option<i32>,
 }
 
+impl HeadGroupSpec {
+    /// `headService.metadata.name`: the head Service's name when the user chose one.
+    pub fn custom_head_service_name(&self) -> Option<&str> {
+        self.head_service.as_ref().and_then(|s| s.metadata.name.as_deref())
+    }
+}
+
 impl WorkerGroupSpec {
     /// `replicas`, or its default 0.
     pub fn replicas_or_default(&self) -> i32 {

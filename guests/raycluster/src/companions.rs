@@ -18,12 +18,7 @@ pub fn reconcile(ctx: &Ctx, out: &mut Out) {
     if token_auth && !ctx.children.has("Secret", &names::check_name(ctx.name)) {
         out.render(Child::AuthSecret);
     }
-    let custom = cluster
-        .spec
-        .head_group_spec
-        .head_service
-        .as_ref()
-        .and_then(|s| s.metadata.name.as_deref());
+    let custom = cluster.spec.head_group_spec.custom_head_service_name();
     let head = names::head_service_name(ctx.name, custom);
     if !ctx.children.has("Service", &head) {
         out.render(Child::HeadService);

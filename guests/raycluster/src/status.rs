@@ -303,12 +303,7 @@ fn head_service<'a>(
     cluster: &RayCluster,
     children: &'a Children,
 ) -> Option<&'a k8s_openapi::api::core::v1::Service> {
-    let custom = cluster
-        .spec
-        .head_group_spec
-        .head_service
-        .as_ref()
-        .and_then(|s| s.metadata.name.as_deref());
+    let custom = cluster.spec.head_group_spec.custom_head_service_name();
     children.service(&names::head_service_name(
         cluster.metadata.name.as_deref().unwrap_or_default(),
         custom,

@@ -80,6 +80,14 @@ pub fn first(file: impl AsRef<Path>, kind: &str) -> Value {
         .unwrap_or_else(|| panic!("{} has no {kind}", file.display()))
 }
 
+/// The first object of `kind` in a sample file, in namespace `default` as `kubectl apply` would
+/// put it, as the JSON a plugin receives for its owner.
+pub fn owner_json(file: impl AsRef<Path>, kind: &str) -> String {
+    let mut object = first(file, kind);
+    object["metadata"]["namespace"] = Value::from("default");
+    object.to_string()
+}
+
 /// `kubectl` reads YAML 1.1, where `defaultMode: 0777` is the octal number 511; serde_yaml reads YAML
 /// 1.2 and sees the string "0777". Reads file modes the way `kubectl` does.
 fn read_octal_modes(value: &mut Value) {

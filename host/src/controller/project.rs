@@ -13,6 +13,7 @@
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use kube::Resource;
+use serde::Deserialize;
 
 /// Strips `managedFields`: the apiserver's bookkeeping, never read by a reconciler.
 pub fn object<K: Resource>(object: &mut K) {
@@ -40,7 +41,7 @@ pub fn pod(pod: &mut Pod) {
 /// [`pod`] for a Pod held as JSON (one the apiserver just returned from a create); anything
 /// that is not a Pod is left as it is.
 pub fn pod_json(value: serde_json::Value) -> serde_json::Value {
-    match serde_json::from_value::<Pod>(value.clone()) {
+    match Pod::deserialize(&value) {
         Ok(mut parsed) => {
             pod(&mut parsed);
             serde_json::to_value(parsed).unwrap_or(value)

@@ -226,11 +226,7 @@ impl<'a> ClusterFacts<'a> {
             .ok_or(BuildError::MissingMetadata("uid"))?;
         let spec = &cluster.spec;
         let namespace = cluster.metadata.namespace.clone().unwrap_or_default();
-        let custom_svc = spec
-            .head_group_spec
-            .head_service
-            .as_ref()
-            .and_then(|s| s.metadata.name.as_deref());
+        let custom_svc = spec.head_group_spec.custom_head_service_name();
         let fqdn = format!(
             "{}.{}.svc.{}",
             head_service_name(name, custom_svc),

@@ -540,13 +540,7 @@ fn finish_pod(
 
     let worker_ip = names::head_service_name(
         facts.name,
-        facts
-            .cluster
-            .spec
-            .head_group_spec
-            .head_service
-            .as_ref()
-            .and_then(|s| s.metadata.name.as_deref()),
+        facts.cluster.spec.head_group_spec.custom_head_service_name(),
     );
     for init in spec.init_containers.iter_mut().flatten() {
         push_env(init, value_env("FQ_RAY_IP", &facts.fqdn));

@@ -4,20 +4,13 @@ use serde_json::json;
 
 use super::*;
 
-/// The first object of `kind` in one of KubeRay's sample manifests, in namespace `default`, as JSON.
-fn sample(file: &str, kind: &str) -> String {
-    let mut object = wasmray_samples::first(file, kind);
-    object["metadata"]["namespace"] = json!("default");
-    object.to_string()
-}
-
 fn labels(d: &PodDecoration) -> Vec<(&str, &str)> {
     d.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
 
 #[test]
 fn the_kai_sample_pods_are_scheduled_by_kai_in_queue_team_a() {
-    let (d, warning) = decoration(&sample("ray-cluster.kai-scheduler.yaml", "RayCluster")).unwrap();
+    let (d, warning) = decoration(&wasmray_samples::owner_json("ray-cluster.kai-scheduler.yaml", "RayCluster")).unwrap();
     assert_eq!(d.scheduler_name.as_deref(), Some("kai-scheduler"));
     assert_eq!(labels(&d), [("kai.scheduler/queue", "team-a")]);
     assert!(d.annotations.is_empty());
@@ -26,7 +19,7 @@ fn the_kai_sample_pods_are_scheduled_by_kai_in_queue_team_a() {
 
 #[test]
 fn the_gpu_sharing_sample_pods_are_scheduled_by_kai_in_queue_team_a() {
-    let (d, _) = decoration(&sample("ray-cluster.kai-gpu-sharing.yaml", "RayCluster")).unwrap();
+    let (d, _) = decoration(&wasmray_samples::owner_json("ray-cluster.kai-gpu-sharing.yaml", "RayCluster")).unwrap();
     assert_eq!(d.scheduler_name.as_deref(), Some("kai-scheduler"));
     assert_eq!(labels(&d), [("kai.scheduler/queue", "team-a")]);
 }

@@ -4,13 +4,6 @@ use serde_json::json;
 
 use super::*;
 
-/// The first object of `kind` in one of KubeRay's sample manifests, in namespace `default`, as JSON.
-fn sample(file: &str, kind: &str) -> String {
-    let mut object = wasmray_samples::first(file, kind);
-    object["metadata"]["namespace"] = json!("default");
-    object.to_string()
-}
-
 fn labels(d: &PodDecoration) -> Vec<(&str, &str)> {
     d.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
@@ -26,7 +19,7 @@ fn plain_cluster() -> String {
 
 #[test]
 fn the_sample_gets_a_pod_group_named_like_the_cluster_for_head_and_two_workers() {
-    let owner = sample("ray-cluster.scheduler-plugins.yaml", "RayCluster");
+    let owner = wasmray_samples::owner_json("ray-cluster.scheduler-plugins.yaml", "RayCluster");
     assert_eq!(
         pod_group(&owner, &[]).unwrap(),
         Some(json!({
@@ -39,7 +32,7 @@ fn the_sample_gets_a_pod_group_named_like_the_cluster_for_head_and_two_workers()
 
 #[test]
 fn the_sample_pods_join_the_pod_group_under_the_scheduler_plugins_scheduler() {
-    let owner = sample("ray-cluster.scheduler-plugins.yaml", "RayCluster");
+    let owner = wasmray_samples::owner_json("ray-cluster.scheduler-plugins.yaml", "RayCluster");
     let d = decoration(&owner).unwrap();
     assert_eq!(d.scheduler_name.as_deref(), Some("scheduler-plugins-scheduler"));
     assert_eq!(labels(&d), [("scheduling.x-k8s.io/pod-group", "test-podgroup-0")]);
@@ -48,7 +41,7 @@ fn the_sample_pods_join_the_pod_group_under_the_scheduler_plugins_scheduler() {
 
 #[test]
 fn an_existing_pod_group_is_left_as_it_is() {
-    let owner = sample("ray-cluster.scheduler-plugins.yaml", "RayCluster");
+    let owner = wasmray_samples::owner_json("ray-cluster.scheduler-plugins.yaml", "RayCluster");
     let existing = pod_group(&owner, &[]).unwrap().unwrap().to_string();
     assert_eq!(pod_group(&owner, &[existing]).unwrap(), None);
 }

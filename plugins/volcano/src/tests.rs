@@ -4,13 +4,6 @@ use serde_json::{Value, json};
 
 use super::*;
 
-/// The first object of `kind` in one of KubeRay's sample manifests, in namespace `default`, as JSON.
-fn sample(file: &str, kind: &str) -> String {
-    let mut object = wasmray_samples::first(file, kind);
-    object["metadata"]["namespace"] = json!("default");
-    object.to_string()
-}
-
 /// A RayCluster in `default` with the given labels, a 1-CPU head and `groups` worker groups.
 fn cluster(labels: Value, groups: Value, autoscaling: bool) -> String {
     json!({
@@ -51,7 +44,7 @@ fn annotations(d: &PodDecoration) -> Vec<(&str, &str)> {
 
 #[test]
 fn the_volcano_sample_gets_a_pod_group_for_its_lone_head() {
-    let owner = sample("ray-cluster.volcano-scheduler.yaml", "RayCluster");
+    let owner = wasmray_samples::owner_json("ray-cluster.volcano-scheduler.yaml", "RayCluster");
     assert_eq!(
         pod_group_of(&owner),
         json!({
@@ -64,7 +57,7 @@ fn the_volcano_sample_gets_a_pod_group_for_its_lone_head() {
 
 #[test]
 fn the_volcano_sample_head_is_scheduled_by_volcano_in_its_pod_group() {
-    let owner = sample("ray-cluster.volcano-scheduler.yaml", "RayCluster");
+    let owner = wasmray_samples::owner_json("ray-cluster.volcano-scheduler.yaml", "RayCluster");
     let d = decoration(&owner, "headgroup").unwrap();
     assert_eq!(d.scheduler_name.as_deref(), Some("volcano"));
     assert!(d.labels.is_empty(), "the sample's ray.io/scheduler-name label is not copied");
@@ -79,7 +72,7 @@ fn the_volcano_sample_head_is_scheduled_by_volcano_in_its_pod_group() {
 
 #[test]
 fn the_queue_sample_gangs_head_and_two_workers_in_its_queue() {
-    let owner = sample("ray-cluster.volcano-scheduler-queue.yaml", "RayCluster");
+    let owner = wasmray_samples::owner_json("ray-cluster.volcano-scheduler-queue.yaml", "RayCluster");
     let pg = pod_group_of(&owner);
     assert_eq!(pg["spec"]["minMember"], 3);
     assert_eq!(pg["spec"]["minResources"], json!({"cpu": "3", "memory": "4Gi"}));
@@ -91,7 +84,7 @@ fn the_queue_sample_gangs_head_and_two_workers_in_its_queue() {
 
 #[test]
 fn the_queue_sample_ray_job_reserves_the_submitter_but_does_not_wait_for_it() {
-    let owner = sample("ray-job.volcano-scheduler-queue.yaml", "RayJob");
+    let owner = wasmray_samples::owner_json("ray-job.volcano-scheduler-queue.yaml", "RayJob");
     let pg = pod_group_of(&owner);
     assert_eq!(pg["metadata"]["name"], "ray-rayjob-sample-0-pg");
     assert_eq!(pg["spec"]["minMember"], 3, "head and two workers, not the submitter");

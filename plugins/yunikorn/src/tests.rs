@@ -4,13 +4,6 @@ use serde_json::{Value, json};
 
 use super::*;
 
-/// The first object of `kind` in one of KubeRay's sample manifests, in namespace `default`, as JSON.
-fn sample(file: &str, kind: &str) -> String {
-    let mut object = wasmray_samples::first(file, kind);
-    object["metadata"]["namespace"] = json!("default");
-    object.to_string()
-}
-
 fn labels(d: &PodDecoration) -> Vec<(&str, &str)> {
     d.labels.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect()
 }
@@ -25,7 +18,7 @@ fn task_groups_of(d: &PodDecoration) -> Value {
 
 #[test]
 fn the_yunikorn_sample_pods_carry_app_id_queue_and_scheduler() {
-    let owner = sample("ray-cluster.yunikorn-scheduler.yaml", "RayCluster");
+    let owner = wasmray_samples::owner_json("ray-cluster.yunikorn-scheduler.yaml", "RayCluster");
     let d = decoration(&owner, "headgroup").unwrap();
     assert_eq!(d.scheduler_name.as_deref(), Some("yunikorn"));
     assert_eq!(labels(&d), [("applicationId", "test-yunikorn-0"), ("queue", "root.test")]);
@@ -33,7 +26,7 @@ fn the_yunikorn_sample_pods_carry_app_id_queue_and_scheduler() {
 
 #[test]
 fn the_yunikorn_sample_is_gang_scheduled_as_a_head_and_two_workers() {
-    let owner = sample("ray-cluster.yunikorn-scheduler.yaml", "RayCluster");
+    let owner = wasmray_samples::owner_json("ray-cluster.yunikorn-scheduler.yaml", "RayCluster");
     let d = decoration(&owner, "worker").unwrap();
     assert_eq!(annotation(&d, TASK_GROUP_NAME), Some("worker"));
     let groups = task_groups_of(&d);
@@ -48,7 +41,7 @@ fn the_yunikorn_sample_is_gang_scheduled_as_a_head_and_two_workers() {
 
 #[test]
 fn the_yunikorn_ray_job_sample_adds_the_submitter_group() {
-    let owner = sample("ray-job.yunikorn-scheduler.yaml", "RayJob");
+    let owner = wasmray_samples::owner_json("ray-job.yunikorn-scheduler.yaml", "RayJob");
     let d = decoration(&owner, "submittergroup").unwrap();
     assert_eq!(labels(&d), [("applicationId", "rayjob-yunikorn-0"), ("queue", "root.test")]);
     let groups = task_groups_of(&d);
