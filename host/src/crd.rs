@@ -51,15 +51,13 @@ pub fn files() -> Result<Vec<(String, String)>, serde_yaml::Error> {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
+    use std::path::Path;
 
     use super::files;
 
     #[test]
     fn the_charts_crds_are_the_generated_ones() {
-        // Cargo's run-time value: a test build reused from another checkout carries its path.
-        let host = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
-        let dir = host.join("../charts/wasmray/crds");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/wasmray/crds");
         for (name, generated) in files().unwrap() {
             let committed = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
             assert!(

@@ -7,11 +7,7 @@ use serde_json::Value;
 
 /// `shared/conformance/kuberay-v1.5.2`, found above this crate, so from any crate of the repository.
 pub fn conformance_dir() -> PathBuf {
-    // Cargo's run-time value first (it names the crate whose tests run): a build reused from a
-    // checkout elsewhere carries that checkout's compile-time path.
-    let crate_dir = std::env::var_os("CARGO_MANIFEST_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")));
+    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
     crate_dir
         .ancestors()
         .map(|dir| dir.join("shared/conformance/kuberay-v1.5.2"))

@@ -18,7 +18,7 @@
 //! Everything else — command, args, env (in order), probes, resources, labels, annotations,
 //! volumes, mounts, ports, init containers, owner references — must be identical.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 use wasmray_api::RayCluster;
@@ -48,11 +48,11 @@ const SAMPLES: &[&str] = &[
     "ray-cluster.tls",
 ];
 
-/// The checkout's root, from cargo's run-time `CARGO_MANIFEST_DIR` (a test build reused from a
-/// checkout elsewhere carries that checkout's compile-time path).
 fn repo_root() -> PathBuf {
-    let host = std::env::var_os("CARGO_MANIFEST_DIR").map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from);
-    host.parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// The first RayCluster of a sample file, as the oracle read it.
