@@ -1,6 +1,6 @@
 //! `wasmray crd`: the RayCluster, RayJob and RayService CRDs, generated from the `wasmray-api` types.
 //!
-//! The chart's `charts/wasmray/crds/` holds the same files (`wasmray crd --out-dir charts/wasmray/crds`);
+//! The chart's `charts/wasmray-operator/crds/` holds the same files (`wasmray crd --out-dir charts/wasmray-operator/crds`);
 //! a test fails when they drift.
 
 use std::path::PathBuf;
@@ -57,13 +57,13 @@ mod tests {
 
     #[test]
     fn the_charts_crds_are_the_generated_ones() {
-        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/wasmray/crds");
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/wasmray-operator/crds");
         for (name, generated) in files().unwrap() {
             let committed = std::fs::read_to_string(dir.join(&name)).unwrap_or_default();
             assert!(
                 committed == generated,
-                "charts/wasmray/crds/{name} is out of date; regenerate with \
-                 `cargo run -p wasmray -- crd --out-dir charts/wasmray/crds`"
+                "charts/wasmray-operator/crds/{name} is out of date; regenerate with \
+                 `cargo run -p wasmray -- crd --out-dir charts/wasmray-operator/crds`"
             );
         }
         let mut on_disk: Vec<_> = std::fs::read_dir(&dir)
@@ -74,7 +74,7 @@ mod tests {
         assert_eq!(
             on_disk.len(),
             3,
-            "charts/wasmray/crds holds exactly the three generated CRDs: {on_disk:?}"
+            "charts/wasmray-operator/crds holds exactly the three generated CRDs: {on_disk:?}"
         );
     }
 
