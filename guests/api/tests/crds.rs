@@ -23,7 +23,7 @@ fn our_schema(crd: &CustomResourceDefinition) -> Value {
 }
 
 fn kuberay_crd(file: &str) -> Value {
-    let text = std::fs::read_to_string(support::conformance_dir().join("crds").join(file)).unwrap();
+    let text = std::fs::read_to_string(support::crds_dir().join(file)).unwrap();
     serde_yaml::from_str(&text).unwrap()
 }
 
@@ -156,7 +156,7 @@ fn names_printer_columns_and_status_subresource_match_kuberay() {
 #[test]
 fn crds_are_a_fraction_of_kuberays_and_fit_in_a_last_applied_annotation() {
     for (file, ours) in PAIRS {
-        let theirs = std::fs::metadata(support::conformance_dir().join("crds").join(file))
+        let theirs = std::fs::metadata(support::crds_dir().join(file))
             .unwrap()
             .len();
         let yaml = serde_yaml::to_string(&ours()).unwrap().len();

@@ -1,28 +1,51 @@
-//! KubeRay v1.5.2's conformance inputs beside the repository, and its sample manifests read the way `kubectl` reads them.
+//! KubeRay v1.5.2's conformance inputs (its samples and CRDs, from its pinned Go module), and its sample manifests read the way `kubectl` reads them.
 
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 use serde_json::Value;
 
-/// `shared/conformance/kuberay-v1.5.2`, found above this crate, so from any crate of the repository.
-pub fn conformance_dir() -> PathBuf {
-    let crate_dir = Path::new(env!("CARGO_MANIFEST_DIR"));
-    crate_dir
-        .ancestors()
-        .map(|dir| dir.join("shared/conformance/kuberay-v1.5.2"))
-        .find(|dir| dir.is_dir())
-        .unwrap_or_else(|| {
-            panic!(
-                "KubeRay's conformance inputs are expected in shared/ above {}",
-                crate_dir.display()
-            )
-        })
+/// The variable naming KubeRay's `ray-operator` v1.5.2 module directory.
+pub const KUBERAY_DIR_VAR: &str = "WASMRAY_KUBERAY_DIR";
+
+/// KubeRay's `ray-operator` module at v1.5.2, as the Go module cache holds it: the directory named
+/// by `$WASMRAY_KUBERAY_DIR`, which `tests/run` sets from `tests/kuberay-dir`.
+///
+/// The inputs come from the module `tests/kuberay-oracle/go.mod` pins (its `go.sum` pins the
+/// content), not from a copy in the repository; a missing directory panics with the command that
+/// fetches it, so a test can never pass by finding no samples.
+pub fn kuberay_dir() -> PathBuf {
+    let fetch = format!("export {KUBERAY_DIR_VAR}=\"$(tests/kuberay-dir)\"   # from the repository root; needs Go");
+    let dir = std::env::var_os(KUBERAY_DIR_VAR).map(PathBuf::from).unwrap_or_else(|| {
+        panic!("{KUBERAY_DIR_VAR} is not set: it names KubeRay's ray-operator v1.5.2 module, which holds its samples and CRDs. Fetch it with:\n    {fetch}")
+    });
+    for needed in [samples_dir_in(&dir), crds_dir_in(&dir)] {
+        assert!(
+            needed.is_dir(),
+            "{KUBERAY_DIR_VAR}={} has no {}: it must name KubeRay's ray-operator v1.5.2 module. Fetch it with:\n    {fetch}",
+            dir.display(),
+            needed.display()
+        );
+    }
+    dir
 }
 
-/// KubeRay's sample manifests: `samples/` in [`conformance_dir`].
+fn samples_dir_in(dir: &Path) -> PathBuf {
+    dir.join("config/samples")
+}
+
+fn crds_dir_in(dir: &Path) -> PathBuf {
+    dir.join("config/crd/bases")
+}
+
+/// KubeRay's sample manifests: `config/samples/` of [`kuberay_dir`].
 pub fn samples_dir() -> PathBuf {
-    conformance_dir().join("samples")
+    samples_dir_in(&kuberay_dir())
+}
+
+/// KubeRay's generated `ray.io` CRDs (`ray.io_rayclusters.yaml`, …): `config/crd/bases/` of [`kuberay_dir`].
+pub fn crds_dir() -> PathBuf {
+    crds_dir_in(&kuberay_dir())
 }
 
 /// Every YAML file under [`samples_dir`], sub-directories included, relative to it and sorted.
@@ -122,6 +145,16 @@ mod tests {
         assert!(files.iter().any(|f| f == "ray-cluster.sample.yaml"), "{files:?}");
         for file in files {
             load(&file);
+        }
+    }
+
+    #[test]
+    fn kuberays_three_v1_crds_are_in_the_module() {
+        for kind in ["rayclusters", "rayjobs", "rayservices"] {
+            let path = crds_dir().join(format!("ray.io_{kind}.yaml"));
+            let crd: Value = serde_yaml::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+            assert_eq!(crd["kind"], "CustomResourceDefinition", "{}", path.display());
+            assert_eq!(crd["spec"]["group"], "ray.io", "{}", path.display());
         }
     }
 }

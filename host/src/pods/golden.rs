@@ -1,8 +1,9 @@
 //! Our objects against the goldens KubeRay v1.5.2's own builders made for the same samples, field by field.
 //!
 //! The goldens come from `tests/kuberay-oracle/` (a Go program of ours calling KubeRay's exported
-//! builders) and live in `tests/fixtures/kuberay-pods/<sample>.json`; the samples are read from
-//! `shared/conformance/kuberay-v1.5.2/samples`. Both sides are normalised, and only this way:
+//! builders) and live in `tests/fixtures/kuberay-pods/<sample>.json`; the samples are read by
+//! `wasmray-samples` from KubeRay's pinned v1.5.2 Go module (`$WASMRAY_KUBERAY_DIR/config/samples`,
+//! see `tests/kuberay-dir`). Both sides are normalised, and only this way:
 //!
 //! 1. Pod names: KubeRay sets only `generateName`; we also set `name` = `generateName` + suffix.
 //!    The test checks that and then drops our `name`.

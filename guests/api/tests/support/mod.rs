@@ -1,7 +1,7 @@
-//! Reading KubeRay v1.5.2's conformance inputs: its sample manifests and its CRDs.
+//! Reading KubeRay v1.5.2's conformance inputs (from its Go module, see `wasmray-samples`): its sample manifests and its CRDs.
 
 use serde_json::Value;
-pub use wasmray_samples::conformance_dir;
+pub use wasmray_samples::crds_dir;
 
 #[allow(
     dead_code,
@@ -43,7 +43,7 @@ pub fn samples() -> Vec<Sample> {
 )]
 /// The `openAPIV3Schema` of version v1 of one of KubeRay's CRDs, e.g. `ray.io_rayclusters.yaml`.
 pub fn kuberay_schema(file: &str) -> Value {
-    let text = std::fs::read_to_string(conformance_dir().join("crds").join(file)).unwrap();
+    let text = std::fs::read_to_string(crds_dir().join(file)).unwrap();
     let crd: Value = serde_yaml::from_str(&text).unwrap();
     let versions = crd["spec"]["versions"].as_array().unwrap();
     let v1 = versions.iter().find(|v| v["name"] == "v1").unwrap();
