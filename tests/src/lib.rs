@@ -27,6 +27,7 @@ use serde::de::DeserializeOwned;
 use wasmray::dev::{ControlPlane, Lifetime, NodeSet, Options};
 
 pub mod fixtures;
+pub mod helm;
 
 pub use wasmray::dev::kwok;
 
