@@ -11,7 +11,7 @@ use std::{
 
 use serde_json::json;
 use wasmray::{
-    controller::project,
+    cache::project,
     plugin::builtin,
     runtime::{Allocator, LoadedPlugin, Origin, Runtime, RuntimeConfig, Snapshot},
 };
@@ -214,9 +214,9 @@ fn main() -> anyhow::Result<()> {
     // BENCH_GUEST=path compares a differently built copy of the same guest (build flags).
     let wasm = match std::env::var_os("BENCH_GUEST") {
         Some(path) => std::fs::read(path)?,
-        None => std::fs::read(builtin::path("wasmray-bench-reconciler").expect("built by host/build.rs"))?,
+        None => std::fs::read(builtin::test_program("wasmray-bench-reconciler").expect("built by host/build.rs"))?,
     };
-    let echo = std::fs::read(builtin::path("wasmray-test-echo-v1").expect("built by host/build.rs"))?;
+    let echo = std::fs::read(builtin::test_program("wasmray-test-echo-v1").expect("built by host/build.rs"))?;
     let rounds: usize = std::env::var("ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(7);
     let keep = std::env::var("KEEP_RESIDENT_KIB").ok().and_then(|v| v.parse::<usize>().ok()).map(|kib| kib << 10);
     let cache = tempfile::tempdir()?;
@@ -246,9 +246,9 @@ fn main() -> anyhow::Result<()> {
     let primary = cluster();
     let full: Vec<String> = (0..PODS).map(pod).collect();
     let lean: Vec<String> = full.iter().map(|p| projected(p)).collect();
-    let reconciler_wasm = std::fs::read(builtin::path("wasmray-raycluster").expect("built by host/build.rs"))?;
-    let (reconciler, _, _) = load(&pooling, "raycluster", &reconciler_wasm);
-    let (reconciler_od, _, _) = load(&on_demand, "raycluster", &reconciler_wasm);
+    let reconciler_wasm = builtin::bytes("wasmray-raycluster").expect("embedded by host/build.rs");
+    let (reconciler, _, _) = load(&pooling, "raycluster", reconciler_wasm);
+    let (reconciler_od, _, _) = load(&on_demand, "raycluster", reconciler_wasm);
     println!("# Plugin call benchmark\n");
     println!("Median of {rounds} interleaved rounds; µs per call.\n");
     let bench_guest: Guest = (&wasmray_bench_reconciler::plan, &plugin, &plugin_od);

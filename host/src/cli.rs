@@ -29,7 +29,8 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<()> {
         // The dev commands poll an apiserver that is still starting; its expected refusals are
         // not worth an ERROR line each.
-        init_tracing(if matches!(self.command, Command::Dev(_)) { "wasmray=info,kube_client=off,warn" } else { "wasmray=info,warn" });
+        let json = matches!(&self.command, Command::Run(args) if args.log_json());
+        init_tracing(if matches!(self.command, Command::Dev(_)) { "wasmray=info,kube_client=off,warn" } else { "wasmray=info,warn" }, json);
         match self.command {
             Command::Dev(cmd) => cmd.run(),
             Command::Crd(cmd) => cmd.run(),
@@ -39,8 +40,10 @@ impl Cli {
     }
 }
 
-fn init_tracing(default_filter: &str) {
+/// Logs to standard error, as text or (KubeRay's `--log-stdout-encoder json`) one JSON object a line.
+fn init_tracing(default_filter: &str, json: bool) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter));
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { logs.json().try_init() } else { logs.try_init() };
 }

@@ -220,6 +220,7 @@ pub async fn install_batch_scheduler_crds(client: &Client) -> anyhow::Result<()>
 pub struct Operator {
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    started: StartedOperator,
 }
 
 impl TestNamespace {
@@ -259,7 +260,10 @@ pub fn start_operator(
     batch_scheduler: Option<String>,
 ) -> anyhow::Result<Operator> {
     let operator_namespace = namespace.clone().unwrap_or_else(|| "default".into());
-    run_operator(kubeconfig, namespace, operator_namespace, batch_scheduler, wasmray::plugin::ConfigLocation::BuiltinsOnly)
+    let mut flags = vec!["--operator-namespace".to_string(), operator_namespace];
+    flags.extend(namespace.map(|ns| ["--watch-namespace".to_string(), ns]).into_iter().flatten());
+    flags.extend(batch_scheduler.map(|s| ["--batch-scheduler".to_string(), s]).into_iter().flatten());
+    run_operator(kubeconfig, flags)
 }
 
 /// As [`start_operator`] for one namespace, which is also the operator's (where its plugins
@@ -270,65 +274,79 @@ pub fn start_operator_with_plugins(
     batch_scheduler: Option<String>,
     plugins: wasmray::plugin::ConfigLocation,
 ) -> anyhow::Result<Operator> {
-    run_operator(kubeconfig, Some(namespace.clone()), namespace, batch_scheduler, plugins)
+    let mut flags = vec!["--watch-namespace".to_string(), namespace.clone(), "--operator-namespace".into(), namespace];
+    flags.extend(batch_scheduler.map(|s| ["--batch-scheduler".to_string(), s]).into_iter().flatten());
+    match plugins {
+        wasmray::plugin::ConfigLocation::File(path) => flags.extend(["--plugins".to_string(), path.display().to_string()]),
+        wasmray::plugin::ConfigLocation::ConfigMap(name) => flags.extend(["--plugins-config-map".to_string(), name]),
+        wasmray::plugin::ConfigLocation::BuiltinsOnly => {}
+    }
+    run_operator(kubeconfig, flags)
 }
 
-fn run_operator(
-    kubeconfig: PathBuf,
-    namespace: Option<String>,
-    operator_namespace: String,
-    batch_scheduler: Option<String>,
-    plugins: wasmray::plugin::ConfigLocation,
-) -> anyhow::Result<Operator> {
-    use std::sync::Arc;
-    use wasmray::controller::{self, metrics::Metrics};
-    use wasmray::plugin::Sources;
-    use wasmray::runtime::{Runtime, RuntimeConfig};
+/// Starts an operator in this process as `wasmray run --kubeconfig K FLAGS…` would, with no
+/// endpoints and no leader election unless the flags ask for them (tests run side by side).
+pub fn run_operator(kubeconfig: PathBuf, flags: Vec<String>) -> anyhow::Result<Operator> {
+    let mut argv = vec![
+        "--kubeconfig".to_string(),
+        kubeconfig.display().to_string(),
+        "--metrics-addr=0".into(),
+        "--health-probe-bind-address=0".into(),
+        "--enable-leader-election=false".into(),
+    ];
+    argv.extend(flags);
+    let args = wasmray::operator::RunArgs::from_flags(&argv)?;
+    let settings = wasmray::operator::Settings::read(args, &|_| None)?;
+    start_operator_with_settings(settings)
+}
 
+/// Starts an operator with these settings on a thread of its own; returns once it has loaded
+/// its plugins (or failed to).
+pub fn start_operator_with_settings(settings: wasmray::operator::Settings) -> anyhow::Result<Operator> {
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
-    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<(), String>>();
-    let scheduler = batch_scheduler.clone();
+    let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<StartedOperator, String>>();
     let thread = std::thread::Builder::new().name("wasmray-operator".into()).spawn(move || {
         let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
         runtime.block_on(async move {
-            let setup = async {
-                let client = wasmray::dev::client_for(&kubeconfig).await.map_err(|e| e.to_string())?;
-                let wasm = Runtime::new(RuntimeConfig {
-                    cache_dir: Some(wasmray::dev::cache_root().join("compiled")),
-                    ..RuntimeConfig::default()
-                })
-                .map_err(|e| e.to_string())?;
-                let sources = Sources {
-                    builtins: wasmray::operator::builtins(scheduler.as_deref()),
-                    config: plugins,
-                    namespace: operator_namespace,
-                };
-                let (registry, watch) = wasmray::operator::load_plugins(client.clone(), wasm, sources, "wasmray")
-                    .await
-                    .map_err(|e| format!("{e:#}"))?;
-                tokio::spawn(watch.run(wasmray::operator::PLUGIN_POLL));
-                Ok::<_, String>((client, registry))
-            };
-            let (client, registry) = match setup.await {
-                Ok(parts) => parts,
+            let operator = match wasmray::operator::Operator::start(settings).await {
+                Ok(operator) => operator,
                 Err(error) => {
-                    let _ = ready_tx.send(Err(error));
+                    let _ = ready_tx.send(Err(format!("{error:#}")));
                     return;
                 }
             };
-            let _ = ready_tx.send(Ok(()));
-            let config = controller::Config { namespace, batch_scheduler, ..controller::Config::default() };
-            let clock: controller::Clock = Arc::new(std::time::SystemTime::now);
-            controller::run(client, registry, config, Metrics::default(), clock, async {
-                let _ = shutdown_rx.await;
-            })
-            .await;
+            let _ = ready_tx.send(Ok(StartedOperator { metrics: operator.metrics_addr, health: operator.health_addr }));
+            if let Err(error) = operator
+                .run(async {
+                    let _ = shutdown_rx.await;
+                })
+                .await
+            {
+                eprintln!("the operator stopped: {error:#}");
+            }
         });
     })?;
     match ready_rx.recv() {
-        Ok(Ok(())) => Ok(Operator { shutdown: Some(shutdown_tx), thread: Some(thread) }),
+        Ok(Ok(started)) => Ok(Operator { shutdown: Some(shutdown_tx), thread: Some(thread), started }),
         Ok(Err(error)) => anyhow::bail!("the operator could not start: {error}"),
         Err(_) => anyhow::bail!("the operator thread died while starting"),
+    }
+}
+
+struct StartedOperator {
+    metrics: Option<std::net::SocketAddr>,
+    health: Option<std::net::SocketAddr>,
+}
+
+impl Operator {
+    /// Where its `/metrics` is served, if it serves it.
+    pub fn metrics_addr(&self) -> Option<std::net::SocketAddr> {
+        self.started.metrics
+    }
+
+    /// Where its `/healthz` and `/readyz` are served, if it serves them.
+    pub fn health_addr(&self) -> Option<std::net::SocketAddr> {
+        self.started.health
     }
 }
 

@@ -199,7 +199,7 @@ pub fn reconcile(snapshot: &Snapshot) -> Result<Plan, PluginError> {
     }
     validate(&cluster)?;
 
-    if gcs::enabled(&cluster) && !gcs::has_finalizer(&cluster) {
+    if gcs::enabled(&cluster) && redis_cleanup_enabled(snapshot) && !gcs::has_finalizer(&cluster) {
         out.apply(gcs::finalizer_patch(&ctx, true));
     }
     companions::reconcile(&ctx, &mut out);
@@ -262,6 +262,16 @@ fn validate(cluster: &RayCluster) -> Result<(), PluginError> {
         }
     }
     Ok(())
+}
+
+/// The operator's `ENABLE_GCS_FT_REDIS_CLEANUP` (default true), from the host's settings fact:
+/// without it a fault-tolerant cluster gets no cleanup finalizer, as in KubeRay.
+fn redis_cleanup_enabled(snapshot: &Snapshot) -> bool {
+    snapshot
+        .fact(vocab::OPERATOR_SETTINGS_FACT)
+        .and_then(|f| serde_json::from_str::<Value>(&f.value).ok())
+        .and_then(|v| v["enableGcsFtRedisCleanup"].as_bool())
+        .unwrap_or(true)
 }
 
 /// The host's report of a failed create: (reason, message).

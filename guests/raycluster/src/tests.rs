@@ -807,6 +807,16 @@ fn item_19_gcs_ft_adds_the_cleanup_finalizer_first() {
 }
 
 #[test]
+fn without_redis_cleanup_in_the_operator_settings_no_finalizer_is_added() {
+    let snapshot = with_fact(
+        cluster().gcs_ft().with_pods([head("rc-head-x").running_ready()]),
+        "wasmray.dev/operator-settings",
+        json!({ "enableGcsFtRedisCleanup": false }),
+    );
+    assert!(applies(&reconciled(snapshot)).is_empty());
+}
+
+#[test]
 fn item_19_a_deleted_ft_cluster_deletes_its_pods_and_waits_for_the_head_to_go() {
     let c = cluster()
         .with_workers("cpu", 1)

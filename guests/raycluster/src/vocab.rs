@@ -55,5 +55,9 @@ pub use wasmray_api::labels::REDIS_CLEANUP_FINALIZER;
 /// `{"message": "...", "reason": "FailedCreateWorkerPod"}` (`reason` optional).
 pub const REPLICA_FAILURE_FACT: &str = "wasmray.dev/replica-failure";
 
+/// The fact carrying the operator's settings that change decisions, as JSON
+/// (`{"enableGcsFtRedisCleanup": false}`); absent settings keep KubeRay's defaults.
+pub const OPERATOR_SETTINGS_FACT: &str = "wasmray.dev/operator-settings";
+
 /// The only `managedBy` value under which this reconciler acts.
 pub const MANAGED_BY_OPERATOR: &str = wasmray_api::MANAGED_BY_OPERATOR;

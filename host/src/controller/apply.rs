@@ -1,20 +1,24 @@
-//! The one writer: creates rendered children, server-side applies, deletes with UID
-//! preconditions, patches status only when it changed, and records Events.
+//! The one writer: performs every write of the operator — creates in slow-start batches,
+//! server-side applies, deletes with UID preconditions, status, and Events — and only while
+//! this replica leads. An Event about a write is recorded from that write's result.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
+use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use kube::{Client, Resource, ResourceExt};
+use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder, Reporter};
+use kube::Client;
 use serde_json::{Value, json};
-use wasmray_api::RayCluster;
 
-use crate::runtime::{Condition, ConditionStatus, ObjectRef as WitRef, StatusUpdate};
+use crate::runtime::{Condition, ConditionStatus, Event, EventType, ObjectRef as WitRef, StatusUpdate};
 
 use super::metrics::Metrics;
+use super::prepare::{Role, Verb, Write};
 
 /// A write that failed, with what it was.
 #[derive(Debug, thiserror::Error)]
@@ -35,69 +39,230 @@ pub enum ApplyError {
         /// Why not.
         reason: String,
     },
+    /// This replica does not hold the leader lease: it writes nothing.
+    #[error("not the leader: {action} not performed")]
+    NotLeader {
+        /// What was asked.
+        action: String,
+    },
 }
 
-/// Kinds a RayCluster plan may write, besides the RayCluster itself (finalizers).
-const WRITABLE: &[(&str, &str)] = &[
-    ("v1", "Pod"),
-    ("v1", "Service"),
-    ("v1", "Secret"),
-    ("v1", "ServiceAccount"),
-    ("rbac.authorization.k8s.io/v1", "Role"),
-    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
-    ("batch/v1", "Job"),
-    ("ray.io/v1", "RayCluster"),
-];
+impl ApplyError {
+    /// A short label for metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ApplyError::Api { source: kube::Error::Api(s), .. } if s.code == 409 => "conflict",
+            ApplyError::Api { .. } => "api_error",
+            ApplyError::Refused { .. } => "refused",
+            ApplyError::NotLeader { .. } => "not_leader",
+        }
+    }
+}
 
-/// Performs a plan's writes for one RayCluster.
+/// Whether this replica may write. Without leader election it always may; with it, only while
+/// it holds the lease, and a lost lease stops the very next write.
+#[derive(Clone, Debug)]
+pub struct Leadership(Arc<AtomicBool>);
+
+impl Leadership {
+    /// Leading from the start (leader election off).
+    pub fn always() -> Self {
+        Self(Arc::new(AtomicBool::new(true)))
+    }
+
+    /// Not leading until [`Leadership::set`] says so.
+    pub fn standby() -> Self {
+        Self(Arc::new(AtomicBool::new(false)))
+    }
+
+    pub fn set(&self, leading: bool) {
+        self.0.store(leading, Ordering::SeqCst);
+    }
+
+    pub fn leading(&self) -> bool {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
+/// The primary a batch of writes is for.
+pub struct Primary<'a> {
+    /// Its API resource (for status writes).
+    pub resource: &'a ApiResource,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    /// What its Events regard.
+    pub reference: ObjectReference,
+    /// Who its Events are reported by (KubeRay's recorder name for the kind).
+    pub reporter: &'a Reporter,
+    /// The kinds its plans may write, besides itself.
+    pub writable: &'a [(&'a str, &'a str)],
+}
+
+/// A create waiting for its slow-start batch.
+struct Pending {
+    object: Value,
+    role: Role,
+    group: usize,
+    failure_reason: &'static str,
+}
+
+/// A write that failed, for the reconcile's outcome.
+#[derive(Clone, Debug)]
+pub struct Failure {
+    pub verb: Verb,
+    pub kind: String,
+    pub role: Role,
+    pub message: String,
+}
+
+/// What a batch of writes came to.
+#[derive(Debug, Default)]
+pub struct Report {
+    /// Objects the API server created (or found existing), as it returned them.
+    pub created: Vec<Value>,
+    /// UIDs of Pods whose deletion it accepted.
+    pub deleted_pods: Vec<String>,
+    /// Creates and deletes that failed.
+    pub failures: Vec<Failure>,
+    /// The first error of any write (the reconcile returns it so the error policy retries).
+    pub error: Option<ApplyError>,
+}
+
+/// Performs writes as `field_manager`; cheap to clone.
 #[derive(Clone)]
-pub struct Applier {
+pub struct Writer {
     client: Client,
     field_manager: String,
-    reporter: Reporter,
     metrics: Metrics,
+    leadership: Leadership,
 }
 
-impl Applier {
-    /// An applier writing as `field_manager`.
-    pub fn new(client: Client, field_manager: &str, metrics: Metrics) -> Self {
-        let reporter = Reporter { controller: field_manager.to_string(), instance: std::env::var("POD_NAME").ok() };
-        Self { client, field_manager: field_manager.to_string(), reporter, metrics }
+impl Writer {
+    pub fn new(client: Client, field_manager: &str, metrics: Metrics, leadership: Leadership) -> Self {
+        Self { client, field_manager: field_manager.to_string(), metrics, leadership }
     }
 
-    /// Creates objects in slow-start batches (1, 2, 4, … 32), stopping after a batch with a
-    /// failure, so a quota or an invalid template fails once, not a hundred times. Returns what
-    /// was created (for expectations) and the first error. An object that already exists counts
-    /// as created.
-    pub async fn create_all(&self, namespace: &str, objects: Vec<Value>) -> (Vec<Value>, Option<ApplyError>) {
-        let mut created = Vec::new();
-        let mut rest = objects.into_iter().peekable();
-        let mut batch = 1usize;
-        while rest.peek().is_some() {
-            let chunk: Vec<Value> = rest.by_ref().take(batch).collect();
-            let results: Vec<Result<Value, ApplyError>> = futures::stream::iter(chunk)
-                .map(|object| self.create(namespace, object))
-                .buffer_unordered(batch)
-                .collect()
-                .await;
-            let mut failure = None;
-            for result in results {
-                match result {
-                    Ok(object) => created.push(object),
-                    Err(error) => failure = failure.or(Some(error)),
+    /// The field manager of every write.
+    pub fn field_manager(&self) -> &str {
+        &self.field_manager
+    }
+
+    /// Performs `writes` in order. Writes after a failure still run: a failed create must not
+    /// keep the status or other Events from being written; but a lost lease stops everything.
+    pub async fn perform(&self, primary: &Primary<'_>, writes: Vec<Write>) -> Report {
+        let mut report = Report::default();
+        let mut failed_groups: HashSet<usize> = HashSet::new();
+        let mut writes = writes.into_iter().peekable();
+        while let Some(write) = writes.next() {
+            if !self.leadership.leading() {
+                report.error.get_or_insert(ApplyError::NotLeader { action: "the rest of the plan".into() });
+                break;
+            }
+            match write {
+                Write::Create { object, role, group, failure_reason } => {
+                    // Consecutive creates go out as one slow-start batch.
+                    let mut batch = vec![Pending { object, role, group, failure_reason }];
+                    while let Some(Write::Create { .. }) = writes.peek() {
+                        if let Some(Write::Create { object, role, group, failure_reason }) = writes.next() {
+                            batch.push(Pending { object, role, group, failure_reason });
+                        }
+                    }
+                    self.create_batch(primary, batch, &mut report, &mut failed_groups).await;
+                }
+                Write::Apply { object, group } => {
+                    if let Err(error) = self.apply(primary, object, false).await {
+                        failed_groups.insert(group);
+                        report.error.get_or_insert(error);
+                    }
+                }
+                Write::Companion { object } => {
+                    if let Err(error) = self.apply(primary, object, true).await {
+                        report.error.get_or_insert(error);
+                    }
+                }
+                Write::Delete { target, role, group, failure_reason } => match self.delete(primary, &target).await {
+                    Ok(()) => {
+                        if target.kind == "Pod"
+                            && let Some(uid) = target.uid
+                        {
+                            report.deleted_pods.push(uid);
+                        }
+                    }
+                    Err(error) => {
+                        failed_groups.insert(group);
+                        let message = error.to_string();
+                        self.publish(primary, &warning(failure_reason, &message)).await;
+                        report.failures.push(Failure { verb: Verb::Delete, kind: target.kind.clone(), role, message });
+                        report.error.get_or_insert(error);
+                    }
+                },
+                Write::Status { status } => {
+                    if let Err(error) = self.status(primary, status).await {
+                        report.error.get_or_insert(error);
+                    }
+                }
+                Write::Event { event, after } => {
+                    if after.is_none_or(|group| !failed_groups.contains(&group)) {
+                        self.publish(primary, &event).await;
+                    }
                 }
             }
-            if failure.is_some() {
-                return (created, failure);
-            }
-            batch = (batch * 2).min(32);
         }
-        (created, None)
+        report
     }
 
-    async fn create(&self, namespace: &str, object: Value) -> Result<Value, ApplyError> {
-        let (api, kind, name) = self.dynamic_api(namespace, &object)?;
-        let action = format!("creating {kind} {namespace}/{name}");
+    /// Creates in slow-start batches (1, 2, 4, … 32), stopping after a batch with a failure, so
+    /// a quota or an invalid template fails once, not a hundred times. An object that already
+    /// exists counts as created. Creates never attempted fail their group too.
+    async fn create_batch(
+        &self,
+        primary: &Primary<'_>,
+        objects: Vec<Pending>,
+        report: &mut Report,
+        failed_groups: &mut HashSet<usize>,
+    ) {
+        let mut rest = objects.into_iter().peekable();
+        let mut size = 1usize;
+        while rest.peek().is_some() {
+            let chunk: Vec<_> = rest.by_ref().take(size).collect();
+            let results: Vec<_> = futures::stream::iter(chunk)
+                .map(|pending: Pending| async move {
+                    let kind = pending.object["kind"].as_str().unwrap_or_default().to_string();
+                    (self.create(primary, pending.object).await, kind, pending.role, pending.group, pending.failure_reason)
+                })
+                .buffer_unordered(size)
+                .collect()
+                .await;
+            let mut failed = false;
+            for (result, kind, role, group, reason) in results {
+                match result {
+                    Ok(object) => report.created.push(object),
+                    Err(error) => {
+                        failed = true;
+                        failed_groups.insert(group);
+                        let message = error.to_string();
+                        // One Warning per failed batch: the first failure says it.
+                        if !report.failures.iter().any(|f| f.verb == Verb::Create) {
+                            self.publish(primary, &warning(reason, &message)).await;
+                        }
+                        report.failures.push(Failure { verb: Verb::Create, kind, role, message });
+                        report.error.get_or_insert(error);
+                    }
+                }
+            }
+            if failed {
+                for pending in rest {
+                    failed_groups.insert(pending.group);
+                }
+                return;
+            }
+            size = (size * 2).min(32);
+        }
+    }
+
+    async fn create(&self, primary: &Primary<'_>, object: Value) -> Result<Value, ApplyError> {
+        let (api, kind, name) = self.dynamic_api(primary, &object, false)?;
+        let action = format!("creating {kind} {}/{name}", primary.namespace);
         let body: DynamicObject =
             serde_json::from_value(object.clone()).map_err(|e| ApplyError::Refused { action: action.clone(), reason: e.to_string() })?;
         let params = PostParams { field_manager: Some(self.field_manager.clone()), ..Default::default() };
@@ -106,42 +271,32 @@ impl Applier {
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(object),
             Err(source) => Err(ApplyError::Api { action, source }),
         };
-        self.metrics.write("create", &kind, result.is_ok());
+        self.metrics.write("create", &kind, result.as_ref().err());
         result
     }
 
-    /// Server-side apply of one object (the primary's own metadata, say).
-    pub async fn apply(&self, namespace: &str, object: Value) -> Result<(), ApplyError> {
-        let (api, kind, name) = self.dynamic_api(namespace, &object)?;
+    /// Server-side apply of one object: the primary's own metadata, or a companion object of a
+    /// kind its batch-scheduler plugin declared (not in the controller's own list of kinds).
+    async fn apply(&self, primary: &Primary<'_>, object: Value, companion: bool) -> Result<(), ApplyError> {
+        let (api, kind, name) = self.dynamic_api(primary, &object, companion)?;
         let params = PatchParams::apply(&self.field_manager).force();
-        let result = api.patch(&name, &params, &Patch::Apply(&object)).await;
-        self.metrics.write("apply", &kind, result.is_ok());
-        result.map(drop).map_err(|source| ApplyError::Api { action: format!("applying {kind} {namespace}/{name}"), source })
-    }
-
-    /// Server-side apply of a batch-scheduler plugin's companion object (its kind was declared
-    /// by the plugin, so it is not in this controller's own list of kinds).
-    pub async fn apply_companion(&self, namespace: &str, object: Value) -> Result<(), ApplyError> {
-        let api_version = object["apiVersion"].as_str().unwrap_or_default();
-        let kind = object["kind"].as_str().unwrap_or_default().to_string();
-        let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
-        let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, &kind));
-        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), namespace, &resource);
-        let params = PatchParams::apply(&self.field_manager).force();
-        let result = api.patch(&name, &params, &Patch::Apply(&object)).await;
-        self.metrics.write("apply", &kind, result.is_ok());
-        result.map(drop).map_err(|source| ApplyError::Api { action: format!("applying {kind} {namespace}/{name}"), source })
+        let result = api
+            .patch(&name, &params, &Patch::Apply(&object))
+            .await
+            .map(drop)
+            .map_err(|source| ApplyError::Api { action: format!("applying {kind} {}/{name}", primary.namespace), source });
+        self.metrics.write("apply", &kind, result.as_ref().err());
+        result
     }
 
     /// Deletes an object; with a UID, only that incarnation. Already gone is fine.
-    pub async fn delete(&self, namespace: &str, target: &WitRef) -> Result<(), ApplyError> {
-        let action = format!("deleting {} {namespace}/{}", target.kind, target.name);
-        if target.namespace.as_deref().is_some_and(|ns| ns != namespace) {
-            return Err(ApplyError::Refused { action, reason: "outside the RayCluster's namespace".into() });
+    async fn delete(&self, primary: &Primary<'_>, target: &WitRef) -> Result<(), ApplyError> {
+        let action = format!("deleting {} {}/{}", target.kind, primary.namespace, target.name);
+        if target.namespace.as_deref().is_some_and(|ns| ns != primary.namespace) {
+            return Err(ApplyError::Refused { action, reason: "outside the primary's namespace".into() });
         }
         let head = json!({ "apiVersion": target.api_version, "kind": target.kind, "metadata": { "name": target.name } });
-        let (api, kind, _) = self.dynamic_api(namespace, &head)?;
+        let (api, kind, _) = self.dynamic_api(primary, &head, false)?;
         let params = DeleteParams {
             preconditions: target.uid.clone().map(|uid| Preconditions { uid: Some(uid), resource_version: None }),
             propagation_policy: Some(kube::api::PropagationPolicy::Background),
@@ -152,78 +307,94 @@ impl Applier {
             Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
             Err(source) => Err(ApplyError::Api { action, source }),
         };
-        self.metrics.write("delete", &kind, result.is_ok());
+        self.metrics.write("delete", &kind, result.as_ref().err());
         result
     }
 
-    /// Merges the update into the RayCluster's status and writes it if anything changed.
-    /// Returns whether it wrote.
-    pub async fn status(&self, cluster: &RayCluster, update: &StatusUpdate, now: &Time) -> Result<bool, ApplyError> {
-        let current = serde_json::to_value(&cluster.status).unwrap_or(Value::Null);
-        let next = merged_status(&current, update, now);
-        if next == current {
-            return Ok(false);
-        }
-        let namespace = cluster.namespace().unwrap_or_default();
-        let api: Api<RayCluster> = Api::namespaced(self.client.clone(), &namespace);
-        let patch = json!({ "status": next });
-        let result = api.patch_status(&cluster.name_any(), &PatchParams::default(), &Patch::Merge(&patch)).await;
-        self.metrics.write("status", "RayCluster", result.is_ok());
-        result.map(|_| true).map_err(|source| ApplyError::Api {
-            action: format!("writing the status of RayCluster {namespace}/{}", cluster.name_any()),
-            source,
-        })
+    /// Writes the primary's status (already merged by the plan's preparation).
+    async fn status(&self, primary: &Primary<'_>, status: Value) -> Result<(), ApplyError> {
+        let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), primary.namespace, primary.resource);
+        let patch = json!({ "status": status });
+        let result = api
+            .patch_status(primary.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(drop)
+            .map_err(|source| ApplyError::Api {
+                action: format!("writing the status of {} {}/{}", primary.resource.kind, primary.namespace, primary.name),
+                source,
+            });
+        self.metrics.write("status", &primary.resource.kind, result.as_ref().err());
+        result
     }
 
-    /// Records an Event about the RayCluster (or another object).
-    pub async fn event(&self, cluster: &RayCluster, event: &crate::runtime::Event) -> Result<(), ApplyError> {
-        let recorder = Recorder::new(self.client.clone(), self.reporter.clone());
+    /// Records an Event about the primary (or what the event names), reported as the primary's
+    /// controller. A failure to record is logged, never a reason to fail the reconcile.
+    async fn publish(&self, primary: &Primary<'_>, event: &Event) {
         let regarding = match &event.regarding {
-            Some(r) => k8s_openapi::api::core::v1::ObjectReference {
+            Some(r) => ObjectReference {
                 api_version: Some(r.api_version.clone()),
                 kind: Some(r.kind.clone()),
                 name: Some(r.name.clone()),
-                namespace: r.namespace.clone().or_else(|| cluster.namespace()),
+                namespace: r.namespace.clone().or_else(|| Some(primary.namespace.to_string())),
                 uid: r.uid.clone(),
                 ..Default::default()
             },
-            None => cluster.object_ref(&()),
+            None => primary.reference.clone(),
         };
         let type_ = match event.type_ {
-            crate::runtime::EventType::Normal => EventType::Normal,
-            crate::runtime::EventType::Warning => EventType::Warning,
+            EventType::Normal => KubeEventType::Normal,
+            EventType::Warning => KubeEventType::Warning,
         };
-        let result = recorder
-            .publish(
-                &Event {
-                    type_,
-                    reason: event.reason.clone(),
-                    note: Some(event.message.clone()),
-                    action: event.reason.clone(),
-                    secondary: None,
-                },
-                &regarding,
-            )
-            .await;
-        self.metrics.write("event", "Event", result.is_ok());
-        result.map_err(|source| ApplyError::Api { action: format!("recording event {}", event.reason), source })
+        let event = KubeEvent { type_, reason: event.reason.clone(), note: Some(event.message.clone()), action: event.reason.clone(), secondary: None };
+        if let Err(error) = self.record(primary.reporter, &regarding, &event).await {
+            tracing::warn!(%error, reason = %event.reason, "Event not recorded");
+        }
     }
 
-    fn dynamic_api(&self, namespace: &str, object: &Value) -> Result<(Api<DynamicObject>, String, String), ApplyError> {
+    /// Records one Event, as `reporter`: the one way any part of the operator records Events
+    /// (reconciles, the primary watches, the plugin registry).
+    ///
+    /// # Errors
+    ///
+    /// If this replica does not lead, or the API server refuses the Event.
+    pub async fn record(&self, reporter: &Reporter, regarding: &ObjectReference, event: &KubeEvent) -> Result<(), ApplyError> {
+        if !self.leadership.leading() {
+            return Err(ApplyError::NotLeader { action: format!("recording event {}", event.reason) });
+        }
+        // A fresh recorder each time: a shared one folds Events of the same reason about the
+        // same object into a series that keeps the first note.
+        let recorder = Recorder::new(self.client.clone(), reporter.clone());
+        let result = recorder
+            .publish(event, regarding)
+            .await
+            .map_err(|source| ApplyError::Api { action: format!("recording event {}", event.reason), source });
+        self.metrics.write("event", "Event", result.as_ref().err());
+        result
+    }
+
+    fn dynamic_api(&self, primary: &Primary<'_>, object: &Value, companion: bool) -> Result<(Api<DynamicObject>, String, String), ApplyError> {
         let api_version = object["apiVersion"].as_str().unwrap_or_default();
         let kind = object["kind"].as_str().unwrap_or_default();
         let name = object["metadata"]["name"].as_str().unwrap_or_default().to_string();
-        let action = format!("writing {kind} {namespace}/{name}");
-        if !WRITABLE.contains(&(api_version, kind)) {
+        let action = format!("writing {kind} {}/{name}", primary.namespace);
+        let own = (api_version, kind) == (primary.resource.api_version.as_str(), primary.resource.kind.as_str());
+        if !companion && !own && !primary.writable.contains(&(api_version, kind)) {
             return Err(ApplyError::Refused { action, reason: format!("{api_version} {kind} is not a kind this controller writes") });
         }
-        if object["metadata"]["namespace"].as_str().is_some_and(|ns| ns != namespace) {
-            return Err(ApplyError::Refused { action, reason: "outside the RayCluster's namespace".into() });
+        if object["metadata"]["namespace"].as_str().is_some_and(|ns| ns != primary.namespace) {
+            return Err(ApplyError::Refused { action, reason: "outside the primary's namespace".into() });
+        }
+        if !self.leadership.leading() {
+            return Err(ApplyError::NotLeader { action });
         }
         let (group, version) = api_version.rsplit_once('/').unwrap_or(("", api_version));
         let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
-        Ok((Api::namespaced_with(self.client.clone(), namespace, &resource), kind.to_string(), name))
+        Ok((Api::namespaced_with(self.client.clone(), primary.namespace, &resource), kind.to_string(), name))
     }
+}
+
+fn warning(reason: &str, message: &str) -> Event {
+    Event { type_: EventType::Warning, reason: reason.into(), message: message.into(), regarding: None }
 }
 
 /// The status after an update: `fields` merged over the current status, and conditions set by
@@ -328,5 +499,13 @@ mod tests {
         let current = json!({ "state": "ready", "reason": "old" });
         let update = StatusUpdate { conditions: vec![], fields: Some(r#"{"reason":null}"#.into()) };
         assert_eq!(merged_status(&current, &update, &time("2026-01-01T00:00:00Z")), json!({ "state": "ready" }));
+    }
+
+    #[test]
+    fn a_standby_replica_leads_only_once_told() {
+        let leadership = Leadership::standby();
+        assert!(!leadership.leading());
+        leadership.set(true);
+        assert!(leadership.clone().leading(), "clones share the one flag");
     }
 }

@@ -1,4 +1,4 @@
-//! Controller metrics: built once, registered in the caller's registry, passed in — no globals.
+//! The operator's own metrics: built once, registered in the caller's registry, passed in — no globals.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -6,12 +6,15 @@ use std::time::Instant;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
+use super::apply::ApplyError;
+
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ReconcileLabels {
-    kind: String,
+    controller: String,
     outcome: String,
 }
 
@@ -22,7 +25,19 @@ struct WriteLabels {
     outcome: String,
 }
 
-/// Counters and histograms of the controllers; cheap to clone.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PluginLabels {
+    plugin: String,
+    function: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ControllerLabels {
+    controller: String,
+}
+
+/// Counters, gauges and histograms of the controllers and their plugin calls; cheap to clone.
 #[derive(Clone, Default)]
 pub struct Metrics {
     inner: Arc<Inner>,
@@ -30,17 +45,24 @@ pub struct Metrics {
 
 struct Inner {
     reconciles: Family<ReconcileLabels, Counter>,
-    writes: Family<WriteLabels, Counter>,
     reconcile_seconds: Family<ReconcileLabels, Histogram, fn() -> Histogram>,
+    writes: Family<WriteLabels, Counter>,
+    plugin_calls: Family<PluginLabels, Counter>,
+    plugin_seconds: Family<PluginLabels, Histogram, fn() -> Histogram>,
+    queue_depth: Family<ControllerLabels, Gauge>,
 }
 
 impl Default for Inner {
     fn default() -> Self {
         Self {
             reconciles: Family::default(),
-            writes: Family::default(),
             // 0.5 ms to about 16 s.
             reconcile_seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))),
+            writes: Family::default(),
+            plugin_calls: Family::default(),
+            // 20 µs to about 0.65 s: a call's deadline is 100 ms by default.
+            plugin_seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.00002, 2.0, 16))),
+            queue_depth: Family::default(),
         }
     }
 }
@@ -49,27 +71,40 @@ impl Metrics {
     /// Builds the metrics and registers them under `wasmray_`.
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
+        let inner = &metrics.inner;
         let registry = registry.sub_registry_with_prefix("wasmray");
-        registry.register("reconciles", "Reconciles by kind and outcome", metrics.inner.reconciles.clone());
-        registry.register("writes", "API writes by verb, kind and outcome", metrics.inner.writes.clone());
-        registry.register(
-            "reconcile_duration_seconds",
-            "Reconcile wall time by kind and outcome",
-            metrics.inner.reconcile_seconds.clone(),
-        );
+        registry.register("reconciles", "Reconciles by controller and outcome (an error's typed label)", inner.reconciles.clone());
+        registry.register("reconcile_duration_seconds", "Reconcile wall time by controller and outcome", inner.reconcile_seconds.clone());
+        registry.register("writes", "API writes by verb, kind and outcome", inner.writes.clone());
+        registry.register("plugin_calls", "Plugin calls by plugin, function and outcome (ok, trap, timeout, out_of_memory, …)", inner.plugin_calls.clone());
+        registry.register("plugin_call_duration_seconds", "Plugin call wall time by plugin, function and outcome", inner.plugin_seconds.clone());
+        registry.register("workqueue_depth", "Primaries waiting for a reconcile or being reconciled, by controller", inner.queue_depth.clone());
         metrics
     }
 
     /// Counts one reconcile that started at `started`.
-    pub fn reconciled(&self, kind: &str, outcome: &str, started: Instant) {
-        let labels = ReconcileLabels { kind: kind.into(), outcome: outcome.into() };
+    pub fn reconciled(&self, controller: &str, outcome: &str, started: Instant) {
+        let labels = ReconcileLabels { controller: controller.into(), outcome: outcome.into() };
         self.inner.reconciles.get_or_create(&labels).inc();
         self.inner.reconcile_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
     }
 
     /// Counts one API write.
-    pub fn write(&self, verb: &str, kind: &str, ok: bool) {
-        let labels = WriteLabels { verb: verb.into(), kind: kind.into(), outcome: if ok { "ok" } else { "error" }.into() };
+    pub fn write(&self, verb: &str, kind: &str, error: Option<&ApplyError>) {
+        let outcome = error.map_or("ok", ApplyError::label);
+        let labels = WriteLabels { verb: verb.into(), kind: kind.into(), outcome: outcome.into() };
         self.inner.writes.get_or_create(&labels).inc();
+    }
+
+    /// Counts one plugin call that started at `started`.
+    pub fn plugin_call(&self, plugin: &str, function: &str, outcome: &str, started: Instant) {
+        let labels = PluginLabels { plugin: plugin.into(), function: function.into(), outcome: outcome.into() };
+        self.inner.plugin_calls.get_or_create(&labels).inc();
+        self.inner.plugin_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    }
+
+    /// The work-queue depth gauge of one controller.
+    pub fn queue_depth(&self, controller: &str) -> Gauge {
+        self.inner.queue_depth.get_or_create(&ControllerLabels { controller: controller.into() }).clone()
     }
 }

@@ -1,113 +1,139 @@
-//! The RayCluster controller: watch → cache → snapshot → guest → plan → apply.
+//! The controller skeleton, generic over the primary kind: watch → cache → snapshot → guest →
+//! plan → prepare → write.
 //!
 //! One round trip per reconcile:
 //!
-//! 1. Watches: RayClusters, and each owned kind label-scoped (`ray.io/cluster`) with
-//!    `managedFields` stripped ([`cache`]). Changes to children map to their RayCluster by label.
-//! 2. A reconcile reads the latest RayCluster from the store and builds a [`Snapshot`] from the
-//!    caches only — patched by expectations, so a lagging cache never shows too few Pods — plus
-//!    the injected clock's `now` and a fresh seed.
-//! 3. The reconciler component (a pure function) returns a plan; the runtime has validated it.
-//! 4. `render` ops become objects through the host's builders ([`crate::pods`]); the one
-//!    [`apply::Applier`] performs the writes: creates in slow-start batches, deletes with UID
-//!    preconditions, status only when it changed, Events.
+//! 1. The primary is watched on its own ([`watch`]); its children come from the operator's
+//!    shared caches ([`crate::cache::Children`]), mapped to it by the kind's child label.
+//!    Changes of children and facts wake it, coalesced; so do edits of its spec, labels,
+//!    annotations and finalizers (status writes do not).
+//! 2. A reconcile builds a [`Snapshot`] from the caches only — patched by expectations, so a
+//!    lagging cache never shows too few Pods — plus the facts the host gathered, the injected
+//!    clock's `now` and a fresh seed.
+//! 3. The kind's reconciler component (a pure function) returns a plan; the runtime validated it.
+//! 4. [`prepare`] turns the plan into writes (pure), the batch-scheduler plugin decorates Pods,
+//!    and the one [`apply::Writer`] performs them, Events included.
 //! 5. The plan's requeue hint (or the error policy) decides when to come back.
 //!
-//! The controller starts reconciling only once every cache holds its initial list.
+//! A kind is an implementation of [`Kind`] (`kinds/`); nothing here names one.
 
 pub mod apply;
-pub mod cache;
+pub mod kinds;
 pub mod metrics;
-pub mod project;
-mod render;
+pub mod prepare;
 mod watch;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::fmt::Debug;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::serde::Serialize;
+use k8s_openapi::serde::de::DeserializeOwned;
+use kube::core::ApiResource;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::reflector::{self, ObjectRef, store::Writer};
+use kube::runtime::events::Reporter;
+use kube::runtime::reflector::{self, ObjectRef, store::Writer as StoreWriter};
 use kube::runtime::{Predicate, WatchStreamExt, predicates};
 use kube::{Client, Resource, ResourceExt};
+use prometheus_client::metrics::gauge::Gauge;
+use serde_json::Value;
 use tracing::Instrument;
-use wasmray_api::RayCluster;
 
+use crate::cache::{Children, Expectations, Facts, Key, Owner};
 use crate::plugin::registry::Registry;
 use crate::pods::{BuildContext, BuildError};
-use crate::runtime::{Event, EventType, Fact, Op, OwnerContext, PluginError, PodContext, RuntimeError, Snapshot};
+use crate::runtime::{Child, Event, EventType, Fact, PluginError, RuntimeError, Snapshot};
 
-use apply::{ApplyError, Applier};
-use cache::{ChildStores, Expectations};
+use apply::{ApplyError, Primary, Report, Writer};
 use metrics::Metrics;
-
-/// The fact through which the host tells the reconciler that a Pod write failed last time
-/// (JSON [`ReplicaFailure`]: `{"reason": …, "message": …}`); it drives the
-/// `RayClusterReplicaFailure` condition.
-pub const REPLICA_FAILURE_FACT: &str = "wasmray.dev/replica-failure";
-
-/// A Pod write that failed: KubeRay's reason (`FailedCreateHeadPod`, `FailedCreateWorkerPod`,
-/// `FailedDeleteHeadPod`, `FailedDeleteWorkerPod`) and the API server's message.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-pub struct ReplicaFailure {
-    /// KubeRay's reason.
-    pub reason: &'static str,
-    /// What went wrong.
-    pub message: String,
-}
-
-impl ReplicaFailure {
-    fn new(verb: &str, head: bool, message: String) -> Self {
-        let reason = match (verb, head) {
-            ("create", true) => "FailedCreateHeadPod",
-            ("create", false) => "FailedCreateWorkerPod",
-            (_, true) => "FailedDeleteHeadPod",
-            (_, false) => "FailedDeleteWorkerPod",
-        };
-        Self { reason, message }
-    }
-}
+use prepare::{Input, Role, Unbuildable, Verb};
 
 /// The clock; injected so tests can fix time.
 pub type Clock = Arc<dyn Fn() -> SystemTime + Send + Sync>;
 
-/// How the RayCluster controller runs.
+/// A primary kind: what the skeleton needs to know to reconcile it.
+pub trait Kind:
+    Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+    + Clone
+    + Debug
+    + DeserializeOwned
+    + Serialize
+    + Send
+    + Sync
+    + 'static
+{
+    /// The label every child carries, whose value is the primary's name.
+    const CHILD_LABEL: &'static str;
+    /// KubeRay's Event recorder name for this kind (`raycluster-controller`).
+    const RECORDER: &'static str;
+    /// The registry name of its reconciler component.
+    const RECONCILER: &'static str;
+    /// What its plans may write besides the primary itself.
+    const WRITABLE: &'static [(&'static str, &'static str)];
+    /// The Event reason for a spec the host cannot build or read.
+    const INVALID_SPEC_REASON: &'static str;
+
+    /// The objects a plan's `render` op stands for, built by the host's builders.
+    fn render(&self, child: &Child, ctx: &BuildContext) -> Result<Vec<Value>, BuildError>;
+
+    /// KubeRay's Event reason for a failed write.
+    fn failure_reason(verb: Verb, kind: &str, role: Role) -> &'static str;
+
+    /// The facts a reconcile's writes leave for the next reconcile: `(key, Some(value))` sets a
+    /// fact, `(key, None)` removes it.
+    fn facts_after(report: &Report, unbuildable: &[Unbuildable]) -> Vec<(&'static str, Option<String>)>;
+}
+
+/// How the controllers run; one for the operator.
 #[derive(Clone)]
 pub struct Config {
-    /// Watch one namespace only; `None` watches all.
-    pub namespace: Option<String>,
-    /// The field manager of every write (and the Events' reporting controller).
-    pub field_manager: String,
-    /// The registry name of the RayCluster reconciler component.
-    pub reconciler: String,
     /// What the operator's flags say, for the builders.
     pub build: BuildContext,
-    /// Requeue after a successful reconcile whose plan gave no hint.
+    /// Requeue after a successful reconcile whose plan gave no hint
+    /// (`RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV`).
     pub default_requeue: Duration,
-    /// Reconciles running at once.
+    /// Reconciles running at once, per controller.
     pub concurrency: u16,
     /// The registry name of the batch-scheduler plugin that decorates every Pod and creates
     /// companion objects (KubeRay's `--batch-scheduler`); `None` leaves Pods as rendered.
     pub batch_scheduler: Option<String>,
+    /// Feature gate `RayClusterStatusConditions`.
+    pub status_conditions: bool,
+    /// The operator's settings that change decisions, handed to every reconciler as the fact
+    /// [`SETTINGS_FACT`] (JSON; `None` when all are KubeRay's defaults).
+    pub settings_fact: Option<String>,
 }
+
+/// The fact carrying the operator's settings (`ENABLE_GCS_FT_REDIS_CLEANUP`, …) to reconcilers.
+pub const SETTINGS_FACT: &str = "wasmray.dev/operator-settings";
 
 impl Default for Config {
     fn default() -> Self {
         Self {
-            namespace: None,
-            field_manager: "wasmray".into(),
-            reconciler: "raycluster".into(),
             build: BuildContext::default(),
             default_requeue: Duration::from_secs(300),
             concurrency: 8,
             batch_scheduler: None,
+            status_conditions: true,
+            settings_fact: None,
         }
     }
 }
 
-/// Why a reconcile failed. Each variant maps to a metric label and a retry delay.
+/// What every controller of the operator shares.
+#[derive(Clone)]
+pub struct Shared {
+    pub registry: Arc<Registry>,
+    pub children: Children,
+    pub facts: Arc<Facts>,
+    pub writer: Writer,
+    pub metrics: Metrics,
+    pub clock: Clock,
+}
+
+/// Why a reconcile failed. Each variant is a metric label and decides its own retry.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The configured reconciler is not loaded.
@@ -139,370 +165,241 @@ impl Error {
             Error::Runtime(e) => e.label(),
             Error::Plugin(_) => "plugin_error",
             Error::Build(_) => "build_error",
-            Error::Apply(_) => "apply_error",
+            Error::Apply(e) => e.label(),
+        }
+    }
+
+    /// When to try again.
+    fn retry(&self) -> Duration {
+        match self {
+            // A spec that cannot be built stays wrong until someone edits it, which triggers anyway.
+            Error::Build(_) | Error::Plugin(_) => Duration::from_secs(60),
+            // Another replica leads now; this one stops before the retry matters.
+            Error::Apply(ApplyError::NotLeader { .. }) => Duration::from_secs(30),
+            _ => Duration::from_secs(5),
         }
     }
 }
 
-/// What every reconcile shares.
-pub struct Context {
-    registry: Arc<Registry>,
-    stores: ChildStores,
-    expectations: Expectations,
-    /// The last failed Pod write per RayCluster, handed to the next reconcile as a fact.
-    failures: Mutex<HashMap<ObjectRef<RayCluster>, ReplicaFailure>>,
-    applier: Applier,
+struct Context<K> {
+    shared: Shared,
     config: Config,
-    metrics: Metrics,
-    clock: Clock,
+    expectations: Expectations,
+    reporter: Reporter,
+    resource: ApiResource,
+    in_flight: Gauge,
+    _kind: std::marker::PhantomData<fn() -> K>,
 }
 
-/// Runs the RayCluster controller until `shutdown` resolves.
-pub async fn run(
+/// Runs the controller of `K` for one namespace scope (`None`: all) until `shutdown`
+/// resolves; `store` receives the primaries (its reader serves the kind's metrics). Start it
+/// once the shared caches are ready.
+pub async fn run<K: Kind>(
     client: Client,
-    registry: Arc<Registry>,
+    shared: Shared,
     config: Config,
-    metrics: Metrics,
-    clock: Clock,
+    namespace: Option<String>,
+    store: StoreWriter<K>,
     shutdown: impl std::future::Future<Output = ()> + Send + Sync + 'static,
 ) {
-    let (stores, triggers) = ChildStores::start(&client, config.namespace.as_deref());
-    // The reflectors are driven by their own task, so the caches fill before the controller
-    // starts; the controller hears about changed children through the channel.
-    let (trigger_tx, trigger_rx) = futures::channel::mpsc::unbounded();
-    let triggers_task = tokio::spawn(triggers.for_each(move |t| {
-        let _ = trigger_tx.unbounded_send(t);
-        async {}
-    }));
-
-    let writer: Writer<RayCluster> = Writer::default();
-    let clusters = writer.as_reader();
-    let cluster_events = reflector::reflector(writer, watch::typed_clusters(&client, config.namespace.as_deref(), &config.field_manager))
-    .applied_objects()
-    // Our own status writes do not bump the generation; deletion and finalizer changes do matter.
-    .predicate_filter(predicates::generation.combine(predicates::finalizers), Default::default());
-
-    tracing::info!("Waiting for caches");
-    stores.ready().await;
-    tracing::info!("Caches ready; reconciling RayClusters");
-
-    let ctx = Arc::new(Context {
-        registry,
-        stores,
+    let kind = K::kind(&()).to_string();
+    let reporter = Reporter { controller: K::RECORDER.into(), instance: std::env::var("POD_NAME").ok() };
+    let primaries = store.as_reader();
+    let events = reflector::reflector(store, watch::primaries::<K>(&client, namespace.as_deref(), shared.writer.clone(), reporter.clone()))
+        .applied_objects()
+        // Our own status writes change none of these.
+        .predicate_filter(
+            predicates::generation.combine(predicates::finalizers).combine(predicates::labels).combine(predicates::annotations),
+            Default::default(),
+        );
+    let in_flight = shared.metrics.queue_depth(&kind);
+    let to_ref = |key: Key| ObjectRef::<K>::new(&key.name).within(&key.namespace);
+    let triggers = futures::stream::select(
+        shared.children.subscribe(K::CHILD_LABEL, in_flight.clone()).map(to_ref),
+        shared.facts.subscribe(&kind).map(to_ref),
+    );
+    let ctx = Arc::new(Context::<K> {
         expectations: Expectations::default(),
-        failures: Mutex::new(HashMap::new()),
-        applier: Applier::new(client, &config.field_manager, metrics.clone()),
-        metrics,
-        clock,
+        reporter,
+        resource: ApiResource::erase::<K>(&()),
+        in_flight,
+        shared,
         config: config.clone(),
+        _kind: std::marker::PhantomData,
     });
-    let controller_config = kube::runtime::controller::Config::default().concurrency(config.concurrency);
+    tracing::info!(%kind, namespace = namespace.as_deref().unwrap_or("(all)"), "Reconciling");
     let shutdown = shutdown.shared();
-    let controller = Controller::for_stream(cluster_events, clusters)
-        .with_config(controller_config)
-        .reconcile_on(trigger_rx)
+    let controller = Controller::for_stream(events, primaries)
+        .with_config(kube::runtime::controller::Config::default().concurrency(config.concurrency))
+        .reconcile_on(triggers)
         .graceful_shutdown_on(shutdown.clone())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|result| async move {
-            if let Err(error) = result {
-                tracing::debug!(%error, "Reconcile failed");
-            }
-        });
+        .run(reconcile::<K>, error_policy::<K>, ctx)
+        .for_each(|_| async {});
     // Graceful shutdown lets running reconciles finish; a watch stuck in its retry backoff must
     // not keep the process alive past that.
     tokio::select! {
         () = controller => {}
         () = async { shutdown.await; tokio::time::sleep(SHUTDOWN_GRACE).await } => {
-            tracing::warn!(grace = ?SHUTDOWN_GRACE, "Controller still busy after shutdown; leaving");
+            tracing::warn!(grace = ?SHUTDOWN_GRACE, %kind, "Controller still busy after shutdown; leaving");
         }
     }
-    triggers_task.abort();
 }
 
 /// How long reconciles in flight may take to finish after a shutdown signal.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 
-async fn reconcile(cluster: Arc<RayCluster>, ctx: Arc<Context>) -> Result<Action, Error> {
-    let key = ObjectRef::from_obj(cluster.as_ref());
-    let span = tracing::info_span!("reconcile", object.ref = %key, kind = "RayCluster");
+async fn reconcile<K: Kind>(primary: Arc<K>, ctx: Arc<Context<K>>) -> Result<Action, Error> {
+    let key = Key::new(primary.namespace().unwrap_or_default(), primary.name_any());
+    let span = tracing::info_span!("reconcile", object.ref = %key, kind = %K::kind(&()));
     let started = Instant::now();
-    let result = reconcile_inner(&cluster, &key, &ctx).instrument(span).await;
+    ctx.in_flight.inc();
+    let result = reconcile_inner::<K>(primary.as_ref(), &key, ctx.as_ref()).instrument(span.clone()).await;
+    ctx.in_flight.dec();
     let outcome = match &result {
         Ok(_) => "ok",
         Err(e) => e.label(),
     };
-    ctx.metrics.reconciled("RayCluster", outcome, started);
+    ctx.shared.metrics.reconciled(&K::kind(&()), outcome, started);
+    if let Err(error) = &result {
+        span.in_scope(|| tracing::warn!(%error, "Reconcile failed"));
+    }
     result
 }
 
-async fn reconcile_inner(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx: &Context) -> Result<Action, Error> {
-    let now = (ctx.clock)();
-    let snapshot = snapshot(cluster, key, ctx, now);
-    let plugin = ctx.registry.get(&ctx.config.reconciler).ok_or_else(|| Error::NoReconciler(ctx.config.reconciler.clone()))?;
-    let plan = match plugin.reconcile(snapshot).await {
+async fn reconcile_inner<K: Kind>(primary: &K, key: &Key, ctx: &Context<K>) -> Result<Action, Error> {
+    let shared = &ctx.shared;
+    let kind = K::kind(&());
+    let now = (shared.clock)();
+    let now_ms = unix_millis(now);
+    let primary_json = crate::cache::typed_json(primary);
+    let uid = primary.meta().uid.clone();
+    let owner = Owner { kind: &kind, namespace: &key.namespace, name: &key.name, uid: uid.as_deref(), label: K::CHILD_LABEL };
+    let mut children = shared.children.of(&owner);
+    ctx.expectations.patch(key, &mut children, now);
+    let target = Primary {
+        resource: &ctx.resource,
+        namespace: &key.namespace,
+        name: &key.name,
+        reference: primary.object_ref(&()),
+        reporter: &ctx.reporter,
+        writable: K::WRITABLE,
+    };
+
+    let plugin = shared.registry.get(K::RECONCILER).ok_or_else(|| Error::NoReconciler(K::RECONCILER.into()))?;
+    let mut facts = shared.facts.of(&kind, key);
+    if let Some(settings) = &ctx.config.settings_fact {
+        facts.push(Fact { key: SETTINGS_FACT.into(), value: settings.clone(), observed_at: now_ms });
+    }
+    let snapshot = Snapshot {
+        primary: primary_json.to_string(),
+        children: children.iter().map(ToString::to_string).collect(),
+        facts,
+        now: now_ms,
+        seed: random_seed(),
+    };
+    let started = Instant::now();
+    let result = plugin.reconcile(snapshot).await;
+    shared.metrics.plugin_call(K::RECONCILER, "reconcile", result.as_ref().err().map_or("ok", RuntimeError::label), started);
+    let plan = match result {
         Ok(plan) => plan,
-        Err(RuntimeError::Plugin { error, .. }) => return Err(plugin_failed(cluster, ctx, error).await),
+        Err(RuntimeError::Plugin { error, .. }) => return Err(plugin_failed::<K>(ctx, &target, error).await),
         Err(error) => {
             let event = warning("ReconcilerFailed", &error.to_string());
-            let _ = ctx.applier.event(cluster, &event).await;
+            ctx.shared.writer.perform(&target, vec![prepare::Write::Event { event, after: None }]).await;
             return Err(error.into());
         }
     };
     tracing::debug!(ops = plan.ops.len(), requeue_after_ms = ?plan.requeue_after_ms, "Plan");
-    let requeue = plan.requeue_after_ms.map_or(ctx.config.default_requeue, Duration::from_millis);
-    let namespace = cluster.namespace().unwrap_or_default();
-    let mut pending_renders = Vec::new();
-    let mut outcome = Outcome::default();
-    let mut ops = plan.ops.into_iter().peekable();
-    while let Some(op) = ops.next() {
-        match op {
-            Op::Render(child) => {
-                match render::render(cluster, &child, &ctx.config.build) {
-                    Ok(objects) => pending_renders.extend(objects),
-                    Err(error) => {
-                        let _ = ctx.applier.event(cluster, &warning("InvalidRayClusterSpec", &error.to_string())).await;
-                        outcome.replica_failed(ReplicaFailure::new("create", child_is_head(&child), error.to_string()));
-                        outcome.failed(error);
-                    }
+
+    let time = Time(system_to_jiff(now));
+    let input = Input {
+        primary: &primary_json,
+        namespace: &key.namespace,
+        children: &children,
+        now: &time,
+        build: &ctx.config.build,
+        status_conditions: ctx.config.status_conditions,
+    };
+    let mut prepared = prepare::prepare(primary, &input, plan.ops);
+    let schedule_error = match &ctx.config.batch_scheduler {
+        Some(name) => {
+            let scheduled = match shared.registry.get(name) {
+                Some(scheduler) => {
+                    let started = Instant::now();
+                    let result = prepare::schedule(&mut prepared.writes, &scheduler, &primary_json, now_ms).await;
+                    let outcome = match &result {
+                        Ok(()) => "ok",
+                        Err(Error::Runtime(e)) => e.label(),
+                        Err(e) => e.label(),
+                    };
+                    shared.metrics.plugin_call(name, "schedule", outcome, started);
+                    result
                 }
-                // Consecutive renders go out as one slow-start batch.
-                if !matches!(ops.peek(), Some(Op::Render(_))) {
-                    let mut objects = std::mem::take(&mut pending_renders);
-                    if let Err(error) = schedule(cluster, ctx, &namespace, &mut objects, now).await {
-                        // Without the scheduler's PodGroup or labels the Pods would be scheduled
-                        // wrongly: none are created until the plugin works.
-                        let _ = ctx.applier.event(cluster, &warning("FailedToScheduleBatch", &error.to_string())).await;
-                        outcome.failed(error);
-                        continue;
-                    }
-                    create(cluster, key, ctx, &namespace, objects, &mut outcome).await;
-                }
-            }
-            Op::Apply(object) => {
-                let object: serde_json::Value = serde_json::from_str(&object).unwrap_or_default();
-                if let Err(error) = ctx.applier.apply(&namespace, object).await {
-                    outcome.failed(error);
-                }
-            }
-            Op::Delete(target) => match ctx.applier.delete(&namespace, &target).await {
-                Ok(()) if target.kind == "Pod" => {
-                    if let Some(uid) = target.uid {
-                        ctx.expectations.deleted(key, uid);
-                    }
-                }
-                Ok(()) => {}
-                Err(error) => {
-                    if target.kind == "Pod" {
-                        let head = target.name.starts_with(&format!("{}-head", cluster.name_any()));
-                        outcome.replica_failed(ReplicaFailure::new("delete", head, error.to_string()));
-                    }
-                    outcome.failed(error);
-                }
-            },
-            Op::Status(update) => {
-                if let Err(error) = ctx.applier.status(cluster, &update, &Time(system_to_jiff(now))).await {
-                    outcome.failed(error);
-                }
-            }
-            Op::Event(event) => {
-                if let Err(error) = ctx.applier.event(cluster, &event).await {
-                    tracing::warn!(%error, "Event not recorded");
-                }
-            }
+                None => Err(Error::NoBatchScheduler(name.clone())),
+            };
+            scheduled.err().inspect(|error| {
+                // Without the scheduler's PodGroup or labels the Pods would be scheduled
+                // wrongly: none are created until the plugin works.
+                prepare::withhold_pods(&mut prepared.writes);
+                prepared.writes.push(prepare::Write::Event { event: warning("FailedToScheduleBatch", &error.to_string()), after: None });
+            })
         }
-    }
-    {
-        let mut failures = ctx.failures.lock().unwrap_or_else(|p| p.into_inner());
-        match outcome.replica_failure {
-            Some(failure) => failures.insert(key.clone(), failure),
-            None => failures.remove(key),
-        };
-    }
-    match outcome.error {
-        Some(error) => Err(error),
-        None => Ok(Action::requeue(requeue)),
-    }
-}
+        None => None,
+    };
 
-/// What a plan's writes came to: the first error (returned, so the error policy retries) and the
-/// first failed Pod write (handed to the next reconcile as a fact). Writes after a failure still
-/// run: a failed create must not keep the status or the Events from being written.
-#[derive(Default)]
-struct Outcome {
-    error: Option<Error>,
-    replica_failure: Option<ReplicaFailure>,
-}
-
-impl Outcome {
-    fn failed(&mut self, error: impl Into<Error>) {
-        self.error.get_or_insert(error.into());
-    }
-
-    fn replica_failed(&mut self, failure: ReplicaFailure) {
-        self.replica_failure.get_or_insert(failure);
-    }
-}
-
-async fn create(
-    cluster: &RayCluster,
-    key: &ObjectRef<RayCluster>,
-    ctx: &Context,
-    namespace: &str,
-    objects: Vec<serde_json::Value>,
-    outcome: &mut Outcome,
-) {
-    if objects.is_empty() {
-        return;
-    }
-    let wanted_head = objects.iter().any(|o| o["kind"] == "Pod" && o["metadata"]["labels"]["ray.io/node-type"] == "head");
-    let (created, error) = ctx.applier.create_all(namespace, objects).await;
-    let mut created_head = false;
-    for object in created {
+    let report = shared.writer.perform(&target, prepared.writes).await;
+    for object in &report.created {
         if object["kind"] == "Pod" {
-            created_head |= object["metadata"]["labels"]["ray.io/node-type"] == "head";
-            ctx.expectations.created(key, object);
+            ctx.expectations.created(key, object.clone(), now);
         }
     }
-    if let Some(error) = error {
-        let replica_failure = ReplicaFailure::new("create", wanted_head && !created_head, error.to_string());
-        let _ = ctx.applier.event(cluster, &warning(replica_failure.reason, &replica_failure.message)).await;
-        outcome.replica_failed(replica_failure);
-        outcome.failed(error);
+    for uid in &report.deleted_pods {
+        ctx.expectations.deleted(key, uid.clone(), now);
     }
-}
-
-/// Lets the batch-scheduler plugin (if one is configured) see the Pods about to be created:
-/// first its companion objects for the RayCluster (a PodGroup, say) are applied, owned by the
-/// RayCluster, then each Pod gets the plugin's labels, annotations and scheduler name.
-async fn schedule(
-    cluster: &RayCluster,
-    ctx: &Context,
-    namespace: &str,
-    objects: &mut [serde_json::Value],
-    now: SystemTime,
-) -> Result<(), Error> {
-    let Some(name) = &ctx.config.batch_scheduler else { return Ok(()) };
-    if !objects.iter().any(|o| o["kind"] == "Pod") {
-        return Ok(());
-    }
-    let plugin = ctx.registry.get(name).ok_or_else(|| Error::NoBatchScheduler(name.clone()))?;
-    let owner = primary_json(cluster).to_string();
-    let kinds = plugin.companion_kinds()?;
-    let companions = plugin
-        .on_submission(OwnerContext { owner: owner.clone(), companions: Vec::new(), now: unix_millis(now) })
-        .await?;
-    for mut companion in companions.iter().filter_map(|c| serde_json::from_str::<serde_json::Value>(c).ok()) {
-        let declared = kinds.iter().any(|k| companion["apiVersion"] == k.api_version.as_str() && companion["kind"] == k.kind.as_str());
-        if !declared {
-            return Err(ApplyError::Refused {
-                action: format!("applying {} {}", companion["kind"], companion["metadata"]["name"]),
-                reason: "the plugin did not declare this kind in companion-kinds".into(),
+    for (fact, value) in K::facts_after(&report, &prepared.unbuildable) {
+        match value {
+            Some(value) => {
+                shared.facts.put(&kind, key, Fact { key: fact.into(), value, observed_at: now_ms });
             }
-            .into());
-        }
-        companion["metadata"]["namespace"] = namespace.into();
-        companion["metadata"]["ownerReferences"] = serde_json::json!([owner_reference(cluster)]);
-        ctx.applier.apply_companion(namespace, companion).await?;
-    }
-    for pod in objects.iter_mut().filter(|o| o["kind"] == "Pod") {
-        let group_name = pod["metadata"]["labels"]["ray.io/group"].as_str().unwrap_or_default().to_string();
-        let decoration =
-            plugin.decorate_pod(PodContext { owner: owner.clone(), group_name, pod: pod.to_string() }).await?;
-        for (key, value) in decoration.labels {
-            pod["metadata"]["labels"][key] = value.into();
-        }
-        for (key, value) in decoration.annotations {
-            if !pod["metadata"]["annotations"].is_object() {
-                pod["metadata"]["annotations"] = serde_json::json!({});
+            None => {
+                shared.facts.remove(&kind, key, fact);
             }
-            pod["metadata"]["annotations"][key] = value.into();
-        }
-        if let Some(scheduler) = decoration.scheduler_name {
-            pod["spec"]["schedulerName"] = scheduler.into();
         }
     }
-    Ok(())
+    if let Some(unbuildable) = prepared.unbuildable.into_iter().next() {
+        return Err(unbuildable.error.into());
+    }
+    if let Some(error) = schedule_error {
+        return Err(error);
+    }
+    if let Some(error) = report.error {
+        return Err(error.into());
+    }
+    Ok(Action::requeue(plan.requeue_after_ms.map_or(ctx.config.default_requeue, Duration::from_millis)))
 }
 
-fn owner_reference(cluster: &RayCluster) -> serde_json::Value {
-    serde_json::json!({
-        "apiVersion": RayCluster::api_version(&()),
-        "kind": RayCluster::kind(&()),
-        "name": cluster.name_any(),
-        "uid": cluster.metadata.uid.clone().unwrap_or_default(),
-        "controller": true,
-        "blockOwnerDeletion": true,
-    })
-}
-
-async fn plugin_failed(cluster: &RayCluster, ctx: &Context, error: PluginError) -> Error {
+async fn plugin_failed<K: Kind>(ctx: &Context<K>, target: &Primary<'_>, error: PluginError) -> Error {
+    let kind = K::kind(&());
     let (reason, message) = match &error {
-        PluginError::InvalidSpec(m) => ("InvalidRayClusterSpec", m.clone()),
-        PluginError::InvalidInput(m) => ("InvalidRayClusterInput", m.clone()),
-        PluginError::NotReady(m) => ("NotReady", m.clone()),
-        PluginError::Unsupported(m) => ("Unsupported", m.clone()),
-        PluginError::Internal(m) => ("ReconcilerFailed", m.clone()),
+        PluginError::InvalidSpec(m) => (K::INVALID_SPEC_REASON.to_string(), m.clone()),
+        PluginError::InvalidInput(m) => (format!("Invalid{kind}Input"), m.clone()),
+        PluginError::NotReady(m) => ("NotReady".into(), m.clone()),
+        PluginError::Unsupported(m) => ("Unsupported".into(), m.clone()),
+        PluginError::Internal(m) => ("ReconcilerFailed".into(), m.clone()),
     };
     if !matches!(error, PluginError::NotReady(_)) {
-        let _ = ctx.applier.event(cluster, &warning(reason, &message)).await;
+        let event = warning(&reason, &message);
+        ctx.shared.writer.perform(target, vec![prepare::Write::Event { event, after: None }]).await;
     }
     Error::Plugin(format!("{reason}: {message}"))
 }
 
-fn error_policy(_cluster: Arc<RayCluster>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(%error, "Reconcile failed");
-    match error {
-        // A spec that cannot be built stays wrong until someone edits it, which triggers anyway.
-        Error::Build(_) | Error::Plugin(_) => Action::requeue(Duration::from_secs(60)),
-        _ => Action::requeue(Duration::from_secs(5)),
-    }
-}
-
-fn snapshot(cluster: &RayCluster, key: &ObjectRef<RayCluster>, ctx: &Context, now: SystemTime) -> Snapshot {
-    let now_time = system_to_jiff(now);
-    let mut children = ctx.stores.children_of(cluster);
-    ctx.expectations.patch(key, &mut children, &now_time.to_string());
-    let primary = primary_json(cluster);
-    let now_ms = unix_millis(now);
-    let facts = ctx
-        .failures
-        .lock()
-        .unwrap_or_else(|p| p.into_inner())
-        .get(key)
-        .map(|failure| Fact {
-            key: REPLICA_FAILURE_FACT.into(),
-            value: serde_json::to_string(failure).unwrap_or_default(),
-            observed_at: now_ms,
-        })
-        .into_iter()
-        .collect();
-    let mut seed = [0u8; 8];
-    random_bytes(&mut seed);
-    Snapshot {
-        primary: primary.to_string(),
-        children: children.iter().map(ToString::to_string).collect(),
-        facts,
-        now: now_ms,
-        seed: u64::from_le_bytes(seed),
-    }
-}
-
-/// The RayCluster as JSON with its apiVersion and kind, as guests receive it.
-fn primary_json(cluster: &RayCluster) -> serde_json::Value {
-    let mut primary = serde_json::to_value(cluster).unwrap_or_default();
-    if let Some(map) = primary.as_object_mut() {
-        map.insert("apiVersion".into(), RayCluster::api_version(&()).into());
-        map.insert("kind".into(), RayCluster::kind(&()).into());
-    }
-    primary
+fn error_policy<K: Kind>(_primary: Arc<K>, error: &Error, _ctx: Arc<Context<K>>) -> Action {
+    Action::requeue(error.retry())
 }
 
 fn unix_millis(now: SystemTime) -> i64 {
     now.duration_since(UNIX_EPOCH).map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
-}
-
-fn child_is_head(child: &crate::runtime::Child) -> bool {
-    matches!(child, crate::runtime::Child::HeadPod(_))
 }
 
 fn warning(reason: &str, message: &str) -> Event {
@@ -511,6 +408,12 @@ fn warning(reason: &str, message: &str) -> Event {
 
 fn system_to_jiff(now: SystemTime) -> k8s_openapi::jiff::Timestamp {
     k8s_openapi::jiff::Timestamp::try_from(now).unwrap_or(k8s_openapi::jiff::Timestamp::UNIX_EPOCH)
+}
+
+fn random_seed() -> u64 {
+    let mut seed = [0u8; 8];
+    random_bytes(&mut seed);
+    u64::from_le_bytes(seed)
 }
 
 /// Fills `out` from the kernel's randomness (seeds and auth tokens).

@@ -43,10 +43,12 @@ use std::time::{Duration, SystemTime};
 
 use futures::{StreamExt as _, stream::BoxStream};
 use k8s_openapi::api::core::v1::{ConfigMap, ObjectReference};
-use kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use kube::runtime::events::{Event, EventType, Reporter};
 use kube::runtime::reflector::{self, ObjectRef, Store};
 use kube::runtime::{WatchStreamExt as _, watcher};
 use kube::{Api, Client, Resource as _};
+
+use crate::controller::apply::Writer;
 
 use super::config::{CONFIG_MAP_KEY, ConfigError, PluginSource, PluginSpec, RegistryConfig};
 use super::registry::{ConfigMapBytes, Outcome, Registry};
@@ -159,9 +161,9 @@ fn classify<'v>(acted_on: Option<&View>, previous: Option<&View>, now: &'v View)
 /// The ConfigMap watch: the stream that fills the cache and wakes the loop.
 type Changes = BoxStream<'static, Result<watcher::Event<ConfigMap>, watcher::Error>>;
 
-/// The cluster side: the ConfigMap cache and what Events are recorded with.
+/// The cluster side: the ConfigMap cache, and the operator's one writer that records Events.
 struct Cluster {
-    client: Client,
+    writer: Writer,
     reporter: Reporter,
     config_maps: Store<ConfigMap>,
 }
@@ -205,17 +207,18 @@ impl PluginWatch {
         registry: Arc<Registry>,
         sources: Sources,
         client: Client,
+        writer: Writer,
         reporter: Reporter,
     ) -> Result<(Self, Vec<(String, Outcome)>), StartError> {
         let namespace = sources.namespace.clone();
         let api: Api<ConfigMap> = Api::namespaced(client.clone(), &namespace);
-        let (config_maps, writer) = reflector::store();
+        let (config_maps, store) = reflector::store();
         let mut changes =
-            reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff()).boxed();
+            reflector::reflector(store, watcher(api, watcher::Config::default()).default_backoff()).boxed();
         if sources.config != ConfigLocation::BuiltinsOnly {
             first_list(&mut changes, &namespace).await?;
         }
-        let cluster = Cluster { client, reporter, config_maps };
+        let cluster = Cluster { writer, reporter, config_maps };
         let mut tracker = Tracker { registry, sources, cluster: Some(cluster), acted_on: None, previous: None };
         // Unlike later, an unreadable configuration is an error here: nothing serves yet.
         tracker.overlay()?;
@@ -393,12 +396,9 @@ impl Tracker {
 
     async fn publish(&self, type_: EventType, reason: &str, note: String, regarding: ObjectReference) {
         let Some(cluster) = &self.cluster else { return };
-        // A fresh recorder each time: a shared one folds Events of the same reason about the
-        // same object into a series that keeps the first note, and each note names a version.
-        let recorder = Recorder::new(cluster.client.clone(), cluster.reporter.clone());
         let event =
             Event { type_, reason: reason.into(), note: Some(truncate(note)), action: ACTION.into(), secondary: None };
-        if let Err(error) = recorder.publish(&event, &regarding).await {
+        if let Err(error) = cluster.writer.record(&cluster.reporter, &regarding, &event).await {
             tracing::warn!(%error, reason, object = ?regarding.name, "Cannot record plugin Event");
         }
     }
@@ -565,7 +565,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_file_configuration_is_laid_over_the_built_ins_at_every_reload() {
-        let component = |package| std::fs::read(super::super::builtin::path(package).unwrap()).unwrap();
+        let component = |package| std::fs::read(super::super::builtin::test_program(package).unwrap()).unwrap();
         let dir = tempfile::tempdir().unwrap();
         let (config_path, plugin_path) = (dir.path().join("plugins.yaml"), dir.path().join("echo.wasm"));
         std::fs::write(&plugin_path, component("wasmray-test-echo-v1")).unwrap();
@@ -575,7 +575,7 @@ mod tests {
             plugins: vec![PluginSpec {
                 name: "base".into(),
                 kind: PluginKind::Reconciler,
-                source: PluginSource::Builtin("wasmray-test-echo-v2".into()),
+                source: PluginSource::Builtin("wasmray-raycluster".into()),
                 sha256: None,
             }],
         };

@@ -1,0 +1,273 @@
+//! The operator's shared view of the cluster: each owned kind watched once per namespace scope
+//! (label-scoped, projected as it enters), children mapped back to the primary that owns them,
+//! expectations and facts.
+//!
+//! Controllers of every primary kind read the same [`Children`]; none keeps a copy of its own.
+
+pub mod expectations;
+pub mod facts;
+pub mod project;
+
+use std::collections::HashSet;
+use std::fmt::Debug;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::channel::mpsc::{UnboundedReceiver, UnboundedSender, unbounded};
+use futures::future::BoxFuture;
+use futures::{FutureExt, Stream, StreamExt};
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
+use k8s_openapi::serde::Serialize;
+use k8s_openapi::serde::de::DeserializeOwned;
+use kube::api::Api;
+use kube::runtime::reflector::{self, ObjectRef, Store, store::Writer};
+use kube::runtime::watcher::{self, ListSemantic};
+use kube::runtime::WatchStreamExt;
+use kube::{Client, Resource, ResourceExt};
+use prometheus_client::metrics::gauge::Gauge;
+
+pub use expectations::{Expectations, Key};
+pub use facts::Facts;
+
+/// Every object a Ray primary owns carries this label naming its RayCluster; the child watches
+/// select on it, so the caches hold Ray's objects only, whatever else the cluster runs.
+pub const CLUSTER_LABEL: &str = "ray.io/cluster";
+
+/// How long child changes of one primary are gathered into one reconcile. A 100-Pod cluster
+/// whose Pods turn Ready one by one is reconciled a few times, not a hundred.
+pub const COALESCE_WINDOW: Duration = Duration::from_millis(250);
+
+/// Who owns a child: the primary's kind, identity and the label its children carry.
+#[derive(Clone, Copy, Debug)]
+pub struct Owner<'a> {
+    pub kind: &'a str,
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub uid: Option<&'a str>,
+    pub label: &'a str,
+}
+
+/// One kind's store, type erased so a controller reads every kind the same way.
+trait ChildStore: Send + Sync {
+    fn collect(&self, owner: &Owner<'_>, out: &mut Vec<serde_json::Value>);
+    fn contains(&self, namespace: &str, name: &str) -> bool;
+    fn ready(&self) -> BoxFuture<'static, ()>;
+}
+
+struct Typed<K: Resource<DynamicType = ()> + Clone + 'static>(Store<K>);
+
+impl<K> ChildStore for Typed<K>
+where
+    K: Resource<DynamicType = ()> + Clone + Serialize + Send + Sync + 'static,
+{
+    fn collect(&self, owner: &Owner<'_>, out: &mut Vec<serde_json::Value>) {
+        for object in self.0.state() {
+            let owned_here = object.meta().namespace.as_deref() == Some(owner.namespace)
+                && object.labels().get(owner.label).map(String::as_str) == Some(owner.name)
+                && object.owner_references().iter().all(|o| Some(o.uid.as_str()) == owner.uid || o.kind != owner.kind);
+            if owned_here {
+                out.push(typed_json(object.as_ref()));
+            }
+        }
+    }
+
+    fn contains(&self, namespace: &str, name: &str) -> bool {
+        self.0.get(&ObjectRef::new(name).within(namespace)).is_some()
+    }
+
+    fn ready(&self) -> BoxFuture<'static, ()> {
+        let store = self.0.clone();
+        async move {
+            let _ = store.wait_until_ready().await;
+        }
+        .boxed()
+    }
+}
+
+/// A typed object as JSON with its apiVersion and kind: typed objects serialise without their
+/// type, and guests need it to tell kinds apart.
+pub fn typed_json<K: Resource<DynamicType = ()> + Serialize>(object: &K) -> serde_json::Value {
+    let mut value = serde_json::to_value(object).unwrap_or_default();
+    if let Some(map) = value.as_object_mut() {
+        map.insert("apiVersion".into(), K::api_version(&()).into());
+        map.insert("kind".into(), K::kind(&()).into());
+    }
+    value
+}
+
+/// A child that changed: its namespace and labels, for every controller to map to its primary.
+#[derive(Clone, Debug)]
+struct Touched {
+    namespace: String,
+    labels: std::collections::BTreeMap<String, String>,
+}
+
+/// The owned kinds' caches of one namespace scope (`None`: all namespaces).
+#[derive(Clone)]
+pub struct Children {
+    stores: Arc<Vec<Box<dyn ChildStore>>>,
+    subscribers: Arc<Mutex<Vec<(String, UnboundedSender<Key>)>>>,
+}
+
+impl Children {
+    /// Starts one reflector per owned kind, driven by a task of its own, so the caches fill
+    /// before any controller runs. Wait for [`Children::ready`] before the first reconcile: an
+    /// empty cache would look like a cluster with no Pods.
+    pub fn start(client: &Client, namespace: Option<&str>) -> Self {
+        let mut stores: Vec<Box<dyn ChildStore>> = Vec::new();
+        let mut changes = Vec::new();
+        reflect::<Pod>(client, namespace, project::pod, &mut stores, &mut changes);
+        reflect::<Service>(client, namespace, project::object, &mut stores, &mut changes);
+        reflect::<Secret>(client, namespace, project::object, &mut stores, &mut changes);
+        reflect::<ServiceAccount>(client, namespace, project::object, &mut stores, &mut changes);
+        reflect::<Role>(client, namespace, project::object, &mut stores, &mut changes);
+        reflect::<RoleBinding>(client, namespace, project::object, &mut stores, &mut changes);
+        reflect::<Job>(client, namespace, project::object, &mut stores, &mut changes);
+        let subscribers: Arc<Mutex<Vec<(String, UnboundedSender<Key>)>>> = Arc::default();
+        let fan_out = subscribers.clone();
+        tokio::spawn(futures::stream::select_all(changes).for_each(move |touched| {
+            for (label, tx) in fan_out.lock().unwrap_or_else(|p| p.into_inner()).iter() {
+                if let Some(name) = touched.labels.get(label) {
+                    let _ = tx.unbounded_send(Key::new(touched.namespace.clone(), name.clone()));
+                }
+            }
+            async {}
+        }));
+        Self { stores: Arc::new(stores), subscribers }
+    }
+
+    /// The primaries whose children (carrying `label`) changed, coalesced per
+    /// [`COALESCE_WINDOW`]: a burst of changes for one primary comes out once. `waiting`
+    /// counts the primaries gathered and not yet handed on.
+    pub fn subscribe(&self, label: &str, waiting: Gauge) -> impl Stream<Item = Key> + Send + 'static {
+        let (tx, rx) = unbounded();
+        self.subscribers.lock().unwrap_or_else(|p| p.into_inner()).push((label.to_string(), tx));
+        coalesce(rx, COALESCE_WINDOW, waiting)
+    }
+
+    /// Resolves once every store has its initial list.
+    pub async fn ready(&self) {
+        for store in self.stores.iter() {
+            store.ready().await;
+        }
+    }
+
+    /// The cached children of `owner` as JSON: same namespace, its label, and (when they have
+    /// owner references of the owner's kind) owned by this very object, not an earlier one of
+    /// the same name.
+    pub fn of(&self, owner: &Owner<'_>) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for store in self.stores.iter() {
+            store.collect(owner, &mut out);
+        }
+        out
+    }
+
+    /// Whether any store holds an object of this name in this namespace.
+    pub fn contains(&self, namespace: &str, name: &str) -> bool {
+        self.stores.iter().any(|s| s.contains(namespace, name))
+    }
+}
+
+/// Keys from `rx`, each at most once per `window`; a key arriving while it is already pending
+/// is folded into the pending one.
+pub fn coalesce(mut rx: UnboundedReceiver<Key>, window: Duration, waiting: Gauge) -> impl Stream<Item = Key> + Send + 'static {
+    let (tx, out) = unbounded();
+    tokio::spawn(async move {
+        loop {
+            let Some(first) = rx.next().await else { return };
+            let mut pending: HashSet<Key> = HashSet::from([first]);
+            waiting.inc();
+            let deadline = tokio::time::sleep(window);
+            tokio::pin!(deadline);
+            loop {
+                tokio::select! {
+                    () = &mut deadline => break,
+                    next = rx.next() => match next {
+                        Some(key) => if pending.insert(key) { waiting.inc(); },
+                        None => break,
+                    },
+                }
+            }
+            waiting.dec_by(i64::try_from(pending.len()).unwrap_or(i64::MAX));
+            for key in pending {
+                if tx.unbounded_send(key).is_err() {
+                    return;
+                }
+            }
+        }
+    });
+    out
+}
+
+/// A reflector of `K` objects carrying the cluster label; `project` trims each object before it
+/// is stored ([`project`]).
+fn reflect<K>(
+    client: &Client,
+    namespace: Option<&str>,
+    project: fn(&mut K),
+    stores: &mut Vec<Box<dyn ChildStore>>,
+    changes: &mut Vec<futures::stream::BoxStream<'static, Touched>>,
+) where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + Debug
+        + DeserializeOwned
+        + Serialize
+        + Send
+        + Sync
+        + 'static,
+{
+    let api: Api<K> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    // MostRecent: after a restart the first list must show every Pod created before it, or the
+    // first reconcile would create them again.
+    let config = watcher::Config::default().labels(CLUSTER_LABEL).list_semantic(ListSemantic::MostRecent);
+    let writer: Writer<K> = Writer::default();
+    stores.push(Box::new(Typed(writer.as_reader())));
+    let events = reflector::reflector(writer, watcher::watcher(api, config).default_backoff().modify(project))
+        .touched_objects()
+        .filter_map(|object| async move {
+            match object {
+                Ok(object) => Some(Touched {
+                    namespace: object.meta().namespace.clone().unwrap_or_default(),
+                    labels: object.labels().clone(),
+                }),
+                Err(error) => {
+                    tracing::warn!(%error, kind = %K::kind(&()), "Watch error");
+                    None
+                }
+            }
+        })
+        .boxed();
+    changes.push(events);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn a_burst_of_changes_for_one_primary_comes_out_once() {
+        let (tx, rx) = unbounded();
+        let waiting = Gauge::default();
+        let mut out = Box::pin(coalesce(rx, Duration::from_millis(250), waiting.clone()));
+        for _ in 0..100 {
+            tx.unbounded_send(Key::new("ns", "big")).unwrap();
+        }
+        tx.unbounded_send(Key::new("ns", "small")).unwrap();
+        let mut first = vec![out.next().await.unwrap(), out.next().await.unwrap()];
+        first.sort();
+        assert_eq!(first, [Key::new("ns", "big"), Key::new("ns", "small")]);
+        assert_eq!(waiting.get(), 0, "nothing left waiting once handed on");
+
+        tx.unbounded_send(Key::new("ns", "big")).unwrap();
+        assert_eq!(out.next().await, Some(Key::new("ns", "big")), "a later change is a later reconcile");
+        drop(tx);
+        assert_eq!(out.next().await, None);
+    }
+}

@@ -1,0 +1,4 @@
+//! The primary kinds, each an implementation of [`super::Kind`], and their KubeRay metrics.
+
+pub mod metrics;
+pub mod raycluster;

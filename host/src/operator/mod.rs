@@ -1,0 +1,286 @@
+//! `wasmray run`: the operator's wiring — the client, shared caches, plugins, the controllers,
+//! the endpoints, leader election and shutdown.
+
+pub mod admin;
+pub mod leader;
+pub mod settings;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::Context as _;
+use kube::runtime::reflector;
+use wasmray_api::RayCluster;
+
+use crate::cache::{Children, Facts};
+use crate::controller::apply::{Leadership, Writer};
+use crate::controller::kinds::metrics::ClusterMetrics;
+use crate::controller::{self, Shared, metrics::Metrics};
+use crate::plugin::config::{PluginSource, PluginSpec, RegistryConfig};
+use crate::plugin::registry::{Outcome, Registry};
+use crate::plugin::watch::{PluginWatch, Sources};
+use crate::runtime::{PluginKind, Runtime, RuntimeConfig};
+
+pub use admin::Readiness;
+pub use settings::{RunArgs, Settings, SettingsError};
+
+/// The built-in RayCluster reconciler's package.
+pub const RAYCLUSTER_RECONCILER: &str = "wasmray-raycluster";
+
+/// How often plugin files are looked at for changes (ConfigMaps are watched, not polled).
+pub const PLUGIN_POLL: Duration = Duration::from_secs(2);
+
+impl RunArgs {
+    /// `wasmray run` with these flags (after the subcommand), as the command line would parse them.
+    ///
+    /// # Errors
+    ///
+    /// If clap refuses the flags.
+    pub fn from_flags<I: IntoIterator<Item = S>, S: Into<std::ffi::OsString> + Clone>(flags: I) -> Result<Self, clap::Error> {
+        #[derive(clap::Parser)]
+        struct Run {
+            #[command(flatten)]
+            args: RunArgs,
+        }
+        use clap::Parser as _;
+        let argv = std::iter::once(std::ffi::OsString::from("wasmray")).chain(flags.into_iter().map(Into::into));
+        Ok(Run::try_parse_from(argv)?.args)
+    }
+
+    /// Whether logs are JSON (`--log-stdout-encoder json`), for the logger set up before `run`.
+    pub fn log_json(&self) -> bool {
+        self.log_stdout_encoder == "json"
+    }
+
+    /// Runs the operator until Ctrl-C or SIGTERM (or until it loses the leader lease).
+    pub fn run(self) -> anyhow::Result<()> {
+        let settings = Settings::read(self, &|name| std::env::var(name).ok())?;
+        tokio::runtime::Runtime::new()?.block_on(async move { Operator::start(settings).await?.run(shutdown_signal()).await })
+    }
+}
+
+/// A started operator: connected, plugins loaded, endpoints serving; [`Operator::run`] runs it.
+pub struct Operator {
+    settings: Settings,
+    client: kube::Client,
+    registry: Arc<Registry>,
+    writer: Writer,
+    leadership: Leadership,
+    metrics: Metrics,
+    cluster_metrics: Arc<ClusterMetrics>,
+    readiness: Readiness,
+    /// Where `/metrics` is served, once bound.
+    pub metrics_addr: Option<SocketAddr>,
+    /// Where `/healthz` and `/readyz` are served, once bound.
+    pub health_addr: Option<SocketAddr>,
+}
+
+impl Operator {
+    /// Connects, serves the endpoints (`/readyz` answers 503 until [`Operator::run`] has synced
+    /// the caches), and loads every plugin.
+    ///
+    /// # Errors
+    ///
+    /// If the cluster cannot be reached, an endpoint cannot be bound, or a plugin is rejected:
+    /// the operator does not start with a plugin missing.
+    pub async fn start(settings: Settings) -> anyhow::Result<Self> {
+        let client = client(&settings).await?;
+        let mut prometheus = prometheus_client::registry::Registry::default();
+        let metrics = Metrics::register(&mut prometheus);
+        let cluster_metrics = Arc::new(ClusterMetrics::default());
+        prometheus.register_collector(Box::new(cluster_metrics.clone()));
+        let readiness = Readiness::default();
+        let (metrics_addr, health_addr) =
+            admin::serve(settings.metrics_addr, settings.health_addr, Arc::new(prometheus), readiness.clone()).await?;
+        let leadership = if settings.leader_election.is_some() { Leadership::standby() } else { Leadership::always() };
+        let writer = Writer::new(client.clone(), &settings.field_manager, metrics.clone(), leadership.clone());
+
+        let runtime = Runtime::new(RuntimeConfig {
+            cache_dir: Some(settings.compile_cache_dir.clone().unwrap_or_else(|| crate::dev::cache_root().join("compiled"))),
+            ..RuntimeConfig::default()
+        })?;
+        let sources = Sources {
+            builtins: builtins(settings.controller.batch_scheduler.as_deref()),
+            config: settings.plugins.clone(),
+            namespace: operator_namespace(&settings, &client),
+        };
+        let registry = load_plugins(client.clone(), runtime, sources, writer.clone(), &settings.field_manager).await?;
+        tracing::info!(plugins = ?registry.names(), ?metrics_addr, ?health_addr, "wasmray operator started");
+        Ok(Self { settings, client, registry, writer, leadership, metrics, cluster_metrics, readiness, metrics_addr, health_addr })
+    }
+
+    /// Syncs the caches (then `/readyz` is 200), waits for the leader lease if leader election
+    /// is on, and reconciles until `shutdown` resolves.
+    ///
+    /// # Errors
+    ///
+    /// If leader election cannot start, or the lease is lost: the operator stops writing at
+    /// once and returns, so that a restart campaigns again.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        let Operator { settings, client, registry, writer, leadership, metrics, cluster_metrics, readiness, .. } = self;
+        let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+        // Standby replicas keep warm caches too, so a take-over does not start from an empty one.
+        let scopes: Vec<(Option<String>, Children)> =
+            settings.scopes.iter().map(|scope| (scope.clone(), Children::start(&client, scope.as_deref()))).collect();
+        let synced = async {
+            for (_, children) in &scopes {
+                children.ready().await;
+            }
+        };
+        tokio::select! {
+            () = synced => {}
+            () = shutdown.clone() => return Ok(()),
+        }
+        readiness.set();
+        tracing::info!("Caches ready");
+
+        let mut campaign = match &settings.leader_election {
+            Some(election) => {
+                let namespace = election.namespace.clone().unwrap_or_else(|| operator_namespace(&settings, &client));
+                let identity = leader::identity();
+                let mut campaign = leader::Campaign::start(client.clone(), &namespace, &election.name, &identity).await?;
+                tracing::info!(lease = %format!("{namespace}/{}", election.name), %identity, "Waiting for the leader lease");
+                tokio::select! {
+                    () = campaign.won() => {}
+                    () = shutdown.clone() => { campaign.release().await; return Ok(()) }
+                }
+                leadership.set(true);
+                tracing::info!(%identity, "Leading");
+                Some(campaign)
+            }
+            None => None,
+        };
+
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        let guard_leadership = leadership.clone();
+        let guard = tokio::spawn(async move {
+            let lost = tokio::select! {
+                () = shutdown => false,
+                () = async { match campaign.as_mut() { Some(c) => c.lost(&guard_leadership).await, None => std::future::pending().await } } => true,
+            };
+            let _ = stop_tx.send(true);
+            (lost, campaign)
+        });
+
+        let facts = Arc::new(Facts::default());
+        let mut controllers = Vec::new();
+        for (scope, children) in scopes {
+            let shared = Shared {
+                registry: registry.clone(),
+                children,
+                facts: facts.clone(),
+                writer: writer.clone(),
+                metrics: metrics.clone(),
+                clock: Arc::new(SystemTime::now),
+            };
+            let (reader, store) = reflector::store::<RayCluster>();
+            cluster_metrics.watch(reader);
+            let mut stop = stop_rx.clone();
+            let stopped = async move {
+                let _ = stop.wait_for(|s| *s).await;
+            };
+            controllers.push(tokio::spawn(controller::run::<RayCluster>(
+                client.clone(),
+                shared,
+                settings.controller.clone(),
+                scope,
+                store,
+                stopped,
+            )));
+        }
+        for controller in controllers {
+            let _ = controller.await;
+        }
+        let (lost, campaign) = guard.await.context("the shutdown guard")?;
+        if lost {
+            anyhow::bail!("lost the leader lease; stopped writing");
+        }
+        if let Some(campaign) = campaign {
+            campaign.release().await;
+        }
+        Ok(())
+    }
+}
+
+/// The operator's namespace: the flag (or `$POD_NAMESPACE`), else the kubeconfig's.
+fn operator_namespace(settings: &Settings, client: &kube::Client) -> String {
+    settings.operator_namespace.clone().unwrap_or_else(|| client.default_namespace().to_string())
+}
+
+/// A client limited to `--qps` requests a second on average and `--burst` at once.
+async fn client(settings: &Settings) -> anyhow::Result<kube::Client> {
+    let config = match &settings.kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("using {}", path.display()))?
+        }
+        None => kube::Config::infer().await.context("connecting to the cluster")?,
+    };
+    // A window of `burst` requests per burst/qps seconds: on average qps, at most burst at once.
+    let window = Duration::from_secs_f64(f64::from(settings.burst) / f64::from(settings.qps));
+    let limit = tower::limit::RateLimitLayer::new(u64::from(settings.burst), window);
+    Ok(kube::client::ClientBuilder::try_from(config).context("building the client")?.with_layer(&limit).build())
+}
+
+/// The built-in plugins: the RayCluster reconciler, and the batch scheduler's plugin
+/// (`wasmray-plugin-<name>`) if one is named. A configuration's entries replace them by name.
+pub fn builtins(batch_scheduler: Option<&str>) -> RegistryConfig {
+    let mut config = RegistryConfig {
+        plugins: vec![PluginSpec {
+            name: "raycluster".into(),
+            kind: PluginKind::Reconciler,
+            source: PluginSource::Builtin(RAYCLUSTER_RECONCILER.into()),
+            sha256: None,
+        }],
+    };
+    if let Some(name) = batch_scheduler {
+        config.plugins.push(PluginSpec {
+            name: name.to_string(),
+            kind: PluginKind::BatchScheduler,
+            source: PluginSource::Builtin(format!("wasmray-plugin-{name}")),
+            sha256: None,
+        });
+    }
+    config
+}
+
+/// Loads every plugin of `sources` into a new registry and spawns the watch that keeps it
+/// current. Its Events go through `writer`, reported as `controller`.
+///
+/// # Errors
+///
+/// If the configuration cannot be read, or any plugin is rejected: the operator does not start
+/// with a plugin missing (while running, a rejected version leaves the previous one serving).
+pub async fn load_plugins(
+    client: kube::Client,
+    runtime: Runtime,
+    sources: Sources,
+    writer: Writer,
+    controller: &str,
+) -> anyhow::Result<Arc<Registry>> {
+    let registry = Arc::new(Registry::new(runtime));
+    let reporter = kube::runtime::events::Reporter {
+        controller: controller.to_string(),
+        instance: std::env::var("POD_NAME").ok(),
+    };
+    let (watch, outcomes) = PluginWatch::start(registry.clone(), sources, client, writer, reporter).await?;
+    for (name, outcome) in outcomes {
+        if let Outcome::Rejected { error, .. } = outcome {
+            anyhow::bail!("plugin {name} cannot be loaded: {error}");
+        }
+    }
+    tokio::spawn(watch.run(PLUGIN_POLL));
+    Ok(registry)
+}
+
+async fn shutdown_signal() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+    }
+    tracing::info!("Shutting down");
+}
