@@ -1,11 +1,15 @@
-//! Builds the workspace's guest components for `wasm32-wasip2` and tells the host where they are.
+//! Builds the workspace's guest components for `wasm32-wasip2` and embeds them in the host.
 //!
 //! Every workspace member under `guests/` or `plugins/` with a `cdylib` target is a component.
 //! They are built by a nested `cargo build --release --target wasm32-wasip2` into
 //! `<target>/wasm`, a target directory of its own so the nested cargo never waits on the lock
 //! the outer one holds. Guests are built with `opt-level = 3` and stripped: `"s"` with LTO makes
 //! one huge serde function that compiles several times slower under epoch instrumentation.
-//! The paths land in `$OUT_DIR/guests.rs`, which `plugin::builtin` includes.
+//!
+//! `$OUT_DIR/guests.rs`, which `plugin::builtin` includes, embeds the built-in components (the
+//! reconcilers and the batch-scheduler plugins) with `include_bytes!`, so a copied binary needs
+//! no target directory. The test programs (`guests/test-programs/*`) are not shipped: only their
+//! paths in this target directory are written, for this checkout's own tests and benches.
 
 use std::{
     env,
@@ -32,18 +36,29 @@ fn main() {
     build(&cargo, &root, &wasm_target_dir, &guests);
 
     let release = wasm_target_dir.join("wasm32-wasip2").join("release");
-    let mut src = String::from("/// Built-in components: (package, path of its `.wasm`), built by `host/build.rs`.\n");
-    src.push_str("pub const COMPONENTS: &[(&str, &str)] = &[\n");
-    for package in &guests {
-        let path = release.join(format!("{}.wasm", package.replace('-', "_")));
-        writeln!(src, "    ({package:?}, {:?}),", path.display().to_string()).expect("writing to a String");
+    let wasm = |package: &str| release.join(format!("{}.wasm", package.replace('-', "_"))).display().to_string();
+    let mut src = String::from("/// Built-in components: (package, its `.wasm`), built and embedded by `host/build.rs`.\n");
+    src.push_str("pub const COMPONENTS: &[(&str, &[u8])] = &[\n");
+    for guest in guests.iter().filter(|g| !g.test_program) {
+        writeln!(src, "    ({:?}, include_bytes!({:?})),", guest.package, wasm(&guest.package)).expect("writing to a String");
+    }
+    src.push_str("];\n\n/// Test programs: (package, path of its `.wasm` in this build's target directory).\n");
+    src.push_str("pub const TEST_PROGRAMS: &[(&str, &str)] = &[\n");
+    for guest in guests.iter().filter(|g| g.test_program) {
+        writeln!(src, "    ({:?}, {:?}),", guest.package, wasm(&guest.package)).expect("writing to a String");
     }
     src.push_str("];\n");
     std::fs::write(out_dir.join("guests.rs"), src).expect("writing guests.rs to OUT_DIR");
 }
 
+/// A component package, and whether it is one of the test programs.
+struct Guest {
+    package: String,
+    test_program: bool,
+}
+
 /// Workspace members under `guests/` or `plugins/` that build a `cdylib`.
-fn component_packages(cargo: &str, root: &Path) -> Vec<String> {
+fn component_packages(cargo: &str, root: &Path) -> Vec<Guest> {
     let output = Command::new(cargo)
         .args(["metadata", "--no-deps", "--format-version", "1", "--offline", "--manifest-path"])
         .arg(root.join("Cargo.toml"))
@@ -61,14 +76,15 @@ fn component_packages(cargo: &str, root: &Path) -> Vec<String> {
             t["crate_types"].as_array().into_iter().flatten().any(|c| c.as_str() == Some("cdylib"))
         });
         if in_guest_dir && is_component {
-            names.push(package["name"].as_str().unwrap_or_default().to_owned());
+            let package = package["name"].as_str().unwrap_or_default().to_owned();
+            names.push(Guest { package, test_program: relative.starts_with("guests/test-programs") });
         }
     }
-    names.sort();
+    names.sort_by(|a, b| a.package.cmp(&b.package));
     names
 }
 
-fn build(cargo: &str, root: &Path, target_dir: &Path, packages: &[String]) {
+fn build(cargo: &str, root: &Path, target_dir: &Path, packages: &[Guest]) {
     if packages.is_empty() {
         return;
     }
@@ -78,8 +94,8 @@ fn build(cargo: &str, root: &Path, target_dir: &Path, packages: &[String]) {
         .arg(target_dir)
         .arg("--manifest-path")
         .arg(root.join("Cargo.toml"));
-    for package in packages {
-        cmd.args(["-p", package]);
+    for guest in packages {
+        cmd.args(["-p", &guest.package]);
     }
     // The outer build's flags and target are for the host, not for the guests.
     for var in ["CARGO_TARGET_DIR", "CARGO_BUILD_TARGET", "RUSTFLAGS", "CARGO_ENCODED_RUSTFLAGS", "CARGO_BUILD_RUSTFLAGS"] {

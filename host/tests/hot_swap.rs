@@ -18,7 +18,7 @@ use wasmray::{
 const POLL: Duration = Duration::from_millis(25);
 
 fn wasm(package: &str) -> Vec<u8> {
-    std::fs::read(builtin::path(package).expect("built-in component")).expect("component file")
+    std::fs::read(builtin::test_program(package).expect("a test program")).expect("component file")
 }
 
 /// Replaces `path` atomically, as a ConfigMap volume update or `mv` does.

@@ -12,7 +12,7 @@ use wasmray::{
 };
 
 fn wasm(package: &str) -> Vec<u8> {
-    let path = builtin::path(package).unwrap_or_else(|| panic!("{package} is not a built-in component"));
+    let path = builtin::test_program(package).unwrap_or_else(|| panic!("{package} is not a test program"));
     std::fs::read(path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
 }
 
@@ -188,6 +188,21 @@ fn a_precompiled_component_is_loaded_from_the_cache_the_second_time() {
     let second = Runtime::new(config).unwrap().load("echo", &bytes).unwrap();
     assert_eq!(second.origin().0, Origin::Cached);
     assert_eq!(first.id(), second.id());
+}
+
+#[test]
+fn a_cache_directory_that_cannot_be_created_compiles_in_memory_every_time() {
+    // A directory below a regular file can be created by no one, root included: what a
+    // read-only root filesystem without a mounted cache volume looks like to the operator.
+    let file = tempfile::NamedTempFile::new().unwrap();
+    let config = RuntimeConfig { cache_dir: Some(file.path().join("compiled")), ..RuntimeConfig::default() };
+    let bytes = wasm("wasmray-test-echo-v1");
+    for _ in 0..2 {
+        let plugin = Runtime::new(config.clone()).unwrap().load("echo", &bytes).unwrap();
+        assert_eq!(plugin.origin().0, Origin::Compiled);
+        let plan = plugin.reconcile_blocking(&asking("x")).unwrap();
+        assert!(matches!(&plan.ops[0], Op::Event(e) if e.message == "v1"));
+    }
 }
 
 #[test]

@@ -122,9 +122,12 @@ async fn an_operator_whose_plugin_is_rejected_at_start_does_not_start_and_says_w
     Ok(())
 }
 
-/// A built-in component's bytes.
+/// A component's bytes: one embedded in the binary, or a test program this build made.
 fn component(package: &str) -> anyhow::Result<Vec<u8>> {
-    let path = builtin::path(package).ok_or_else(|| anyhow::anyhow!("no built-in component {package}"))?;
+    if let Some(bytes) = builtin::bytes(package) {
+        return Ok(bytes.to_vec());
+    }
+    let path = builtin::test_program(package).ok_or_else(|| anyhow::anyhow!("no component {package}"))?;
     Ok(std::fs::read(path)?)
 }
 

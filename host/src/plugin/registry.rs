@@ -251,10 +251,9 @@ async fn read_raw(source: &PluginSource, config_maps: &ConfigMapBytes) -> Result
             .get(&(name.clone(), key.clone()))
             .cloned()
             .ok_or_else(|| SourceError::MissingConfigMapKey { name: name.clone(), key: key.clone() }),
-        PluginSource::Builtin(package) => {
-            let path = super::builtin::path(package).ok_or_else(|| SourceError::UnknownBuiltin(package.clone()))?;
-            tokio::fs::read(path).await.map_err(|source| SourceError::Read { path: path.into(), source })
-        }
+        PluginSource::Builtin(package) => super::builtin::bytes(package)
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| SourceError::UnknownBuiltin(package.clone())),
     }
 }
 
@@ -264,7 +263,7 @@ mod tests {
     use crate::runtime::{PluginKind, RuntimeConfig};
 
     fn component(package: &str) -> Vec<u8> {
-        std::fs::read(super::super::builtin::path(package).expect("a built-in component")).unwrap()
+        std::fs::read(super::super::builtin::test_program(package).expect("a test program")).unwrap()
     }
 
     fn gzip(bytes: &[u8]) -> Vec<u8> {

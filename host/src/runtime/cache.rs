@@ -2,7 +2,8 @@
 
 use std::{
     hash::{Hash as _, Hasher as _},
-    path::PathBuf,
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicBool, Ordering},
 };
 
 use wasmtime::{Engine, component::Component};
@@ -19,24 +20,34 @@ pub enum Origin {
 }
 
 /// A directory of precompiled artifacts, or none.
+///
+/// A directory that cannot be created or written (a read-only root filesystem, no volume
+/// mounted) is no reason not to run: components are then compiled in memory on every load, and
+/// that is logged once.
 #[derive(Debug)]
 pub(crate) struct CompileCache {
     dir: Option<PathBuf>,
     /// Distinguishes engines (wasmtime version and the codegen settings) sharing one directory.
     engine_key: String,
+    /// Whether a failed write has been logged already.
+    warned: AtomicBool,
 }
 
 impl CompileCache {
     pub(crate) fn new(engine: &Engine, dir: Option<PathBuf>) -> Result<Self> {
-        if let Some(dir) = &dir {
-            std::fs::create_dir_all(dir).map_err(|source| RuntimeError::Cache { path: dir.clone(), source })?;
-        }
+        let dir = dir.filter(|dir| match writable(dir) {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(dir = %dir.display(), %error, "The compile cache directory is not writable; compiling components in memory");
+                false
+            }
+        });
         // `DefaultHasher::new()` has fixed keys, so the key is stable for one build of the binary,
         // which is all a cache needs; a different build that happens to collide still fails
         // safely, because deserialisation checks compatibility itself.
         let mut hasher = std::collections::hash_map::DefaultHasher::new();
         engine.precompile_compatibility_hash().hash(&mut hasher);
-        Ok(CompileCache { dir, engine_key: format!("{:016x}", hasher.finish()) })
+        Ok(CompileCache { dir, engine_key: format!("{:016x}", hasher.finish()), warned: AtomicBool::new(false) })
     }
 
     /// The component for these bytes: from the cache if present and valid, compiled otherwise.
@@ -64,12 +75,24 @@ impl CompileCache {
         let bytes = component
             .serialize()
             .map_err(|e| RuntimeError::Compile { plugin: id.clone(), message: format!("{e:#}") })?;
-        let io = |source| RuntimeError::Cache { path: path.clone(), source };
-        let tmp = tempfile::NamedTempFile::new_in(dir).map_err(io)?;
-        std::fs::write(tmp.path(), &bytes).map_err(io)?;
-        tmp.persist(&path).map_err(|e| io(e.error))?;
+        let stored = tempfile::NamedTempFile::new_in(dir)
+            .and_then(|tmp| std::fs::write(tmp.path(), &bytes).map(|()| tmp))
+            .and_then(|tmp| tmp.persist(&path).map_err(|e| e.error));
+        // The directory was writable at start; if it no longer is (full, remounted), the
+        // component compiled in memory serves all the same.
+        if let Err(error) = stored
+            && !self.warned.swap(true, Ordering::Relaxed)
+        {
+            tracing::warn!(path = %path.display(), %error, "Cannot store a precompiled component; compiling in memory when this one is loaded again");
+        }
         Ok((component, Origin::Compiled))
     }
+}
+
+/// Creates `dir` if needed and checks that a file can be created in it.
+fn writable(dir: &Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    tempfile::NamedTempFile::new_in(dir).map(drop)
 }
 
 fn compile(engine: &Engine, id: &PluginId, wasm: &[u8]) -> Result<Component> {
