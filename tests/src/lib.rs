@@ -129,6 +129,11 @@ pub async fn namespace(test: &str) -> anyhow::Result<TestNamespace> {
 }
 
 impl TestNamespace {
+    /// The control plane's admin kubeconfig.
+    pub fn kubeconfig(&self) -> &Path {
+        &self.kubeconfig
+    }
+
     /// An `Api` for a namespaced kind in this namespace.
     pub fn api<K>(&self) -> Api<K>
     where
@@ -359,6 +364,33 @@ impl Drop for Operator {
             let _ = thread.join();
         }
     }
+}
+
+/// The `wasmray` binary: `$WASMRAY_BIN` (tests/run sets it), else the one cargo built next to
+/// this test binary (`target/debug/deps/..`).
+pub fn wasmray_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("WASMRAY_BIN") {
+        return PathBuf::from(path);
+    }
+    let exe = std::env::current_exe().expect("the test binary's path");
+    exe.parent().and_then(|deps| deps.parent()).expect("target/debug/deps").join("wasmray")
+}
+
+/// The body of `GET path` on a local endpoint, with its status code.
+pub async fn http_get(addr: std::net::SocketAddr, path: &str) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.with_context(|| format!("connecting to {addr}"))?;
+    stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n\r\n").as_bytes()).await?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await?;
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok()).context("an HTTP status line")?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
+}
+
+/// The value of one sample in Prometheus text (`name{labels}` exactly as `line_prefix`), if present.
+pub fn metric(text: &str, line_prefix: &str) -> Option<f64> {
+    text.lines().find(|l| l.starts_with(line_prefix) && l[line_prefix.len()..].starts_with(' ')).and_then(|l| l.rsplit(' ').next()?.parse().ok())
 }
 
 /// Runs `future`, failing after `timeout`.

@@ -13,7 +13,7 @@ use wasmray_api::RayCluster;
 use wasmray_tests::fixtures::{
     WAIT, apply, condition, eventually, is_live, ray_cluster, status_field, wait_for_state, wait_for_workers, workers,
 };
-use wasmray_tests::namespace;
+use wasmray_tests::{namespace, wasmray_binary};
 
 #[tokio::test]
 async fn a_new_cluster_gets_its_head_service_a_head_and_clamped_workers_and_becomes_ready() -> anyhow::Result<()> {
@@ -144,7 +144,7 @@ async fn an_operator_killed_while_scaling_to_100_workers_ends_with_exactly_100_a
         std::process::Command::new(wasmray_binary())
             .args(["run", "--kubeconfig"])
             .arg(cluster.kubeconfig())
-            .args(["--namespace", ns])
+            .args(["--watch-namespace", ns, "--leader-election-namespace", ns, "--metrics-addr=0", "--health-probe-bind-address=0"])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -178,12 +178,6 @@ async fn an_operator_killed_while_scaling_to_100_workers_ends_with_exactly_100_a
     restarted.wait()?;
     assert_eq!(outcome?, 100, "exactly 100 workers, no duplicates, not even terminating ones");
     Ok(())
-}
-
-/// The `wasmray` binary next to this test binary (`target/debug/deps/..`).
-fn wasmray_binary() -> std::path::PathBuf {
-    let exe = std::env::current_exe().expect("the test binary's path");
-    exe.parent().and_then(|deps| deps.parent()).expect("target/debug/deps").join("wasmray")
 }
 
 #[tokio::test]

@@ -478,6 +478,36 @@ mod tests {
         assert_eq!(pod["spec"]["schedulerName"], "volcano");
     }
 
+    #[tokio::test]
+    async fn the_volcano_plugin_puts_its_pod_group_before_the_first_pod_and_decorates_every_pod() {
+        let runtime = crate::runtime::Runtime::new(crate::runtime::RuntimeConfig::default()).unwrap();
+        let volcano = runtime.load("volcano", crate::plugin::builtin::bytes("wasmray-plugin-volcano").unwrap()).unwrap();
+        let (cluster, primary) = a_cluster_with_one_cpu_group();
+        let build = BuildContext::default();
+        let time = now();
+        let mut prepared = prepare(&cluster, &input(&primary, &[], &time, &build), vec![
+            Op::Render(Child::HeadService),
+            Op::Render(Child::HeadPod("abcde".into())),
+            worker("x1y2z"),
+        ]);
+        schedule(&mut prepared.writes, &volcano, &primary, 0).await.unwrap();
+
+        let kinds: Vec<&str> = prepared.writes.iter().map(|w| match w {
+            Write::Create { object, .. } | Write::Companion { object } => object["kind"].as_str().unwrap_or_default(),
+            _ => "",
+        }).collect();
+        assert_eq!(kinds, ["Service", "PodGroup", "Pod", "Pod"]);
+        let Write::Companion { object: pod_group } = &prepared.writes[1] else { panic!() };
+        assert_eq!(pod_group["metadata"]["namespace"], "ml");
+        assert_eq!(pod_group["metadata"]["ownerReferences"][0]["uid"], "uid-demo");
+        assert_eq!(pod_group["spec"]["minMember"], 3, "the head and two workers are one gang");
+        for write in &prepared.writes[2..] {
+            let Write::Create { object: pod, .. } = write else { panic!() };
+            assert_eq!(pod["spec"]["schedulerName"], "volcano");
+            assert!(pod["metadata"]["annotations"]["scheduling.k8s.io/group-name"].is_string(), "{}", pod["metadata"]);
+        }
+    }
+
     #[test]
     fn withheld_pods_take_their_events_along_and_leave_the_rest() {
         let (cluster, primary) = a_cluster_with_one_cpu_group();

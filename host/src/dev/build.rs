@@ -107,6 +107,17 @@ pub fn ensure_binaries(cache_root: &Path) -> Result<Binaries, DevError> {
     }
     let go = which_go()?;
     std::fs::create_dir_all(&dir).map_err(|e| DevError::io(&dir, e))?;
+    // One build at a time per cache: two `dev up`s started together (parallel test runs) would
+    // otherwise share one staging directory and undo each other's work. The second waits,
+    // then finds what the first built.
+    let lock_path = dir.join(".build.lock");
+    let lock = std::fs::File::create(&lock_path).map_err(|e| DevError::io(&lock_path, e))?;
+    if lock.try_lock().is_err() {
+        eprintln!("wasmray dev: another process is building the control plane into {}; waiting for it", dir.display());
+        lock.lock().map_err(|e| DevError::io(&lock_path, e))?;
+    }
+    let missing: Vec<&GoModule> =
+        missing.into_iter().filter(|m| m.packages.iter().any(|(bin, _)| !dir.join(bin).is_file())).collect();
     let total = Instant::now();
     for (i, module) in missing.iter().enumerate() {
         let started = Instant::now();
