@@ -98,6 +98,31 @@ pub struct Primary<'a> {
     pub writable: &'a [(&'a str, &'a str)],
 }
 
+/// One Event recorder per distinct Event (who reports it, what it regards, its type, reason and
+/// note). The same Event recorded again becomes one Event object whose series counts the
+/// repeats, as client-go's correlator does, instead of one object per reconcile; Events that
+/// differ only in their note stay apart (a recorder keys its series without the note).
+#[derive(Clone, Default)]
+struct Recorders(Arc<std::sync::Mutex<std::collections::HashMap<String, (Recorder, std::time::Instant)>>>);
+
+/// How long an unused recorder is kept; a repeat after that starts a new Event object.
+const RECORDER_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
+
+impl Recorders {
+    fn for_event(&self, client: &Client, reporter: &Reporter, regarding: &ObjectReference, event: &KubeEvent) -> Recorder {
+        let identity = format!(
+            "{}/{:?}/{:?}/{:?}/{:?}/{:?}/{}/{:?}",
+            reporter.controller, regarding.kind, regarding.namespace, regarding.name, regarding.uid, event.type_, event.reason, event.note
+        );
+        let now = std::time::Instant::now();
+        let mut recorders = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        recorders.retain(|_, (_, used)| now.duration_since(*used) < RECORDER_IDLE);
+        let (recorder, used) = recorders.entry(identity).or_insert_with(|| (Recorder::new(client.clone(), reporter.clone()), now));
+        *used = now;
+        recorder.clone()
+    }
+}
+
 /// A create waiting for its slow-start batch.
 struct Pending {
     object: Value,
@@ -135,11 +160,12 @@ pub struct Writer {
     field_manager: String,
     metrics: Metrics,
     leadership: Leadership,
+    recorders: Recorders,
 }
 
 impl Writer {
     pub fn new(client: Client, field_manager: &str, metrics: Metrics, leadership: Leadership) -> Self {
-        Self { client, field_manager: field_manager.to_string(), metrics, leadership }
+        Self { client, field_manager: field_manager.to_string(), metrics, leadership, recorders: Recorders::default() }
     }
 
     /// The field manager of every write.
@@ -361,9 +387,7 @@ impl Writer {
         if !self.leadership.leading() {
             return Err(ApplyError::NotLeader { action: format!("recording event {}", event.reason) });
         }
-        // A fresh recorder each time: a shared one folds Events of the same reason about the
-        // same object into a series that keeps the first note.
-        let recorder = Recorder::new(self.client.clone(), reporter.clone());
+        let recorder = self.recorders.for_event(&self.client, reporter, regarding, event);
         let result = recorder
             .publish(event, regarding)
             .await
