@@ -125,11 +125,21 @@ pub fn describe(object: &Value) -> String {
 
 /// Server-side dry run of `manifest` with strict field validation: the API server checks every
 /// object against its OpenAPI schema (unknown or misplaced fields are errors) and its
-/// admission, writing nothing.
+/// admission, writing nothing. Conflicts with other field managers (the CRDs other tests
+/// apply) are forced: nothing is written, and ownership is not what is checked.
 pub fn dry_run(kubeconfig: &Path, manifest: &str) -> anyhow::Result<String> {
     kubectl(
         kubeconfig,
-        &["apply", "--server-side", "--dry-run=server", "--validate=strict", "--field-manager=wasmray-tests", "-f", "-"],
+        &[
+            "apply",
+            "--server-side",
+            "--force-conflicts",
+            "--dry-run=server",
+            "--validate=strict",
+            "--field-manager=wasmray-tests",
+            "-f",
+            "-",
+        ],
         Some(manifest),
     )
 }

@@ -490,8 +490,12 @@ struct Operator {
 }
 
 impl Operator {
+    /// The command line and the log's last lines (a failing reconcile repeats itself).
     fn log(&self) -> String {
-        format!("wasmray {}\n{}", self.argv.join(" "), std::fs::read_to_string(&self.log).unwrap_or_default())
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        let tail = lines[lines.len().saturating_sub(40)..].join("\n");
+        format!("wasmray {}\n{tail}", self.argv.join(" "))
     }
 
     /// The endpoints the chart's probes and Service point at answer 200.
