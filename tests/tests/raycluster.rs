@@ -212,10 +212,11 @@ async fn a_worker_the_api_server_refuses_sets_replica_failure_with_kuberays_reas
 async fn a_cluster_that_does_not_fit_the_types_gets_an_event_and_does_not_stop_the_others() -> anyhow::Result<()> {
     let ns = namespace("raycluster-unreadable").await?;
     let _operator = ns.operator().await?;
-    // The CRD keeps Pod templates open, so the apiserver takes a mode written as a string.
+    // The CRD types Pod templates, but the apiserver does not check integer formats: it takes a
+    // mode beyond int32 (`format: int32`), which the operator's types cannot read.
     let mut unreadable = ray_cluster("unreadable", &[("cpu", 1, 0, 1)]);
     unreadable["spec"]["headGroupSpec"]["template"]["spec"]["volumes"] =
-        json!([{ "name": "config", "configMap": { "name": "x", "defaultMode": "0777" } }]);
+        json!([{ "name": "config", "configMap": { "name": "x", "defaultMode": 4_294_967_296_i64 } }]);
     let resource = kube::api::ApiResource::erase::<RayCluster>(&());
     let raw: Api<kube::api::DynamicObject> = Api::namespaced_with(ns.client.clone(), &ns.name, &resource);
     raw.patch("unreadable", &PatchParams::apply("wasmray-tests").force(), &Patch::Apply(&unreadable)).await?;

@@ -1,15 +1,16 @@
 //! The CustomResourceDefinitions of RayCluster, RayJob and RayService, generated from the types.
 //!
 //! Same names, categories, printer columns and status subresource as KubeRay v1.5.2, so `kubectl get`
-//! looks the same. The schemas accept every field KubeRay's accept; embedded Kubernetes objects keep
-//! unknown fields instead of carrying their full schema, which keeps each CRD small. CEL rules reject
-//! at apply time what KubeRay only rejects while reconciling (see [`crate::schema`]).
+//! looks the same. `v1` types every field KubeRay's types, embedded Kubernetes objects included
+//! (without their descriptions, so each CRD fits in client-side apply's last-applied annotation);
+//! `v1alpha1` keeps the embedded objects open. CEL rules reject at apply time what KubeRay only
+//! rejects while reconciling (see [`crate::schema`]).
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use schemars::JsonSchema;
 use serde_json::{Value, json};
 
-use crate::schema::{name_rules, structural};
+use crate::schema::{loose, name_rules, structural, typed};
 use crate::{
     RayClusterSpec, RayClusterStatus, RayJobSpec, RayJobStatus, RayServiceSpec, RayServiceStatuses,
 };
@@ -109,16 +110,21 @@ fn build<Spec: JsonSchema, Status: JsonSchema>(
     name_rules(&mut root, names.kind, names.max_name);
     let mut schema = root.to_value();
     strip_nullable(&mut schema);
-
+    let mut v1 = schema.clone();
+    typed(&mut v1);
     // KubeRay still serves ray.io/v1alpha1 (stored as v1, no conversion webhook), so manifests
-    // written against it keep applying; the schema is v1's.
-    let versions: Vec<Value> = [crate::VERSION, "v1alpha1"]
-        .iter()
-        .map(|version| {
+    // written against it keep applying. Its schema is v1's with the embedded Kubernetes objects
+    // open: served, never stored, and a second typed copy would not fit in the annotation.
+    let mut v1alpha1 = schema;
+    loose(&mut v1alpha1);
+
+    let versions: Vec<Value> = [(crate::VERSION, v1), ("v1alpha1", v1alpha1)]
+        .into_iter()
+        .map(|(version, schema)| {
             json!({
                 "name": version,
                 "served": true,
-                "storage": *version == crate::VERSION,
+                "storage": version == crate::VERSION,
                 "additionalPrinterColumns": printer_columns,
                 "schema": { "openAPIV3Schema": schema },
                 "subresources": { "status": {} },

@@ -94,7 +94,7 @@ pub struct AutoscalerOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "schema",
-        schemars(schema_with = "crate::schema::embedded_object")
+        schemars(schema_with = "crate::schema::embedded::<ResourceRequirements>")
     )]
     pub resources: Option<ResourceRequirements>,
     /// The sidecar image; defaults to the head's Ray image.
@@ -107,7 +107,7 @@ pub struct AutoscalerOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "schema",
-        schemars(schema_with = "crate::schema::embedded_object")
+        schemars(schema_with = "crate::schema::embedded::<SecurityContext>")
     )]
     pub security_context: Option<SecurityContext>,
     /// Seconds a node stays idle before the autoscaler removes it (autoscaler default 60).
@@ -123,21 +123,21 @@ pub struct AutoscalerOptions {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "schema",
-        schemars(schema_with = "crate::schema::embedded_list")
+        schemars(schema_with = "crate::schema::embedded::<Vec<EnvVar>>")
     )]
     pub env: Option<Vec<EnvVar>>,
     /// Extra environment sources of the sidecar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "schema",
-        schemars(schema_with = "crate::schema::embedded_list")
+        schemars(schema_with = "crate::schema::embedded::<Vec<EnvFromSource>>")
     )]
     pub env_from: Option<Vec<EnvFromSource>>,
     /// Extra volume mounts of the sidecar.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "schema",
-        schemars(schema_with = "crate::schema::embedded_list")
+        schemars(schema_with = "crate::schema::embedded::<Vec<VolumeMount>>")
     )]
     pub volume_mounts: Option<Vec<VolumeMount>>,
 }
@@ -195,7 +195,7 @@ pub struct RedisCredential {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "schema",
-        schemars(schema_with = "crate::schema::embedded_object")
+        schemars(schema_with = "crate::schema::embedded::<EnvVarSource>")
     )]
     pub value_from: Option<EnvVarSource>,
 }
@@ -216,7 +216,7 @@ pub struct HeadGroupSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "schema",
-        schemars(schema_with = "crate::schema::embedded_object")
+        schemars(schema_with = "crate::schema::embedded::<Service>")
     )]
     pub head_service: Option<Service>,
     /// Create an Ingress for the dashboard.

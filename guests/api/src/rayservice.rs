@@ -37,7 +37,7 @@ pub struct RayServiceSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(
         feature = "schema",
-        schemars(schema_with = "crate::schema::embedded_object")
+        schemars(schema_with = "crate::schema::embedded::<Service>")
     )]
     pub serve_service: Option<Service>,
     /// How a changed cluster spec is rolled out.

@@ -1,13 +1,20 @@
 //! Hand-written pieces of the OpenAPI schema: embedded Kubernetes objects, and the CEL rules that
 //! reject at apply time what KubeRay only rejects later, in its reconcile loop.
 //!
-//! Embedded objects (pod templates, Services, env vars) keep unknown fields instead of carrying the
-//! full Kubernetes schema: KubeRay's CRDs embed those schemas and weigh about 1 MB each. Only the
-//! parts that a rule reads are declared (containers, their names and env names, restartPolicy).
+//! Embedded objects (Pod templates, Services, env vars, security contexts, resources) carry their
+//! full Kubernetes schema, from k8s-openapi ([`kubernetes`]), without descriptions: `kubectl
+//! explain` shows every field, a misspelt one is reported, and `cpu: banana` is refused. The parts
+//! that rules read (containers, env names, restartPolicy) get bounds on top.
 //!
 //! Every rule is bounded so that the apiserver's cost estimate stays within its budget: lists that a
 //! rule iterates have `maxItems`, strings it compares have `maxLength`.
+//!
+//! `ray.io/v1alpha1` is served but not stored, and keeps the embedded objects open (see
+//! [`LOOSE`]): typed twice, a CRD would no longer fit in client-side apply's annotation.
 
+mod kubernetes;
+
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
 use serde_json::{Value, json};
 
@@ -33,14 +40,28 @@ fn add_rules(schema: &mut Schema, rules: &[(&str, &str)]) {
     }
 }
 
+/// Key under which an embedded object's schema carries its open form, for `v1alpha1`: the CRD
+/// builder keeps either the typed schema ([`typed`]) or the open one ([`loose`]), never both.
+pub const LOOSE: &str = "x-wasmray-v1alpha1";
+
 /// An object whose fields are not validated and not pruned.
 fn open_object() -> Value {
     json!({ "type": "object", "x-kubernetes-preserve-unknown-fields": true })
 }
 
-/// A Pod template. Unknown fields are kept; the containers, their env names and the restart policy are
-/// declared because rules read them. At least one container is required (the Ray container is the first).
-pub fn pod_template(_: &mut SchemaGenerator) -> Schema {
+/// Sets `key` on the subschema at `pointer`, which must exist: a k8s-openapi upgrade that moved it
+/// fails the CRD tests instead of dropping a bound that a rule's cost depends on.
+fn bound(schema: &mut Value, pointer: &str, key: &str, value: Value) {
+    let node = schema
+        .pointer_mut(pointer)
+        .and_then(Value::as_object_mut)
+        .unwrap_or_else(|| panic!("the Pod template schema has no {pointer}"));
+    node.insert(key.to_owned(), value);
+}
+
+/// The open form of a Pod template (`v1alpha1`): unknown fields kept, and declared only what rules
+/// read: the containers, their env names and the restart policy.
+fn loose_pod_template() -> Value {
     let env_var = json!({
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": true,
@@ -59,8 +80,7 @@ pub fn pod_template(_: &mut SchemaGenerator) -> Schema {
             "env": { "type": "array", "maxItems": MAX_ENV, "items": env_var },
         },
     });
-    json_schema!({
-        "description": "A Pod template (core/v1 PodTemplateSpec).",
+    json!({
         "type": "object",
         "x-kubernetes-preserve-unknown-fields": true,
         "properties": {
@@ -70,12 +90,7 @@ pub fn pod_template(_: &mut SchemaGenerator) -> Schema {
                 "x-kubernetes-preserve-unknown-fields": true,
                 "required": ["containers"],
                 "properties": {
-                    "containers": {
-                        "type": "array",
-                        "minItems": 1,
-                        "maxItems": MAX_CONTAINERS,
-                        "items": container,
-                    },
+                    "containers": { "type": "array", "minItems": 1, "maxItems": MAX_CONTAINERS, "items": container },
                     "restartPolicy": { "type": "string", "maxLength": 64 },
                 },
             },
@@ -83,22 +98,63 @@ pub fn pod_template(_: &mut SchemaGenerator) -> Schema {
     })
 }
 
-/// An embedded Kubernetes object (Service, SecurityContext, ResourceRequirements, EnvVarSource).
-pub fn embedded_object(_: &mut SchemaGenerator) -> Schema {
-    Schema::try_from(open_object()).expect("an object schema")
+/// A Pod template (core/v1 PodTemplateSpec), typed. At least one container is required (the Ray
+/// container is the first); the lists and strings that rules read are bounded.
+pub fn pod_template(_: &mut SchemaGenerator) -> Schema {
+    let mut schema = kubernetes::schema::<PodTemplateSpec>();
+    let spec = "/properties/spec";
+    let containers = "/properties/spec/properties/containers";
+    let env = "/properties/spec/properties/containers/items/properties/env";
+    bound(&mut schema, spec, "required", json!(["containers"]));
+    bound(&mut schema, containers, "minItems", json!(1));
+    bound(&mut schema, containers, "maxItems", json!(MAX_CONTAINERS));
+    bound(&mut schema, env, "maxItems", json!(MAX_ENV));
+    bound(&mut schema, &format!("{env}/items/properties/name"), "maxLength", json!(1024));
+    bound(&mut schema, "/properties/spec/properties/restartPolicy", "maxLength", json!(64));
+    bound(&mut schema, "", LOOSE, loose_pod_template());
+    Schema::try_from(schema).expect("an object schema")
 }
 
-/// A list of embedded Kubernetes objects (env vars, env sources, volume mounts).
-pub fn embedded_list(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({ "type": "array", "items": open_object() })
+/// An embedded Kubernetes object or list of them (Service, SecurityContext, ResourceRequirements,
+/// EnvVarSource, env vars, env sources, volume mounts), typed.
+pub fn embedded<T: JsonSchema>(_: &mut SchemaGenerator) -> Schema {
+    let mut schema = kubernetes::schema::<T>();
+    let open = match schema["type"].as_str() {
+        Some("array") => json!({ "type": "array", "items": open_object() }),
+        _ => open_object(),
+    };
+    bound(&mut schema, "", LOOSE, open);
+    Schema::try_from(schema).expect("an object schema")
+}
+
+/// The `v1` form of a generated schema: every embedded object typed.
+pub fn typed(schema: &mut Value) {
+    match schema {
+        Value::Object(object) => {
+            object.remove(LOOSE);
+            object.values_mut().for_each(typed);
+        }
+        Value::Array(items) => items.iter_mut().for_each(typed),
+        _ => {}
+    }
+}
+
+/// The `v1alpha1` form of a generated schema: every embedded object open.
+pub fn loose(schema: &mut Value) {
+    if let Some(open) = schema.as_object_mut().and_then(|o| o.remove(LOOSE)) {
+        *schema = open;
+        return;
+    }
+    match schema {
+        Value::Object(object) => object.values_mut().for_each(loose),
+        Value::Array(items) => items.iter_mut().for_each(loose),
+        _ => {}
+    }
 }
 
 /// A resource quantity: `1`, `"500m"`, `"2Gi"`.
 pub fn quantity(_: &mut SchemaGenerator) -> Schema {
-    json_schema!({
-        "anyOf": [{ "type": "integer" }, { "type": "string" }],
-        "x-kubernetes-int-or-string": true,
-    })
+    Schema::try_from(kubernetes::quantity()).expect("an object schema")
 }
 
 /// An RFC 3339 timestamp.
