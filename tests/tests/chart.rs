@@ -253,6 +253,51 @@ async fn kuberay_shaped_values_render_with_kuberays_meanings_and_the_api_server_
     dry_run(admin, &manifest).unwrap();
 }
 
+#[tokio::test]
+async fn user_plugins_go_into_the_plugins_config_map_and_replace_built_ins_by_name() {
+    let ns = namespace("chart-plugins").await.unwrap();
+    let scratch = Scratch::new("plugins").unwrap();
+    // What `--set-file plugins.files.NAME=<(base64 -w0 NAME)` reads: a component's base64.
+    let encoded = scratch.0.join("raycluster.wasm.b64");
+    std::fs::write(&encoded, "AGFzbQ0AAQA=\n").unwrap();
+    let file = format!("plugins.files.raycluster\\.wasm={}", encoded.display());
+    let config = serde_json::json!([
+        { "name": "raycluster", "kind": "reconciler",
+          "source": { "configMap": { "name": "up-wasmray-operator-plugins", "key": "raycluster.wasm" } } },
+        { "name": "blue-green", "kind": "upgrade-strategy", "source": { "file": "/plugins/blue-green.wasm" },
+          "sha256": "9f2c000000000000000000000000000000000000000000000000000000000000" },
+    ]);
+    let json = format!("plugins.config={config}");
+    let manifest = template("up", &ns.name, &["--set-file", &file, "--set-json", &json, "--set", "batchScheduler.name=yunikorn"]).unwrap();
+    let all = objects(&manifest).unwrap();
+    let plugins = find(&all, "ConfigMap", "up-wasmray-operator-plugins");
+    let listed: Value = serde_yaml::from_str(plugins["data"]["plugins.yaml"].as_str().unwrap()).unwrap();
+    // The user's raycluster replaces the built-in one (a name twice would be refused), and the
+    // batch scheduler's built-in plugin stays.
+    assert_eq!(
+        listed["plugins"],
+        serde_json::json!([
+            { "name": "yunikorn", "kind": "batch-scheduler", "source": { "builtin": "wasmray-plugin-yunikorn" } },
+            config[0],
+            config[1],
+        ])
+    );
+    assert_eq!(plugins["binaryData"], serde_json::json!({ "raycluster.wasm": "AGFzbQ0AAQA=" }));
+    dry_run(cluster().await.unwrap().kubeconfig(), &manifest).unwrap();
+
+    // A ConfigMap of the user's own instead: the chart makes none and points the operator at it.
+    let manifest = template("up", &ns.name, &["--set", "plugins.existingConfigMap=team-plugins"]).unwrap();
+    let all = objects(&manifest).unwrap();
+    assert!(!all.iter().any(|o| o["kind"] == "ConfigMap"), "{manifest}");
+    let deployment = find(&all, "Deployment", "up-wasmray-operator");
+    assert!(args(&deployment).contains(&"--plugins-config-map=team-plugins".to_string()));
+
+    // An entry the operator would refuse is refused at install.
+    let bad = r#"plugins.config=[{"name":"x","kind":"scheduler","source":{"builtin":"y"}}]"#;
+    let error = template("up", &ns.name, &["--set-json", bad]).unwrap_err().to_string();
+    assert!(error.contains("kind"), "{error}");
+}
+
 #[test]
 fn misspelt_or_unsupported_values_are_refused() {
     for (set, says) in [
