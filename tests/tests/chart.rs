@@ -15,7 +15,7 @@ use wasmray_tests::fixtures::{WAIT, apply, eventually, pods, ray_cluster};
 use wasmray_tests::helm::{
     chart_dir, describe, dry_run, helm, kubectl, objects, service_account_token, template, token_kubeconfig, values_fixture,
 };
-use wasmray_tests::{TestNamespace, cluster, install_crds, namespace};
+use wasmray_tests::{TestNamespace, cluster, install_batch_scheduler_crds, install_crds, namespace};
 
 // ---------------------------------------------------------------------------------------------
 // Rendering, without a cluster or with a dry run only.
@@ -399,6 +399,34 @@ async fn a_single_namespace_install_reconciles_its_namespace_and_can_touch_nothi
     }
 }
 
+#[tokio::test]
+async fn the_kuberay_shaped_arguments_start_the_operator_with_their_configuration_file_and_batch_scheduler() {
+    let ns = namespace("chart-kuberay-run").await.unwrap();
+    install_crds(&ns.client).await.unwrap();
+    install_batch_scheduler_crds(&ns.client).await.unwrap();
+    let kuberay = values_fixture("kuberay-values.yaml").display().to_string();
+    let watch = format!("watchNamespace={{{}}}", ns.name);
+    let manifest = template("krun", &ns.name, &["-f", &kuberay, "--set", &watch]).unwrap();
+    // The plugins ConfigMap the operator reads at start; RBAC is the installs' tests' subject,
+    // so this one runs as the admin.
+    let plugins = find(&objects(&manifest).unwrap(), "ConfigMap", "kuberay-operator-plugins");
+    let admin = cluster().await.unwrap().kubeconfig().to_path_buf();
+    kubectl(&admin, &["apply", "--server-side", "--field-manager=wasmray-tests", "-f", "-"], Some(&plugins.to_string())).unwrap();
+    let operator =
+        run_deployment(&manifest, &ns.name, "kuberay-operator-0", admin, Scratch::new("krun").unwrap()).unwrap();
+    operator.serves_health_and_metrics().unwrap();
+    reconciles_a_ray_cluster(&ns, &operator).await;
+    // The batch scheduler's plugin and the configuration file's defaultContainerEnvs shaped it.
+    let head = pods(&ns, "ray.io/cluster=chart-sample,ray.io/node-type=head").await.unwrap().remove(0);
+    let spec = head.spec.unwrap_or_default();
+    assert_eq!(spec.scheduler_name.as_deref(), Some("volcano"), "{}", operator.log());
+    let env = spec.containers[0].env.clone().unwrap_or_default();
+    assert!(
+        env.iter().any(|e| e.name == "RAY_enable_open_telemetry" && e.value.as_deref() == Some("true")),
+        "the head container lacks the configuration's defaultContainerEnvs: {env:?}"
+    );
+}
+
 /// A sample RayCluster in `ns` gets its head Pod from the operator.
 async fn reconciles_a_ray_cluster(ns: &TestNamespace, operator: &Operator) {
     apply(ns, &ray_cluster("chart-sample", &[("small", 1, 0, 2)])).await.unwrap();
@@ -470,50 +498,65 @@ impl Release {
         Ok(pod)
     }
 
-    /// The operator binary, run as the Deployment's container would be: its arguments and
-    /// environment, the ServiceAccount's identity (a TokenRequest token, nothing else), with
-    /// only the addresses and the cache directory moved to what this machine has free.
+    /// The operator binary, run as the Deployment's container would be, with the
+    /// ServiceAccount's identity: a TokenRequest token and nothing else.
     fn run_operator(&self, ns: &TestNamespace, pod: &Pod) -> anyhow::Result<Operator> {
         let deployment = objects(&self.manifest)?
             .into_iter()
             .find(|o| o["kind"] == "Deployment")
             .context("the release has no Deployment")?;
-        let spec = &deployment["spec"]["template"]["spec"];
-        let account = spec["serviceAccountName"].as_str().context("no serviceAccountName")?;
+        let account = deployment["spec"]["template"]["spec"]["serviceAccountName"].as_str().context("no serviceAccountName")?;
         let token = service_account_token(&self.kubeconfig, &self.namespace, account)?;
         let scratch = Scratch::new(&self.name)?;
         let kubeconfig = scratch.0.join("kubeconfig");
         token_kubeconfig(&self.kubeconfig, &token, &self.namespace, &kubeconfig)?;
-        let (metrics_port, health_port) = (free_port()?, free_port()?);
-        let cache = scratch.0.join("compile-cache");
-        std::fs::create_dir(&cache)?;
-        let mut argv: Vec<String> = Vec::new();
-        for arg in args(&deployment) {
-            argv.push(match arg.split_once('=') {
-                Some(("--metrics-addr", ":8080")) => format!("--metrics-addr=127.0.0.1:{metrics_port}"),
-                Some(("--health-probe-bind-address", ":8082")) => {
-                    format!("--health-probe-bind-address=127.0.0.1:{health_port}")
-                }
-                Some(("--compile-cache-dir", _)) => format!("--compile-cache-dir={}", cache.display()),
-                _ => arg,
-            });
-        }
-        // After `run`, the subcommand.
-        argv.insert(1, format!("--kubeconfig={}", kubeconfig.display()));
-        let mut command = Command::new(operator_binary()?);
-        command.args(&argv).env_remove("KUBECONFIG").env("POD_NAMESPACE", &ns.name);
-        command.env("POD_NAME", pod.metadata.name.as_deref().unwrap_or_default());
-        for var in spec["containers"][0]["env"].as_array().into_iter().flatten() {
-            if let (Some(name), Some(value)) = (var["name"].as_str(), var["value"].as_str()) {
-                command.env(name, value);
-            }
-        }
-        let log = scratch.0.join("operator.log");
-        let file = std::fs::File::create(&log)?;
-        let child = command.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file).spawn()?;
-        let ports = (metrics_port, health_port);
-        Ok(Operator { child, log, kubeconfig, ports, argv, _scratch: scratch })
+        run_deployment(&self.manifest, &ns.name, pod.metadata.name.as_deref().unwrap_or_default(), kubeconfig, scratch)
     }
+}
+
+/// The operator binary run as the rendered Deployment's container would be: its arguments and
+/// environment, with `kubeconfig`'s identity, and only the addresses, the cache directory and
+/// the mounted configuration file moved to what this machine has.
+fn run_deployment(manifest: &str, namespace: &str, pod_name: &str, kubeconfig: PathBuf, scratch: Scratch) -> anyhow::Result<Operator> {
+    let all = objects(manifest)?;
+    let deployment = all.iter().find(|o| o["kind"] == "Deployment").context("no Deployment")?;
+    let spec = &deployment["spec"]["template"]["spec"];
+    let (metrics_port, health_port) = (free_port()?, free_port()?);
+    let cache = scratch.0.join("compile-cache");
+    std::fs::create_dir(&cache)?;
+    let mut argv: Vec<String> = Vec::new();
+    for arg in args(deployment) {
+        argv.push(match arg.split_once('=') {
+            Some(("--metrics-addr", ":8080")) => format!("--metrics-addr=127.0.0.1:{metrics_port}"),
+            Some(("--health-probe-bind-address", ":8082")) => format!("--health-probe-bind-address=127.0.0.1:{health_port}"),
+            Some(("--compile-cache-dir", _)) => format!("--compile-cache-dir={}", cache.display()),
+            Some(("--config", _)) => {
+                // The file the chart's configuration ConfigMap mounts.
+                let config = all
+                    .iter()
+                    .find(|o| o["kind"] == "ConfigMap" && o["data"]["config.yaml"].is_string())
+                    .context("--config without its ConfigMap")?;
+                let file = scratch.0.join("config.yaml");
+                std::fs::write(&file, config["data"]["config.yaml"].as_str().unwrap_or_default())?;
+                format!("--config={}", file.display())
+            }
+            _ => arg,
+        });
+    }
+    // After `run`, the subcommand.
+    argv.insert(1, format!("--kubeconfig={}", kubeconfig.display()));
+    let mut command = Command::new(operator_binary()?);
+    command.args(&argv).env_remove("KUBECONFIG").env("POD_NAMESPACE", namespace).env("POD_NAME", pod_name);
+    for var in spec["containers"][0]["env"].as_array().into_iter().flatten() {
+        if let (Some(name), Some(value)) = (var["name"].as_str(), var["value"].as_str()) {
+            command.env(name, value);
+        }
+    }
+    let log = scratch.0.join("operator.log");
+    let file = std::fs::File::create(&log)?;
+    let child = command.stdin(Stdio::null()).stdout(file.try_clone()?).stderr(file).spawn()?;
+    let ports = (metrics_port, health_port);
+    Ok(Operator { child, log, kubeconfig, ports, argv, _scratch: scratch })
 }
 
 impl Drop for Release {
