@@ -21,10 +21,15 @@ use wasmray_tests::{TestNamespace, cluster, install_batch_scheduler_crds, instal
 // Rendering, without a cluster or with a dry run only.
 
 #[test]
-fn the_chart_lints_clean_in_strict_mode() {
+fn the_chart_lints_clean_in_strict_mode_with_each_values_file() {
     let chart = chart_dir().display().to_string();
     let out = helm(&["lint", "--strict", &chart]).unwrap();
     assert!(out.contains("0 chart(s) failed"), "{out}");
+    for file in ["single-namespace-values.yaml", "kuberay-values.yaml"] {
+        let values = values_fixture(file).display().to_string();
+        let out = helm(&["lint", "--strict", &chart, "-f", &values]).unwrap();
+        assert!(out.contains("0 chart(s) failed"), "{file}: {out}");
+    }
 }
 
 #[tokio::test]
