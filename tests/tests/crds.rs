@@ -1,15 +1,23 @@
-//! Our CRDs on a real apiserver: they install with server-side apply, every KubeRay sample applies
-//! unchanged, and invalid specs are rejected at apply time with the CEL rule's message.
+//! Our CRDs on a real apiserver: they install with server-side and with plain client-side `kubectl
+//! apply` (KubeRay's do not fit in its annotation), every KubeRay sample applies unchanged under
+//! strict field validation, invalid specs are rejected at apply time with the CEL rule's message,
+//! and the typed Pod templates refuse a bad quantity and report a misspelt field.
 
 #[path = "../../guests/api/tests/support/mod.rs"]
 mod support;
 
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
 use anyhow::{Context, bail};
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, Patch, PatchParams};
+use kube::runtime::wait::{await_condition, conditions};
 use kube::{Client, ResourceExt};
 use serde_json::{Value, json};
 use wasmray_api::{RayCluster, RayJob, RayService};
-use wasmray_tests::install_crds;
+use wasmray_tests::helm::Output;
+use wasmray_tests::{install_crds, within};
 
 const FIELD_MANAGER: &str = "wasmray";
 
@@ -31,7 +39,8 @@ fn api(client: &Client, namespace: &str, kind: &str) -> Api<DynamicObject> {
     )
 }
 
-/// Server-side applies a ray.io object into `namespace`.
+/// Server-side applies a ray.io object into `namespace`, with strict field validation as `kubectl`
+/// does by default: a field the schema does not know is an error, not silently dropped.
 async fn apply(
     client: &Client,
     namespace: &str,
@@ -39,7 +48,7 @@ async fn apply(
 ) -> Result<DynamicObject, kube::Error> {
     let kind = object["kind"].as_str().expect("a kind");
     let name = object["metadata"]["name"].as_str().expect("a name");
-    let params = PatchParams::apply(FIELD_MANAGER);
+    let params = PatchParams::apply(FIELD_MANAGER).validation_strict();
     api(client, namespace, kind)
         .patch(name, &params, &Patch::Apply(object))
         .await
@@ -66,10 +75,23 @@ async fn every_kuberay_sample_applies_unchanged_and_reads_back_into_our_types() 
         let result = match sample.object["metadata"]["name"].as_str() {
             Some(_) => apply(&ns.client, &ns.name, &sample.object).await,
             None => {
-                let object: DynamicObject = serde_json::from_value(sample.object.clone())?;
-                api(&ns.client, &ns.name, &sample.kind)
-                    .create(&Default::default(), &object)
-                    .await
+                // Creating has no strict mode here; a strict dry-run apply under a name checks
+                // the fields first.
+                let mut named = sample.object.clone();
+                named["metadata"]["name"] = json!("generated-name-check");
+                let params = PatchParams::apply(FIELD_MANAGER).validation_strict().dry_run();
+                let checked = api(&ns.client, &ns.name, &sample.kind)
+                    .patch("generated-name-check", &params, &Patch::Apply(&named))
+                    .await;
+                match checked {
+                    Ok(_) => {
+                        let object: DynamicObject = serde_json::from_value(sample.object.clone())?;
+                        api(&ns.client, &ns.name, &sample.kind)
+                            .create(&Default::default(), &object)
+                            .await
+                    }
+                    Err(e) => Err(e),
+                }
             }
         };
         match result {
@@ -397,5 +419,190 @@ async fn a_ray_io_v1alpha1_cluster_applies_and_reads_back_as_v1() -> anyhow::Res
     let current: Api<RayCluster> = Api::namespaced(ns.client.clone(), &ns.name);
     let read = current.get("legacy").await?;
     assert_eq!(read.spec.head_group_spec.template.spec.as_ref().unwrap().containers[0].name, "ray-head");
+    Ok(())
+}
+
+/// kubectl: `$WASMRAY_KUBECTL` (tests/run sets it), else the one tests/run installs into
+/// `$WASMRAY_CACHE_DIR/venv`, else `kubectl` on the PATH.
+fn kubectl_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("WASMRAY_KUBECTL") {
+        return path.into();
+    }
+    let cache = std::env::var_os("WASMRAY_CACHE_DIR")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|home| Path::new(&home).join(".cache/wasmray")));
+    match cache.map(|dir| dir.join("venv/bin/kubectl")) {
+        Some(path) if path.is_file() => path,
+        _ => "kubectl".into(),
+    }
+}
+
+/// Runs kubectl against the test control plane with `args`, feeding it `stdin`.
+async fn kubectl(args: &[&str], stdin: Option<String>) -> anyhow::Result<Output> {
+    let kubeconfig = wasmray_tests::cluster().await?.kubeconfig().display().to_string();
+    let mut all = vec!["--kubeconfig".to_owned(), kubeconfig];
+    all.extend(args.iter().map(|a| (*a).to_owned()));
+    tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = all.iter().map(String::as_str).collect();
+        wasmray_tests::helm::run(&kubectl_binary(), &args, stdin.as_deref())
+    })
+    .await?
+}
+
+/// The chart's CRD files, which the drift test in host/src/crd.rs keeps equal to `wasmray crd`.
+fn chart_crds_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../charts/wasmray-operator/crds")
+}
+
+/// A CRD moved to API group `group`, so that installing it touches no CRD other tests use.
+fn in_group(mut crd: Value, group: &str) -> Value {
+    let plural = crd["spec"]["names"]["plural"].as_str().expect("a plural").to_owned();
+    crd["metadata"] = json!({ "name": format!("{plural}.{group}") });
+    crd["spec"]["group"] = json!(group);
+    crd
+}
+
+/// Writes `objects` as one JSON list file for `kubectl apply -f`.
+fn list_file(dir: &Path, name: &str, objects: Vec<Value>) -> anyhow::Result<PathBuf> {
+    let path = dir.join(name);
+    let list = json!({ "apiVersion": "v1", "kind": "List", "items": objects });
+    std::fs::write(&path, serde_json::to_vec(&list)?)?;
+    Ok(path)
+}
+
+fn read_yaml(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| path.display().to_string())?;
+    Ok(serde_yaml::from_str(&text)?)
+}
+
+/// What client-side apply stores, and KubeRay's CRDs overflow.
+const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+
+#[tokio::test]
+async fn crds_install_with_client_side_kubectl_apply_and_kuberays_do_not() -> anyhow::Result<()> {
+    let client = wasmray_tests::cluster().await?.client().await?;
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let dir = std::env::temp_dir().join(format!("wasmray-crds-csa-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let files = ["ray.io_rayclusters.yaml", "ray.io_rayjobs.yaml", "ray.io_rayservices.yaml"];
+
+    // A fresh install: the chart's CRDs, moved to a group of their own, are created by plain
+    // `kubectl apply`, which keeps each whole in the last-applied annotation.
+    let group = "csa.wasmray.test";
+    let ours: Vec<Value> = files.iter().map(|f| read_yaml(&chart_crds_dir().join(f)).map(|c| in_group(c, group))).collect::<Result<_, _>>()?;
+    let names: Vec<String> = ours.iter().map(|c| c["metadata"]["name"].as_str().unwrap().to_owned()).collect();
+    let file = list_file(&dir, "ours.json", ours)?;
+    let file = file.display().to_string();
+    let created = kubectl(&["apply", "-f", &file], None).await?;
+    let result = async {
+        anyhow::ensure!(created.success, "client-side apply of our CRDs failed:\n{}{}", created.stderr, created.stdout);
+        for name in &names {
+            within(Duration::from_secs(30), await_condition(crds.clone(), name, conditions::is_crd_established()))
+                .await
+                .with_context(|| format!("CRD {name} was not Established"))??;
+            let crd = crds.get(name).await?;
+            let annotation = crd.annotations().get(LAST_APPLIED).with_context(|| format!("{name} has no {LAST_APPLIED}"))?;
+            println!("{name}: {} bytes of last-applied annotation", annotation.len());
+        }
+        // A second apply diffs against that annotation and changes nothing.
+        let again = kubectl(&["apply", "-f", &file], None).await?;
+        anyhow::ensure!(again.success && again.stdout.matches("unchanged").count() == 3, "second apply:\n{}{}", again.stderr, again.stdout);
+        Ok(())
+    }
+    .await;
+    let deleted = kubectl(&["delete", "--wait=false", "-f", &file], None).await;
+    result?;
+    deleted?;
+
+    // The chart's files as they are, over the CRDs the other tests installed server-side.
+    let chart = chart_crds_dir().display().to_string();
+    let applied = kubectl(&["apply", "-f", &chart], None).await?;
+    anyhow::ensure!(applied.success, "client-side apply of charts/wasmray-operator/crds failed:\n{}{}", applied.stderr, applied.stdout);
+    for crd in wasmray_api::crd::all() {
+        let name = crd.metadata.name.unwrap_or_default();
+        anyhow::ensure!(crds.get(&name).await?.annotations().contains_key(LAST_APPLIED), "{name}: no {LAST_APPLIED}");
+    }
+
+    // KubeRay's CRDs, moved to a group of their own, do not fit in the annotation.
+    let theirs: Vec<Value> = files
+        .iter()
+        .map(|f| read_yaml(&support::crds_dir().join(f)).map(|c| in_group(c, "kuberay-csa.wasmray.test")))
+        .collect::<Result<_, _>>()?;
+    let file = list_file(&dir, "theirs.json", theirs)?.display().to_string();
+    let refused = kubectl(&["apply", "-f", &file], None).await?;
+    let _ = kubectl(&["delete", "--ignore-not-found", "--wait=false", "-f", &file], None).await;
+    let _ = std::fs::remove_dir_all(&dir);
+    anyhow::ensure!(!refused.success, "KubeRay's CRDs applied client-side, so this test proves nothing:\n{}", refused.stdout);
+    anyhow::ensure!(
+        refused.stderr.matches("Too long").count() == 3,
+        "KubeRay's CRDs were refused, but not all three for the annotation's size:\n{}",
+        refused.stderr
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_quantity_that_is_not_one_is_rejected_at_apply_time() -> anyhow::Result<()> {
+    let ns = wasmray_tests::namespace("crds-banana").await?;
+    install_crds(&ns.client).await?;
+    let mut cluster = a_small_cluster("banana");
+    cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["resources"] =
+        json!({ "limits": { "cpu": "banana" } });
+    expect_rejected(
+        &ns.client,
+        &ns.name,
+        cluster.clone(),
+        "spec.headGroupSpec.template.spec.containers[0].resources.limits.cpu in body should match",
+    )
+    .await?;
+    // In a worker group and in a RayJob's submitter template too; real quantities still apply.
+    let mut cluster = a_small_cluster("banana-worker");
+    cluster["spec"]["workerGroupSpecs"][0]["template"]["spec"]["containers"][0]["resources"] =
+        json!({ "requests": { "memory": "lots" } });
+    expect_rejected(&ns.client, &ns.name, cluster, "resources.requests.memory in body should match").await?;
+    let mut job = a_job("banana-submitter");
+    job["spec"]["submitterPodTemplate"] = json!({ "spec": { "restartPolicy": "Never", "containers": [
+        { "name": "submit", "image": "rayproject/ray:2.54.0", "resources": { "limits": { "cpu": "one" } } }] } });
+    expect_rejected(&ns.client, &ns.name, job, "submitterPodTemplate.spec.containers[0].resources.limits.cpu in body should match").await?;
+    let mut fine = a_small_cluster("real-quantities");
+    fine["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["resources"] =
+        json!({ "limits": { "cpu": 2, "memory": "2Gi", "nvidia.com/gpu": "1" }, "requests": { "cpu": "500m", "memory": "1.5e9" } });
+    apply(&ns.client, &ns.name, &fine).await.context("real quantities")?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_misspelt_container_field_is_refused_under_strict_and_warned_about_and_dropped_under_warn() -> anyhow::Result<()> {
+    let ns = wasmray_tests::namespace("crds-misspelt").await?;
+    install_crds(&ns.client).await?;
+    let mut cluster = a_small_cluster("misspelt");
+    cluster["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["imagePullPolicyy"] = json!("Always");
+    let field = "spec.headGroupSpec.template.spec.containers[0].imagePullPolicyy";
+
+    // Server-side apply with fieldValidation=Strict: the apiserver cannot build the typed patch
+    // ("field not declared in schema", with the path).
+    match apply(&ns.client, &ns.name, &cluster).await {
+        Ok(_) => bail!("a misspelt field was accepted under strict field validation"),
+        Err(kube::Error::Api(status))
+            if status.message.contains("field not declared in schema")
+                && status.message.contains("containers[0].imagePullPolicyy") => {}
+        Err(e) => bail!("rejected, but not for the unknown field {field}: {e}"),
+    }
+
+    // Plain client-side `kubectl apply`, whose default is `--validate=strict`.
+    let manifest = serde_json::to_string(&cluster)?;
+    let strict = kubectl(&["apply", "-n", &ns.name, "-f", "-"], Some(manifest.clone())).await?;
+    anyhow::ensure!(!strict.success, "kubectl apply accepted a misspelt field:\n{}", strict.stdout);
+    anyhow::ensure!(strict.stderr.contains(&format!("unknown field \"{field}\"")), "kubectl apply failed otherwise:\n{}", strict.stderr);
+
+    // `--validate=warn` (fieldValidation=Warn): applied, with a warning naming the field, and the
+    // field is not stored.
+    let warned = kubectl(&["apply", "--validate=warn", "-n", &ns.name, "-f", "-"], Some(manifest)).await?;
+    anyhow::ensure!(warned.success, "kubectl apply --validate=warn failed:\n{}", warned.stderr);
+    anyhow::ensure!(warned.stderr.contains(&format!("unknown field \"{field}\"")), "no warning naming the field:\n{}", warned.stderr);
+    let stored = api(&ns.client, &ns.name, "RayCluster").get("misspelt").await?;
+    let container = &serde_json::to_value(&stored)?["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0];
+    anyhow::ensure!(container.get("imagePullPolicyy").is_none(), "the misspelt field was stored: {container}");
+    anyhow::ensure!(container["image"] == "rayproject/ray:2.54.0", "the rest of the container was not stored: {container}");
     Ok(())
 }

@@ -109,8 +109,18 @@ pub fn pod_template(_: &mut SchemaGenerator) -> Schema {
     bound(&mut schema, containers, "minItems", json!(1));
     bound(&mut schema, containers, "maxItems", json!(MAX_CONTAINERS));
     bound(&mut schema, env, "maxItems", json!(MAX_ENV));
-    bound(&mut schema, &format!("{env}/items/properties/name"), "maxLength", json!(1024));
-    bound(&mut schema, "/properties/spec/properties/restartPolicy", "maxLength", json!(64));
+    bound(
+        &mut schema,
+        &format!("{env}/items/properties/name"),
+        "maxLength",
+        json!(1024),
+    );
+    bound(
+        &mut schema,
+        "/properties/spec/properties/restartPolicy",
+        "maxLength",
+        json!(64),
+    );
     bound(&mut schema, "", LOOSE, loose_pod_template());
     Schema::try_from(schema).expect("an object schema")
 }

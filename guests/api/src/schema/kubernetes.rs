@@ -71,7 +71,10 @@ pub fn schema<T: JsonSchema>() -> Value {
 }
 
 fn inline(schema: &Value, definitions: &Map<String, Value>, depth: usize) -> Value {
-    assert!(depth < MAX_DEPTH, "an embedded Kubernetes schema nests deeper than {MAX_DEPTH}: is it recursive?");
+    assert!(
+        depth < MAX_DEPTH,
+        "an embedded Kubernetes schema nests deeper than {MAX_DEPTH}: is it recursive?"
+    );
     match schema {
         Value::Object(object) => {
             let mut out = match object.get("$ref").and_then(Value::as_str) {
@@ -103,11 +106,15 @@ fn inline(schema: &Value, definitions: &Map<String, Value>, depth: usize) -> Val
                             .as_object()
                             .expect("properties are an object")
                             .iter()
-                            .map(|(name, child)| (name.clone(), inline(child, definitions, depth + 1)))
+                            .map(|(name, child)| {
+                                (name.clone(), inline(child, definitions, depth + 1))
+                            })
                             .collect(),
                     ),
                     // Subschemas and lists of them.
-                    "items" | "additionalProperties" | "not" => inline(value, definitions, depth + 1),
+                    "items" | "additionalProperties" | "not" => {
+                        inline(value, definitions, depth + 1)
+                    }
                     "allOf" | "anyOf" | "oneOf" => Value::Array(
                         value
                             .as_array()
@@ -136,7 +143,8 @@ mod tests {
     fn find(schema: &Value, key: &str) -> usize {
         match schema {
             Value::Object(object) => {
-                usize::from(object.contains_key(key)) + object.values().map(|v| find(v, key)).sum::<usize>()
+                usize::from(object.contains_key(key))
+                    + object.values().map(|v| find(v, key)).sum::<usize>()
             }
             Value::Array(items) => items.iter().map(|v| find(v, key)).sum(),
             _ => 0,
@@ -150,7 +158,10 @@ mod tests {
         assert_eq!(find(&schema, "description"), 0);
         let container = &schema["properties"]["spec"]["properties"]["containers"]["items"];
         assert_eq!(container["properties"]["imagePullPolicy"]["type"], "string");
-        assert_eq!(container["properties"]["resources"]["properties"]["limits"]["additionalProperties"], quantity());
+        assert_eq!(
+            container["properties"]["resources"]["properties"]["limits"]["additionalProperties"],
+            quantity()
+        );
         assert_eq!(
             container["properties"]["livenessProbe"]["properties"]["httpGet"]["properties"]["port"],
             int_or_string()
@@ -164,7 +175,10 @@ mod tests {
         assert_eq!(list["type"], "array");
         assert_eq!(list["items"]["required"], json!(["name"]));
         let service = schema::<Service>();
-        assert_eq!(service["properties"]["spec"]["properties"]["ports"]["items"]["properties"]["targetPort"], int_or_string());
+        assert_eq!(
+            service["properties"]["spec"]["properties"]["ports"]["items"]["properties"]["targetPort"],
+            int_or_string()
+        );
         assert_eq!(find(&service, "$ref"), 0);
     }
 }
