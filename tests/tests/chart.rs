@@ -465,9 +465,11 @@ impl Release {
         let mut args =
             vec!["install", &name, &chart, "--namespace", &ns.name, "--kubeconfig", &config, "--wait", "--timeout", "120s"];
         args.extend_from_slice(extra);
+        // Made first, so that a failed install is uninstalled too.
+        let mut release = Release { name: name.clone(), namespace: ns.name.clone(), kubeconfig, manifest: String::new() };
         helm(&args)?;
-        let manifest = helm(&["get", "manifest", &name, "--namespace", &ns.name, "--kubeconfig", &config])?;
-        Ok(Release { name, namespace: ns.name.clone(), kubeconfig, manifest })
+        release.manifest = helm(&["get", "manifest", &name, "--namespace", &ns.name, "--kubeconfig", &config])?;
+        Ok(release)
     }
 
     /// Every object of the release exists; returns their `kind/name`s as kubectl says them.
