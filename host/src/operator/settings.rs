@@ -180,7 +180,6 @@ pub struct Settings {
 #[derive(Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 struct ConfigFile {
-    api_version: Option<String>,
     kind: Option<String>,
     metrics_addr: Option<String>,
     probe_addr: Option<String>,
@@ -188,21 +187,30 @@ struct ConfigFile {
     leader_election_namespace: Option<String>,
     reconcile_concurrency: Option<u16>,
     watch_namespace: Option<String>,
-    #[allow(dead_code)]
-    forced_cluster_upgrade: Option<bool>,
-    log_file: Option<String>,
-    log_file_encoder: Option<String>,
     log_stdout_encoder: Option<String>,
     enable_batch_scheduler: Option<bool>,
     batch_scheduler: Option<String>,
     head_sidecar_containers: Option<Vec<Container>>,
     worker_sidecar_containers: Option<Vec<Container>>,
     default_container_envs: Option<Vec<EnvVar>>,
-    use_kubernetes_proxy: Option<bool>,
-    delete_ray_job_after_job_finishes: Option<bool>,
-    enable_metrics: Option<bool>,
     qps: Option<f32>,
     burst: Option<u32>,
+    // Keys KubeRay's files carry that change nothing here (log files, the API proxy, the
+    // metrics switch, RayJob deletion), accepted so that its files load unchanged.
+    #[allow(dead_code)]
+    api_version: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    forced_cluster_upgrade: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    log_file: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    log_file_encoder: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    use_kubernetes_proxy: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    delete_ray_job_after_job_finishes: Option<serde::de::IgnoredAny>,
+    #[allow(dead_code)]
+    enable_metrics: Option<serde::de::IgnoredAny>,
 }
 
 impl Settings {
@@ -220,7 +228,6 @@ impl Settings {
             if file.kind.as_deref().is_some_and(|k| k != "Configuration") {
                 return Err(fail(format!("kind is {:?}, not Configuration", file.kind.unwrap_or_default())));
             }
-            let _ = (file.api_version, file.log_file, file.log_file_encoder, file.use_kubernetes_proxy, file.delete_ray_job_after_job_finishes, file.enable_metrics);
             // As in KubeRay, the file's fields replace the flags of the same meaning.
             if let Some(v) = file.metrics_addr { args.metrics_addr = v }
             if let Some(v) = file.probe_addr { args.health_probe_bind_address = v }
