@@ -1,0 +1,557 @@
+//! One test per behaviour of the state machine, the submission modes, the timers and the cleanup, asserting exact plan ops.
+
+use serde_json::{Value, json};
+use wasmray_guest_sdk::{EventType, Op, Plan, Snapshot};
+
+use crate::fixtures::*;
+use crate::reconcile;
+
+fn reconciled(snapshot: Snapshot) -> Plan {
+    reconcile(&snapshot).expect("the reconcile fails")
+}
+
+fn s(v: &str) -> String {
+    v.to_owned()
+}
+
+/// The snapshot the next pass would see once the host wrote this plan's status.
+fn after(job: JobFx, plan: &Plan) -> JobFx {
+    let mut job = job;
+    for (k, v) in changed(plan).as_object().unwrap() {
+        if v.is_null() {
+            job.0["status"].as_object_mut().unwrap().remove(k);
+        } else {
+            job.0["status"][k] = v.clone();
+        }
+    }
+    job
+}
+
+// New.
+
+#[test]
+fn a_new_rayjob_gets_its_finalizer_and_records_job_id_and_cluster_name_before_anything_is_created() {
+    let plan = reconciled(rayjob().with([]));
+    assert_eq!(applied(&plan), ["RayJob/job"]);
+    assert_eq!(applies(&plan)[0]["metadata"]["finalizers"], json!(["ray.io/rayjob-finalizer"]));
+    let status = changed(&plan);
+    assert_eq!(status["jobDeploymentStatus"], "Initializing");
+    assert_eq!(status["jobStatus"], "");
+    assert_eq!(status["startTime"], ago(0));
+    assert_eq!(status["failed"], 0);
+    assert_eq!(status["observedGeneration"], 1);
+    for key in ["jobId", "rayClusterName"] {
+        let name = status[key].as_str().unwrap();
+        assert!(name.starts_with("job-") && name.len() == 9, "{key} = {name}");
+    }
+    assert_ne!(status["jobId"], status["rayClusterName"]);
+    assert!(matches!(plan.ops.last(), Some(Op::Status(_))), "the status comes last");
+    assert_eq!(plan.requeue_after_ms, Some(3_000));
+}
+
+#[test]
+fn generated_names_come_from_the_seed() {
+    let a = changed(&reconciled(rayjob().with([])));
+    assert_eq!(a, changed(&reconciled(rayjob().with([]))));
+    let mut other = rayjob().with([]);
+    other.seed = 7;
+    assert_ne!(a["rayClusterName"], changed(&reconciled(other))["rayClusterName"]);
+}
+
+#[test]
+fn spec_job_id_is_the_submission_id_and_interactive_mode_records_none() {
+    assert_eq!(changed(&reconciled(rayjob().job_id("mine").with([])))["jobId"], "mine");
+    assert!(changed(&reconciled(rayjob().interactive().with([])))["jobId"].is_null());
+}
+
+// Initializing.
+
+#[test]
+fn initializing_creates_the_cluster_owned_and_labelled_like_kuberay() {
+    let plan = reconciled(rayjob().initializing().with([]));
+    assert_eq!(applied(&plan), [format!("RayCluster/{CLUSTER}")]);
+    let cluster = &applies(&plan)[0];
+    assert_eq!(cluster["metadata"]["labels"], json!({ "team": "ml", "ray.io/originated-from-cr-name": "job", "ray.io/originated-from-crd": "RayJob" }));
+    assert_eq!(cluster["metadata"]["ownerReferences"][0]["uid"], "uid-job");
+    assert_eq!(cluster["metadata"]["ownerReferences"][0]["controller"], true);
+    assert_eq!(cluster["spec"], rayjob().0["spec"]["rayClusterSpec"]);
+    assert_eq!(event_reasons(&plan), ["CreatedRayCluster"]);
+    assert_eq!(moved_to(&plan).0, "", "still Initializing");
+}
+
+#[test]
+fn a_cluster_that_is_not_ready_is_waited_for_with_its_status_copied() {
+    let plan = reconciled(rayjob().initializing().with([cluster().into()]));
+    assert_eq!(applied(&plan), Vec::<String>::new());
+    assert_eq!(changed(&plan)["rayClusterStatus"], json!({ "desiredWorkerReplicas": 1 }));
+    assert_eq!(plan.requeue_after_ms, Some(3_000));
+}
+
+#[test]
+fn k8s_job_mode_does_not_submit_while_the_head_pod_is_not_ready_now() {
+    // kuberay#4760: the cluster's `ready` is sticky; the head restarted and is not up.
+    let plan = reconciled(rayjob().initializing().with([cluster().ready().into(), head().running_not_ready().into()]));
+    assert_eq!(applied(&plan), Vec::<String>::new());
+    assert_eq!(changed(&plan)["dashboardURL"], DASHBOARD);
+    assert_eq!(moved_to(&plan).0, "");
+}
+
+#[test]
+fn k8s_job_mode_creates_the_submitter_job_with_kuberays_script_env_and_backoff_limit() {
+    let job = rayjob().initializing().with_spec("submitterConfig", json!({ "backoffLimit": 3 }))
+        .with_spec("runtimeEnvYAML", json!("pip:\n  - requests\n")).with_spec("entrypointNumCpus", json!(1.5));
+    let plan = reconciled(job.with([cluster().ready().into(), head().running_ready().into()]));
+    assert_eq!(applied(&plan), ["Job/job"]);
+    let submitter = &applies(&plan)[0];
+    assert_eq!(submitter["spec"]["backoffLimit"], 3);
+    assert_eq!(submitter["metadata"]["labels"]["ray.io/originated-from-crd"], "RayJob");
+    assert_eq!(submitter["metadata"]["labels"]["app.kubernetes.io/created-by"], "kuberay-operator");
+    assert_eq!(submitter["metadata"]["ownerReferences"][0]["name"], "job");
+    let pod = &submitter["spec"]["template"]["spec"];
+    assert_eq!(pod["restartPolicy"], "Never");
+    let container = &pod["containers"][0];
+    assert_eq!(container["name"], "ray-job-submitter");
+    assert_eq!(container["image"], "rayproject/ray:2.52.0");
+    assert_eq!(container["command"], json!(["/bin/bash", "-ce", "--"]));
+    let a = format!("http://{DASHBOARD}");
+    assert_eq!(
+        container["args"][0],
+        format!("if ! ray job status --address {a} {JOB_ID} >/dev/null 2>&1 ; then ray job submit --address {a} --no-wait \
+                 --runtime-env-json '{{\"pip\":[\"requests\"]}}' --submission-id {JOB_ID} --entrypoint-num-cpus 1.500000 -- python app.py ; fi ; \
+                 ray job logs --address {a} --follow {JOB_ID}")
+    );
+    assert_eq!(
+        container["env"],
+        json!([{ "name": "PYTHONUNBUFFERED", "value": "1" }, { "name": "RAY_DASHBOARD_ADDRESS", "value": DASHBOARD },
+               { "name": "RAY_JOB_SUBMISSION_ID", "value": JOB_ID }])
+    );
+    assert_eq!(event_reasons(&plan), ["CreatedRayJobSubmitter"]);
+    assert_eq!(moved_to(&plan).0, "Running");
+}
+
+#[test]
+fn the_submitter_pod_template_is_used_and_a_users_command_kept() {
+    let template = json!({ "spec": { "restartPolicy": "Never", "containers": [
+        { "name": "mine", "image": "submitter:1", "command": ["/submit"] } ] } });
+    let job = rayjob().initializing().with_spec("submitterPodTemplate", template);
+    let plan = reconciled(job.with([cluster().ready().into(), head().running_ready().into()]));
+    let container = &applies(&plan)[0]["spec"]["template"]["spec"]["containers"][0];
+    assert_eq!(container["command"], json!(["/submit"]));
+    assert!(container["args"].is_null());
+    assert_eq!(container["env"][2]["name"], "RAY_JOB_SUBMISSION_ID");
+}
+
+#[test]
+fn token_auth_gives_the_submitter_the_clusters_token() {
+    let mut live = cluster().ready();
+    live.0["spec"]["authOptions"] = json!({ "mode": "token" });
+    let plan = reconciled(rayjob().initializing().with([live.into(), head().running_ready().into()]));
+    let env = &applies(&plan)[0]["spec"]["template"]["spec"]["containers"][0]["env"];
+    assert_eq!(env[3], json!({ "name": "RAY_AUTH_MODE", "value": "token" }));
+    assert_eq!(env[4]["valueFrom"]["secretKeyRef"], json!({ "name": CLUSTER, "key": "auth_token" }));
+}
+
+#[test]
+fn http_mode_goes_running_once_the_cluster_is_ready_without_a_submitter() {
+    let plan = reconciled(rayjob().http().initializing().with([cluster().ready().into()]));
+    assert_eq!(applied(&plan), Vec::<String>::new());
+    assert_eq!(moved_to(&plan).0, "Running");
+}
+
+#[test]
+fn interactive_mode_waits_until_the_user_sets_spec_job_id() {
+    let plan = reconciled(rayjob().interactive().initializing().with([cluster().ready().into()]));
+    assert_eq!(moved_to(&plan).0, "Waiting");
+    let waiting = rayjob().interactive().at("Waiting", "", 10);
+    assert_eq!(changed(&reconciled(waiting.with([cluster().ready().into()]))), json!({}));
+    let set = rayjob().interactive().at("Waiting", "", 10).job_id("by-hand");
+    let plan = reconciled(set.with([cluster().ready().into()]));
+    assert_eq!((changed(&plan)["jobId"].clone(), moved_to(&plan).0), (json!("by-hand"), s("Running")));
+}
+
+#[test]
+fn sidecar_mode_puts_the_submitter_in_the_head_pod_that_never_restarts() {
+    let plan = reconciled(rayjob().sidecar().initializing().with([]));
+    let head = &applies(&plan)[0]["spec"]["headGroupSpec"]["template"]["spec"];
+    assert_eq!(head["restartPolicy"], "Never");
+    let sidecar = &head["containers"][1];
+    assert_eq!(sidecar["name"], "ray-job-submitter");
+    let script = sidecar["args"][0].as_str().unwrap();
+    assert!(script.starts_with("until wget -q -O- http://localhost:8265/api/gcs_healthz"), "{script}");
+    assert!(script.ends_with(&format!("ray job submit --address http://127.0.0.1:8265 --submission-id {JOB_ID} -- python app.py")), "{script}");
+    assert!(!script.contains("--no-wait"));
+}
+
+#[test]
+fn a_sidecar_submitter_that_fails_before_the_cluster_is_ready_fails_the_rayjob() {
+    // kuberay#4945: without this the RayJob waits for a ready cluster forever.
+    let plan = reconciled(rayjob().sidecar().initializing().with([cluster().into(), head().sidecar_exited(1).into()]));
+    assert_eq!(moved_to(&plan), (s("Failed"), s("SubmissionFailed")));
+    assert_eq!(changed(&plan)["message"], "Ray head pod container ray-job-submitter terminated with exit code 1: Error");
+    assert_eq!(changed(&plan)["failed"], 1);
+}
+
+// Running.
+
+#[test]
+fn running_copies_rays_status_message_and_times() {
+    let plan = reconciled(ray_says(rayjob().http().running().with([cluster().ready().into()]), "RUNNING"));
+    let status = changed(&plan);
+    assert_eq!(status["message"], "Job is RUNNING");
+    assert_eq!(status["rayJobInfo"], json!({ "startTime": ago(50) }));
+    assert_eq!(moved_to(&plan).0, "");
+    assert_eq!(plan.requeue_after_ms, Some(3_000));
+}
+
+#[test]
+fn a_pass_that_learns_nothing_new_writes_no_status() {
+    let job = rayjob().http().running().status(json!({ "message": "Job is RUNNING", "rayJobInfo": { "startTime": ago(50) },
+        "rayClusterStatus": { "desiredWorkerReplicas": 1, "state": "ready" } }));
+    let plan = reconciled(ray_says(job.with([cluster().ready().into()]), "RUNNING"));
+    assert_eq!(plan.ops, []);
+}
+
+#[test]
+fn a_terminal_ray_status_completes_the_rayjob_and_counts_the_success() {
+    let plan = reconciled(ray_says(rayjob().http().running().with([cluster().ready().into()]), "SUCCEEDED"));
+    let status = changed(&plan);
+    assert_eq!(status["jobDeploymentStatus"], "Complete");
+    assert_eq!(status["jobStatus"], "SUCCEEDED");
+    assert_eq!(status["succeeded"], 1);
+    assert_eq!(status["endTime"], ago(0));
+    assert_eq!(plan.requeue_after_ms, None, "nothing to clean up, nothing to come back for");
+
+    let stopped = reconciled(ray_says(rayjob().http().running().with([cluster().ready().into()]), "STOPPED"));
+    assert_eq!(moved_to(&stopped).0, "Complete");
+    assert!(changed(&stopped)["succeeded"].is_null(), "a stopped job is no success");
+}
+
+#[test]
+fn a_failed_ray_job_fails_the_rayjob_as_app_failed() {
+    let plan = reconciled(ray_says(rayjob().http().running().with([cluster().ready().into()]), "FAILED"));
+    assert_eq!(moved_to(&plan), (s("Failed"), s("AppFailed")));
+    assert_eq!(changed(&plan)["failed"], 1);
+}
+
+#[test]
+fn http_mode_asks_the_host_to_submit_when_ray_knows_no_such_job() {
+    let job = rayjob().http().running().with_spec("metadata", json!({ "owner": "me" }))
+        .with_spec("entrypointResources", json!("{\"TPU\": 1}"));
+    let plan = reconciled(ray_knows_no_such_job(job.with([cluster().ready().into()])));
+    assert_eq!(applied(&plan), [format!("RayJobSubmission/{JOB_ID}")]);
+    let request = &applies(&plan)[0];
+    assert_eq!(request["apiVersion"], "dashboard.wasmray.dev/v1");
+    assert_eq!(request["spec"]["dashboardURL"], DASHBOARD);
+    assert_eq!(request["spec"]["rayClusterName"], CLUSTER);
+    assert_eq!(
+        request["spec"]["body"],
+        json!({ "entrypoint": "python app.py", "submission_id": JOB_ID, "metadata": { "owner": "me" }, "entrypoint_resources": { "TPU": 1 } })
+    );
+}
+
+#[test]
+fn http_mode_says_why_a_submission_failed_and_asks_again() {
+    let snapshot = ray_knows_no_such_job(rayjob().http().running().with([cluster().ready().into()]));
+    let snapshot = with_fact(snapshot, "wasmray.dev/job-submission", json!({ "jobId": JOB_ID, "submitted": false, "message": "502 Bad Gateway" }));
+    let plan = reconciled(snapshot);
+    assert_eq!(applied(&plan), [format!("RayJobSubmission/{JOB_ID}")]);
+    assert_eq!(changed(&plan)["message"], "Submitting the Ray job failed: 502 Bad Gateway");
+}
+
+#[test]
+fn facts_about_an_earlier_attempts_job_are_ignored() {
+    let snapshot = rayjob().http().running().with([cluster().ready().into()]);
+    let snapshot = with_fact(snapshot, "ray.io/job-info", json!({ "jobId": "job-old00", "status": "FAILED" }));
+    assert_eq!(moved_to(&reconciled(snapshot)).0, "");
+}
+
+#[test]
+fn k8s_job_mode_completes_only_once_the_submitter_has_finished() {
+    let children = || vec![cluster().ready().into(), head().running_ready().into(), submitter().into()];
+    let still_tailing = reconciled(ray_says(rayjob().running().with(children()), "SUCCEEDED"));
+    assert_eq!((moved_to(&still_tailing).0, changed(&still_tailing)["jobStatus"].clone()), (s(""), json!("SUCCEEDED")));
+    let done = vec![cluster().ready().into(), submitter().finished("Complete", 1).into()];
+    assert_eq!(moved_to(&reconciled(ray_says(rayjob().running().with(done), "SUCCEEDED"))).0, "Complete");
+}
+
+#[test]
+fn a_failed_submitter_fails_the_rayjob_as_submission_failed() {
+    let plan = reconciled(rayjob().running().with([cluster().ready().into(), submitter().finished("Failed", 1).into()]));
+    assert_eq!(moved_to(&plan), (s("Failed"), s("SubmissionFailed")));
+    assert_eq!(changed(&plan)["message"], "Job submission has failed. Reason: BackoffLimitExceeded. Message: Job has reached the specified backoff limit");
+    let ray_failed_first = rayjob().running().status(json!({ "jobStatus": "FAILED" }));
+    let plan = reconciled(ray_failed_first.with([cluster().ready().into(), submitter().finished("Failed", 1).into()]));
+    assert_eq!(moved_to(&plan), (s("Failed"), s("AppFailed")));
+}
+
+#[test]
+fn a_submitter_that_finished_30s_ago_without_a_terminal_ray_status_fails_the_rayjob() {
+    let plan = reconciled(ray_says(rayjob().running().with([cluster().ready().into(), submitter().finished("Complete", 31).into()]), "RUNNING"));
+    assert_eq!(moved_to(&plan), (s("Failed"), s("JobDeploymentStatusTransitionGracePeriodExceeded")));
+    assert_eq!(changed(&plan)["jobStatus"], "FAILED");
+    let recent = reconciled(ray_says(rayjob().running().with([cluster().ready().into(), submitter().finished("Complete", 29).into()]), "RUNNING"));
+    assert_eq!(recent.requeue_after_ms, Some(1_000), "back when the 30 s are up");
+}
+
+#[test]
+fn a_submitter_that_completed_for_a_job_ray_never_heard_of_is_app_failed() {
+    let plan = reconciled(ray_knows_no_such_job(rayjob().running().with([cluster().ready().into(), submitter().finished("Complete", 1).into()])));
+    assert_eq!(moved_to(&plan), (s("Failed"), s("AppFailed")));
+    assert_eq!(changed(&plan)["message"], "Submitter completed but Ray job not found in RayCluster.");
+}
+
+#[test]
+fn a_missing_submitter_job_in_running_is_created_again() {
+    let plan = reconciled(rayjob().running().with([cluster().ready().into(), head().running_ready().into()]));
+    assert_eq!(applied(&plan), ["Job/job"]);
+}
+
+#[test]
+fn sidecar_mode_without_a_head_pod_fails() {
+    let plan = reconciled(rayjob().sidecar().running().with([cluster().ready().into()]));
+    assert_eq!(moved_to(&plan), (s("Failed"), s("AppFailed")));
+    assert_eq!(changed(&plan)["message"], "Ray head pod not found.");
+}
+
+// Timers.
+
+#[test]
+fn the_active_deadline_fails_the_rayjob_stops_the_ray_job_and_is_never_retried() {
+    let job = rayjob().http().running().active_deadline(60).backoff_limit(3);
+    let plan = reconciled(job.with([cluster().ready().into()]));
+    assert_eq!(moved_to(&plan), (s("Failed"), s("DeadlineExceeded")));
+    assert_eq!(deleted(&plan), [format!("RayJobSubmission/{JOB_ID}")]);
+    assert_eq!(changed(&plan)["failed"], 1);
+    let early = reconciled(rayjob().http().running().active_deadline(61).with([cluster().ready().into()]));
+    assert_eq!(early.requeue_after_ms, Some(1_000), "the deadline is sooner than the poll");
+}
+
+#[test]
+fn the_active_deadline_counts_from_status_start_time_in_initializing_too() {
+    let plan = reconciled(rayjob().initializing().active_deadline(10).with([cluster().into()]));
+    assert_eq!(moved_to(&plan), (s("Failed"), s("DeadlineExceeded")));
+    assert_eq!(deleted(&plan), Vec::<String>::new(), "nothing was submitted");
+}
+
+#[test]
+fn the_pre_running_deadline_fails_a_job_that_never_started_running() {
+    let pending = rayjob().http().running().pre_running_deadline(30).status(json!({ "jobStatus": "PENDING" }));
+    let plan = reconciled(ray_says(pending.with([cluster().ready().into()]), "PENDING"));
+    assert_eq!(moved_to(&plan), (s("Failed"), s("PreRunningDeadlineExceeded")));
+    let started = rayjob().http().running().pre_running_deadline(30);
+    assert_eq!(moved_to(&reconciled(ray_says(started.with([cluster().ready().into()]), "RUNNING"))).0, "");
+    let waiting = rayjob().initializing().pre_running_deadline(5).backoff_limit(2);
+    assert_eq!(moved_to(&reconciled(waiting.with([cluster().into()]))), (s("Failed"), s("PreRunningDeadlineExceeded")));
+}
+
+#[test]
+fn the_grace_period_ends_a_rayjob_whose_ray_job_ended_long_ago() {
+    let job = rayjob().running().status(json!({ "jobStatus": "SUCCEEDED", "rayJobInfo": { "endTime": ago(301) } }));
+    let plan = reconciled(job.with([cluster().ready().into(), submitter().into()]));
+    assert_eq!(moved_to(&plan), (s("Complete"), s("JobDeploymentStatusTransitionGracePeriodExceeded")));
+    let short = rayjob().running().status(json!({ "jobStatus": "FAILED", "rayJobInfo": { "endTime": ago(11) } }));
+    let snapshot = settings(short.with([cluster().ready().into(), submitter().into()]), json!({ "rayJobTransitionGracePeriodSeconds": 10 }));
+    assert_eq!(moved_to(&reconciled(snapshot)).0, "Failed");
+}
+
+#[test]
+fn a_dashboard_that_stays_unreachable_fails_the_rayjob_after_the_status_check_timeout() {
+    let down = |since_s: i64| json!({ "reachable": false, "since": NOW_MS - since_s * 1000, "message": "connection refused" });
+    let snapshot = with_fact(rayjob().http().running().with([cluster().ready().into()]), "wasmray.dev/dashboard", down(300));
+    let plan = reconciled(snapshot);
+    assert_eq!(moved_to(&plan), (s("Failed"), s("JobStatusCheckTimeoutExceeded")));
+    assert!(changed(&plan)["message"].as_str().unwrap().ends_with("connection refused"));
+    let snapshot = with_fact(rayjob().http().running().with([cluster().ready().into()]), "wasmray.dev/dashboard", down(10));
+    assert_eq!(moved_to(&reconciled(snapshot)).0, "");
+}
+
+// Retrying.
+
+#[test]
+fn a_failure_within_the_backoff_limit_retries_on_a_new_cluster_and_counts_both_failures() {
+    let job = rayjob().http().backoff_limit(1).running();
+    let plan = reconciled(ray_says(job.with([cluster().ready().into()]), "FAILED"));
+    assert_eq!((moved_to(&plan).0, changed(&plan)["failed"].clone()), (s("Retrying"), json!(1)));
+    assert!(changed(&plan)["endTime"].is_null(), "a retry is not the end");
+
+    let retrying = after(rayjob().http().backoff_limit(1).running(), &plan);
+    let teardown = reconciled(retrying.with([cluster().ready().into()]));
+    assert_eq!(deleted(&teardown), [format!("RayCluster/{CLUSTER}")]);
+    assert_eq!(event_reasons(&teardown), ["DeletedRayCluster"]);
+    assert_eq!(changed(&teardown), json!({}), "the status waits until the cluster is gone");
+
+    let gone = reconciled(after(rayjob().http().backoff_limit(1).running(), &plan).with([]));
+    let status = changed(&gone);
+    assert_eq!(status["jobDeploymentStatus"], "");
+    for key in ["rayClusterName", "jobId", "dashboardURL", "rayJobInfo", "rayClusterStatus"] {
+        assert!(status[key].is_null() && status.get(key).is_some(), "{key} is cleared");
+    }
+
+    let starting_over = || after(after(rayjob().http().backoff_limit(1).running(), &plan), &gone);
+    let new_names = reconciled(starting_over().with([]));
+    assert_eq!(moved_to(&new_names).0, "Initializing");
+    assert_ne!(changed(&new_names)["rayClusterName"], json!(CLUSTER), "a new cluster");
+    assert_ne!(changed(&new_names)["jobId"], json!(JOB_ID), "a new submission id");
+    let last = after(starting_over(), &new_names)
+        .status(json!({ "jobDeploymentStatus": "Running", "jobId": JOB_ID, "rayClusterName": CLUSTER, "dashboardURL": DASHBOARD }));
+    let plan = reconciled(ray_says(last.with([cluster().ready().into()]), "FAILED"));
+    assert_eq!((moved_to(&plan).0, changed(&plan)["failed"].clone()), (s("Failed"), json!(2)));
+}
+
+// Suspend and resume (Kueue).
+
+#[test]
+fn a_rayjob_created_suspended_never_gets_a_cluster() {
+    let job = rayjob().suspended();
+    let first = reconciled(job.with([]));
+    let initializing = after(rayjob().suspended().with_finalizer(), &first);
+    let second = reconciled(initializing.with([]));
+    assert_eq!((applied(&second), moved_to(&second).0), (vec![], s("Suspending")));
+    let suspending = after(after(rayjob().suspended().with_finalizer(), &first), &second);
+    let third = reconciled(suspending.with([]));
+    assert_eq!((deleted(&third), moved_to(&third).0), (vec![], s("Suspended")));
+}
+
+#[test]
+fn suspending_a_running_rayjob_deletes_cluster_and_submitter_and_completes_even_if_resumed_meanwhile() {
+    let job = || rayjob().suspended().running();
+    let plan = reconciled(job().with([cluster().ready().into(), submitter().into()]));
+    assert_eq!(moved_to(&plan).0, "Suspending");
+    let suspending = || rayjob().suspended().unsuspended().running().status(json!({ "jobDeploymentStatus": "Suspending" }));
+    let plan = reconciled(suspending().with([cluster().ready().into(), submitter().into()]));
+    assert_eq!(deleted(&plan), [format!("RayCluster/{CLUSTER}"), s("Job/job")]);
+    assert_eq!(event_reasons(&plan), ["DeletedRayCluster", "DeletedRayJobSubmitter"]);
+    let plan = reconciled(suspending().with([cluster().terminating().into()]));
+    assert_eq!((deleted(&plan), changed(&plan)), (vec![], json!({})), "waits for the cluster to be gone");
+    let plan = reconciled(suspending().with([]));
+    assert_eq!(moved_to(&plan).0, "Suspended");
+    assert_eq!(changed(&plan)["jobStatus"], "");
+}
+
+#[test]
+fn a_suspended_rayjob_waits_then_starts_over_when_resumed() {
+    let suspended = rayjob().suspended().at("Suspended", "", 10);
+    assert_eq!(reconciled(suspended.with([])).ops, []);
+    let resumed = rayjob().suspended().unsuspended().at("Suspended", "", 10);
+    assert_eq!(moved_to(&reconciled(resumed.with([]))).0, "");
+    assert_eq!(changed(&reconciled(rayjob().suspended().unsuspended().at("Suspended", "", 10).with([])))["jobDeploymentStatus"], "");
+}
+
+// Cleanup after the job.
+
+#[test]
+fn shutdown_after_job_finishes_deletes_the_cluster_once_the_ttl_has_passed() {
+    let waiting = reconciled(rayjob().shutdown_after(60).finished("Complete", "SUCCEEDED", 20).with([cluster().ready().into()]));
+    assert_eq!((deleted(&waiting), waiting.requeue_after_ms), (vec![], Some(40_000)));
+    let due = reconciled(rayjob().shutdown_after(60).finished("Complete", "SUCCEEDED", 60).with([cluster().ready().into(), submitter().into()]));
+    assert_eq!(deleted(&due), [format!("RayCluster/{CLUSTER}")], "the submitter Job stays, with its logs");
+    assert_eq!(event_reasons(&due), ["DeletedRayCluster"]);
+    let done = reconciled(rayjob().shutdown_after(60).finished("Complete", "SUCCEEDED", 90).with([]));
+    assert_eq!((done.ops.clone(), done.requeue_after_ms), (vec![], None));
+}
+
+#[test]
+fn delete_rayjob_after_job_finishes_deletes_the_rayjob_itself() {
+    let snapshot = rayjob().shutdown_after(0).finished("Failed", "FAILED", 1).with([cluster().ready().into()]);
+    let plan = reconciled(settings(snapshot, json!({ "deleteRayJobAfterJobFinishes": true })));
+    assert_eq!(deleted(&plan), ["RayJob/job"]);
+}
+
+#[test]
+fn deletion_rules_carry_out_the_most_impactful_overdue_rule_first() {
+    let rules = json!([
+        { "policy": "DeleteWorkers", "condition": { "jobStatus": "SUCCEEDED", "ttlSeconds": 0 } },
+        { "policy": "DeleteCluster", "condition": { "jobStatus": "SUCCEEDED", "ttlSeconds": 30 } },
+        { "policy": "DeleteSelf", "condition": { "jobStatus": "SUCCEEDED", "ttlSeconds": 600 } },
+        { "policy": "DeleteCluster", "condition": { "jobStatus": "FAILED", "ttlSeconds": 0 } },
+    ]);
+    let gate = json!({ "rayJobDeletionPolicy": true });
+    let at = |ended: i64, children: Vec<Value>| {
+        let job = rayjob().deletion_rules(rules.clone()).finished("Complete", "SUCCEEDED", ended);
+        reconciled(settings(job.with(children), gate.clone()))
+    };
+    let early = at(10, vec![cluster().ready().into()]);
+    assert_eq!(applied(&early), [format!("RayCluster/{CLUSTER}")]);
+    let edit = &applies(&early)[0];
+    assert_eq!(edit["spec"]["workerGroupSpecs"][0]["suspend"], true);
+    assert_eq!(edit["metadata"]["labels"]["ray.io/originated-from-cr-name"], "job", "the apply keeps what the create set");
+    assert_eq!(event_reasons(&early), ["UpdatedRayCluster"]);
+    assert_eq!(early.requeue_after_ms, Some(20_000));
+    let late = at(40, vec![cluster().ready().into()]);
+    assert_eq!((deleted(&late), applied(&late)), (vec![format!("RayCluster/{CLUSTER}")], vec![]), "workers and cluster overdue: the cluster goes");
+    assert_eq!(deleted(&at(700, vec![])), ["RayJob/job"]);
+}
+
+#[test]
+fn the_legacy_deletion_policy_picks_on_success_or_on_failure() {
+    let strategy = json!({ "onSuccess": { "policy": "DeleteNone" }, "onFailure": { "policy": "DeleteCluster" } });
+    let gate = json!({ "rayJobDeletionPolicy": true });
+    let job = |d: &str, j: &str| rayjob().with_spec("deletionStrategy", strategy.clone()).finished(d, j, 1);
+    let ok = reconciled(settings(job("Complete", "SUCCEEDED").with([cluster().ready().into()]), gate.clone()));
+    assert_eq!(deleted(&ok), Vec::<String>::new());
+    let failed = reconciled(settings(job("Failed", "FAILED").with([cluster().ready().into()]), gate));
+    assert_eq!(deleted(&failed), [format!("RayCluster/{CLUSTER}")]);
+}
+
+// clusterSelector.
+
+#[test]
+fn cluster_selector_uses_the_existing_cluster_and_never_creates_or_deletes_it() {
+    let plan = reconciled(rayjob().http().selecting().with([]));
+    assert_eq!(changed(&plan)["rayClusterName"], CLUSTER);
+    let missing = reconciled(rayjob().http().selecting().initializing().with([]));
+    assert_eq!((applied(&missing), event_reasons(&missing)), (vec![], vec![s("RayClusterNotFound")]));
+    assert_eq!(events(&missing)[0].type_, EventType::Warning);
+    let plan = reconciled(rayjob().http().selecting().initializing().with([cluster().ready().into()]));
+    assert_eq!(moved_to(&plan).0, "Running");
+    let done = reconciled(rayjob().selecting().shutdown_after(0).finished("Complete", "SUCCEEDED", 100).with([cluster().ready().into()]));
+    assert_eq!(done.ops, []);
+}
+
+// Validation, managedBy, deletion.
+
+#[test]
+fn invalid_rayjobs_fail_validation_with_kuberays_event_reasons() {
+    let cases = [
+        (rayjob().named(&"j".repeat(48)), "InvalidRayJobMetadata"),
+        (rayjob().with_spec("suspend", json!(true)), "InvalidRayJobSpec"),
+        (rayjob().with_spec("clusterSelector", json!({ "ray.io/cluster": "x" })), "InvalidRayJobSpec"),
+        (rayjob().sidecar().with_spec("submitterConfig", json!({ "backoffLimit": 1 })), "InvalidRayJobSpec"),
+        (rayjob().interactive().backoff_limit(1), "InvalidRayJobSpec"),
+        (rayjob().with_spec("runtimeEnvYAML", json!("a: [b")), "InvalidRayJobSpec"),
+        (rayjob().with_spec("ttlSecondsAfterFinished", json!(10)), "InvalidRayJobSpec"),
+        (rayjob().deletion_rules(json!([{ "policy": "DeleteSelf", "condition": { "jobStatus": "FAILED" } }])), "InvalidRayJobSpec"),
+        (rayjob().at("Waiting", "", 1), "InvalidRayJobStatus"),
+    ];
+    for (job, reason) in cases {
+        let plan = reconciled(job.with([]));
+        assert_eq!(event_reasons(&plan), [reason]);
+        assert_eq!(moved_to(&plan), (s("ValidationFailed"), s("ValidationFailed")));
+        assert_eq!(plan.requeue_after_ms, None);
+    }
+}
+
+#[test]
+fn deletion_rule_ttls_must_grow_with_impact() {
+    let rules = json!([
+        { "policy": "DeleteCluster", "condition": { "jobStatus": "FAILED", "ttlSeconds": 60 } },
+        { "policy": "DeleteWorkers", "condition": { "jobStatus": "FAILED", "ttlSeconds": 120 } },
+    ]);
+    let plan = reconciled(settings(rayjob().deletion_rules(rules).with([]), json!({ "rayJobDeletionPolicy": true })));
+    assert_eq!(moved_to(&plan).0, "ValidationFailed");
+}
+
+#[test]
+fn a_rayjob_managed_by_another_controller_is_left_alone() {
+    assert_eq!(reconciled(rayjob().managed_by("kueue.x-k8s.io/multikueue").with([])).ops, []);
+}
+
+#[test]
+fn deleting_a_running_rayjob_stops_its_ray_job_and_releases_the_finalizer() {
+    let plan = reconciled(rayjob().http().running().deleted().with([cluster().ready().into()]));
+    assert_eq!(deleted(&plan), [format!("RayJobSubmission/{JOB_ID}")]);
+    assert_eq!(applies(&plan)[0]["metadata"]["finalizers"], json!([]));
+    assert!(!plan.ops.iter().any(|op| matches!(op, Op::Status(_))));
+    let finished = reconciled(rayjob().finished("Complete", "SUCCEEDED", 5).deleted().with([]));
+    assert_eq!((deleted(&finished), applied(&finished)), (vec![], vec![s("RayJob/job")]));
+}
