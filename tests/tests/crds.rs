@@ -606,3 +606,24 @@ async fn a_misspelt_container_field_is_refused_under_strict_and_warned_about_and
     anyhow::ensure!(container["image"] == "rayproject/ray:2.54.0", "the rest of the container was not stored: {container}");
     Ok(())
 }
+
+#[tokio::test]
+async fn fields_kubernetes_defaults_may_be_left_out_and_get_kubernetes_defaults() -> anyhow::Result<()> {
+    let ns = wasmray_tests::namespace("crds-k8s-defaults").await?;
+    install_crds(&ns.client).await?;
+    let mut cluster = a_small_cluster("defaults");
+    let head = &mut cluster["spec"]["headGroupSpec"];
+    // A Service without metadata, a Secret reference without a name, a port without a protocol:
+    // KubeRay's CRD takes them, as Kubernetes does.
+    head["headService"] = json!({ "spec": { "type": "ClusterIP" } });
+    head["template"]["spec"]["containers"][0]["env"] =
+        json!([{ "name": "TOKEN", "valueFrom": { "secretKeyRef": { "key": "token" } } }]);
+    head["template"]["spec"]["containers"][0]["ports"] = json!([{ "containerPort": 6379 }]);
+    let stored = serde_json::to_value(apply(&ns.client, &ns.name, &cluster).await?)?;
+    let head = &stored["spec"]["headGroupSpec"];
+    let container = &head["template"]["spec"]["containers"][0];
+    assert_eq!(container["env"][0]["valueFrom"]["secretKeyRef"]["name"], "", "{container}");
+    assert_eq!(container["ports"][0]["protocol"], "TCP", "{container}");
+    assert_eq!(head["headService"]["spec"]["type"], "ClusterIP");
+    Ok(())
+}

@@ -53,11 +53,18 @@ const PAIRS: [(&str, Generator); 3] = [
 /// `maxItems` on the lists CEL rules iterate (containers, env, worker groups), `maxLength` on the
 /// strings they compare, enums on Ray fields, quantity patterns — and ours types fields that
 /// KubeRay's Kubernetes version (1.34) does not have yet (k8s-openapi's is 1.35).
+///
+/// Not compared: the server-side apply hints of the embedded Kubernetes types
+/// (`x-kubernetes-list-type`, `x-kubernetes-list-map-keys`, `x-kubernetes-map-type`), which
+/// k8s-openapi's schemas do not carry. Without them the apiserver treats those lists and maps as
+/// atomic when merging applies of several field managers; what a field holds is the same.
 const ALLOWED: &[(&str, &str)] = &[];
 
 /// Walks KubeRay's `v1` schema next to ours and returns every path KubeRay types that ours does not:
 /// missing from ours, of another type, an int-or-string that is not one, or under an object of ours
-/// that keeps unknown fields where KubeRay's does not. Also returns how many paths it walked.
+/// that keeps unknown fields where KubeRay's does not; and every path where ours requires a field
+/// KubeRay's does not (but `spec` itself, which ours requires) or lacks a default KubeRay's has.
+/// Also returns how many paths it walked.
 fn untyped_paths(theirs: &Value, ours: &Value) -> (Vec<String>, usize) {
     let mut missing = Vec::new();
     let mut checked = 0;
@@ -81,6 +88,24 @@ fn walk_typed(path: &str, theirs: &Value, ours: &Value, open_above: bool, missin
         && ours.get("type") != Some(their_type)
     {
         missing.push(format!("{path}: type {their_type} is {} in ours", ours.get("type").unwrap_or(&Value::Null)));
+    }
+    // Requiring what KubeRay does not would refuse manifests KubeRay takes; a default it has and
+    // ours lacks would store them differently.
+    let required = |schema: &Value| -> Vec<String> {
+        schema.get("required").and_then(Value::as_array).map_or_else(Vec::new, |r| {
+            r.iter().filter_map(Value::as_str).map(str::to_owned).collect()
+        })
+    };
+    let their_required = required(theirs);
+    for field in required(ours) {
+        if !their_required.contains(&field) && !(path.is_empty() && field == "spec") {
+            missing.push(format!("{path}: requires {field}, which KubeRay's does not"));
+        }
+    }
+    if let Some(default) = theirs.get("default")
+        && ours.get("default") != Some(default)
+    {
+        missing.push(format!("{path}: default {default} is {} in ours", ours.get("default").unwrap_or(&Value::Null)));
     }
     for key in ["x-kubernetes-int-or-string", "x-kubernetes-embedded-resource"] {
         if theirs.get(key) == Some(&Value::Bool(true)) && ours.get(key) != Some(&Value::Bool(true)) {

@@ -24,6 +24,64 @@ const QUANTITY: &str = "io.k8s.apimachinery.pkg.api.resource.Quantity";
 const INT_OR_STRING: &str = "io.k8s.apimachinery.pkg.util.intstr.IntOrString";
 const OBJECT_META: &str = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta";
 
+/// Fields that Kubernetes fills in when they are left out, with the value it fills in, by type.
+/// k8s-openapi's Rust types make them non-optional, so its schemas list them as required, which
+/// Kubernetes does not: they are optional here, with the default of Kubernetes' own OpenAPI (the
+/// `name` of a reference "allowed to be empty for backwards compatibility", ports' protocols, …).
+const DEFAULTS: &[(&str, &str, &str)] = &[
+    ("LocalObjectReference", "name", r#""""#),
+    ("ConfigMapKeySelector", "name", r#""""#),
+    ("SecretKeySelector", "name", r#""""#),
+    ("ConfigMapEnvSource", "name", r#""""#),
+    ("SecretEnvSource", "name", r#""""#),
+    ("ConfigMapVolumeSource", "name", r#""""#),
+    ("ConfigMapProjection", "name", r#""""#),
+    ("SecretProjection", "name", r#""""#),
+    ("FileKeySelector", "optional", "false"),
+    ("GRPCAction", "service", r#""""#),
+    ("ContainerPort", "protocol", r#""TCP""#),
+    ("ServicePort", "protocol", r#""TCP""#),
+    ("AzureDiskVolumeSource", "fsType", r#""ext4""#),
+    ("AzureDiskVolumeSource", "readOnly", "false"),
+    ("ISCSIVolumeSource", "iscsiInterface", r#""default""#),
+    ("RBDVolumeSource", "keyring", r#""/etc/ceph/keyring""#),
+    ("RBDVolumeSource", "pool", r#""rbd""#),
+    ("RBDVolumeSource", "user", r#""admin""#),
+    ("ScaleIOVolumeSource", "fsType", r#""xfs""#),
+    ("ScaleIOVolumeSource", "storageMode", r#""ThinProvisioned""#),
+];
+
+/// The package of the core types [`DEFAULTS`] names.
+const CORE_V1: &str = "io.k8s.api.core.v1.";
+
+/// Applies [`DEFAULTS`] to the inlined definition `name`, and makes `metadata` optional: an
+/// embedded object's metadata never is required (k8s-openapi's `Service` has it non-optional).
+fn kubernetes_defaults(name: &str, schema: &mut Value) {
+    let Some(object) = schema.as_object_mut() else {
+        return;
+    };
+    let short = name.strip_prefix(CORE_V1).unwrap_or_default();
+    let defaulted: Vec<(&str, Value)> = DEFAULTS
+        .iter()
+        .filter(|(kind, _, _)| *kind == short)
+        .map(|(_, field, value)| (*field, serde_json::from_str(value).expect("a JSON default")))
+        .collect();
+    if let Some(Value::Array(required)) = object.get_mut("required") {
+        required.retain(|r| r != "metadata" && !defaulted.iter().any(|(field, _)| r == field));
+        if required.is_empty() {
+            object.remove("required");
+        }
+    }
+    for (field, value) in defaulted {
+        let property = object
+            .get_mut("properties")
+            .and_then(|p| p.get_mut(field))
+            .and_then(Value::as_object_mut)
+            .unwrap_or_else(|| panic!("{name} has no field {field}"));
+        property.insert("default".into(), value);
+    }
+}
+
 /// Nesting a schema may reach; Kubernetes' embedded types are not recursive, so hitting this means
 /// a type that is, and it must be declared free-form by hand rather than inlined forever.
 const MAX_DEPTH: usize = 64;
@@ -88,7 +146,9 @@ fn inline(schema: &Value, definitions: &Map<String, Value>, depth: usize) -> Val
                             let definition = definitions
                                 .get(name)
                                 .unwrap_or_else(|| panic!("no definition for {reference}"));
-                            inline(definition, definitions, depth + 1)
+                            let mut inlined = inline(definition, definitions, depth + 1);
+                            kubernetes_defaults(name, &mut inlined);
+                            inlined
                         }
                     }
                 }
@@ -167,6 +227,24 @@ mod tests {
             int_or_string()
         );
         assert_eq!(schema["properties"]["metadata"], embedded_object_meta());
+    }
+
+    #[test]
+    fn fields_kubernetes_defaults_are_optional_with_their_default() {
+        let container = schema::<Container>();
+        let env_from = &container["properties"]["envFrom"]["items"]["properties"];
+        assert_eq!(env_from["secretRef"]["properties"]["name"]["default"], "");
+        assert!(env_from["secretRef"].get("required").is_none());
+        let port = &container["properties"]["ports"]["items"];
+        assert_eq!(port["properties"]["protocol"]["default"], "TCP");
+        assert_eq!(port["required"], json!(["containerPort"]));
+        assert!(
+            schema::<Service>().get("required").is_none(),
+            "a Service's metadata is optional"
+        );
+        for (kind, _, value) in DEFAULTS {
+            serde_json::from_str::<Value>(value).unwrap_or_else(|e| panic!("{kind}: {e}"));
+        }
     }
 
     #[test]
