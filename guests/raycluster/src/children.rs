@@ -132,6 +132,8 @@ pub struct Children {
     pub pods: Vec<RayPod>,
     pub services: Vec<Service>,
     pub jobs: Vec<Job>,
+    /// Ingresses as JSON: only their name, UID and owner references are read.
+    pub ingresses: Vec<serde_json::Value>,
     /// Names of other children by kind (`ServiceAccount`, `Role`, `RoleBinding`, `Secret`).
     pub names: BTreeMap<String, Vec<String>>,
 }
@@ -161,6 +163,7 @@ impl Children {
                 }
                 "Service" => out.services.push(parse(json)?),
                 "Job" => out.jobs.push(parse(json)?),
+                "Ingress" => out.ingresses.push(parse(json)?),
                 "" => return Err(PluginError::InvalidInput("a child has no kind".into())),
                 kind => {
                     let name = owned(child.metadata.and_then(|m| m.name));
@@ -186,6 +189,13 @@ impl Children {
                 .get(kind)
                 .is_some_and(|names| names.iter().any(|n| n == name)),
         }
+    }
+
+    /// The Ingress with this name.
+    pub fn ingress(&self, name: &str) -> Option<&serde_json::Value> {
+        self.ingresses
+            .iter()
+            .find(|i| i["metadata"]["name"] == name)
     }
 
     /// The Service with this name.

@@ -7,12 +7,14 @@ use crate::vocab::{annotations, events};
 use crate::{Ctx, Out};
 
 /// Renders every missing companion, in KubeRay's order: autoscaler ServiceAccount, Role and
-/// RoleBinding; auth Secret; head Service; headless worker Service; Serve Service.
+/// RoleBinding; the dashboard Ingress (applied, see [`crate::ingress`]); auth Secret; head
+/// Service; headless worker Service; Serve Service.
 pub fn reconcile(ctx: &Ctx, out: &mut Out) {
     let cluster = ctx.cluster;
     if ctx.autoscaling {
         autoscaler_rbac(ctx, out);
     }
+    crate::ingress::reconcile(ctx, out);
     let token_auth =
         cluster.spec.auth_options.as_ref().and_then(|a| a.mode) == Some(AuthMode::Token);
     if token_auth && !ctx.children.has("Secret", &names::check_name(ctx.name)) {

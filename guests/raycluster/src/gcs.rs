@@ -14,10 +14,11 @@ const DEFAULT_TIMEOUT_S: i64 = 300;
 /// How often to look again while Pods go away or the Job runs.
 const POLL_MS: u64 = 10_000;
 
-/// FT is on with `gcsFaultToleranceOptions` or the legacy `ray.io/ft-enabled: "true"` annotation.
+/// FT is on with `gcsFaultToleranceOptions` or the legacy `ray.io/ft-enabled: "true"` annotation
+/// (any case, as KubeRay and the host's Pod builder read it).
 pub fn enabled(cluster: &RayCluster) -> bool {
     cluster.spec.gcs_fault_tolerance_options.is_some()
-        || annotation(cluster, annotations::FT_ENABLED) == Some("true")
+        || annotation(cluster, annotations::FT_ENABLED).is_some_and(|v| v.eq_ignore_ascii_case("true"))
 }
 
 /// Whether the cluster carries the cleanup finalizer.

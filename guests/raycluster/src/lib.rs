@@ -20,6 +20,8 @@
 //!   server-side apply of the RayCluster's `metadata.finalizers` under the host's field manager.
 //! - An invalid spec is [`PluginError::InvalidSpec`]; the host turns it into a condition and a
 //!   Warning Event (`InvalidRayClusterSpec`).
+//! - A condition that no longer applies (`RayClusterReplicaFailure` once the failure is over) is
+//!   removed with [`wasmray_guest_sdk::Condition::removal`], the WIT's documented marker.
 //!
 //! # Where wasmray differs from KubeRay v1.5.2 (compatibility is not at stake in any)
 //!
@@ -35,18 +37,23 @@
 //! - The GCS FT finalizer is bounded: after `ray.io/gcs-ft-deletion-timeout` (default 300 s,
 //!   measured from `deletionTimestamp`) it is removed with a `ForceDeletedStuckCluster` Warning,
 //!   as KubeRay v1.7 does. The finalizer is added in the same pass that creates the Pods.
-//! - `RayClusterReplicaFailure` cannot be removed through the WIT, so a failure that is over
-//!   reads `False`/`NoReplicaFailure` instead of disappearing.
 //! - `workersToDelete` deletes only Pods of that group of this cluster; unknown names are ignored.
 //! - `HeadPodReady` with the Pod reason `ContainersNotReady` carries the first non-ready
 //!   container's own reason, its message appended as `; container <name>: <message>`.
 //! - A group of 0 hosts (`numOfHosts: 0`) gets no Pods and counts for nothing.
+//! - Settings that do nothing (`ray.io/ft-enabled` on a Pod template, `num-gpus` against the
+//!   container's GPU limit; see [`ignored`]) get a Warning `IgnoredSetting` and the condition
+//!   `RayClusterIgnoredSettings` (ours) while they last; they still do what KubeRay does with them.
+//! - `enableIngress` applies the Ingress rather than creating it once, so spec changes reach it,
+//!   and turning it off deletes it (see [`ingress`]).
 
 mod children;
 mod clock;
 mod companions;
 mod desired;
 mod gcs;
+mod ignored;
+mod ingress;
 mod pods;
 mod status;
 mod suffixes;
@@ -198,6 +205,14 @@ pub fn reconcile(snapshot: &Snapshot) -> Result<Plan, PluginError> {
         return Ok(out.plan);
     }
     validate(&cluster)?;
+    let ignored = ignored::find(&cluster);
+    // First in the plan, so the Warnings hang on no write; only when the findings changed.
+    let recorded = status::condition_message(&cluster, conditions::IGNORED_SETTINGS);
+    if !ignored.is_empty() && recorded.as_deref() != Some(ignored::message(&ignored).as_str()) {
+        for finding in &ignored {
+            out.event(EventType::Warning, events::IGNORED_SETTING, finding.message.clone());
+        }
+    }
 
     if gcs::enabled(&cluster) && redis_cleanup_enabled(snapshot) && !gcs::has_finalizer(&cluster) {
         out.apply(gcs::finalizer_patch(&ctx, true));
@@ -220,6 +235,7 @@ pub fn reconcile(snapshot: &Snapshot) -> Result<Plan, PluginError> {
         phase,
         failed: out.failure.is_some(),
         replica_failure: replica_failure(snapshot),
+        ignored: &ignored,
         now_ms: snapshot.now,
         children: &children,
     };
@@ -242,6 +258,16 @@ fn validate(cluster: &RayCluster) -> Result<(), PluginError> {
     };
     if no_containers(&cluster.spec.head_group_spec.template) {
         return invalid("headGroupSpec.template.spec.containers is empty; the Ray container must be containers[0]".into());
+    }
+    // KubeRay rejects this too: the variable alone would make the head talk to Redis without
+    // anything else fault tolerance needs (storage namespace, worker reconnects, cleanup).
+    let head_env = cluster.spec.head_group_spec.template.spec.as_ref().and_then(|s| s.containers.first()).and_then(|c| c.env.as_ref());
+    if !gcs::enabled(cluster) && head_env.into_iter().flatten().any(|e| e.name == "RAY_REDIS_ADDRESS") {
+        return invalid(
+            "headGroupSpec.template.spec.containers[0].env RAY_REDIS_ADDRESS is set but GCS fault tolerance is not enabled; \
+             set spec.gcsFaultToleranceOptions.redisAddress instead (it sets RAY_REDIS_ADDRESS on the head)"
+                .into(),
+        );
     }
     let mut seen = BTreeSet::new();
     for group in cluster.spec.worker_group_specs.iter().flatten() {

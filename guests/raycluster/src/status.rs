@@ -21,6 +21,8 @@ pub struct Inputs<'a> {
     pub failed: bool,
     /// The host's report of a create that failed: (reason, message).
     pub replica_failure: Option<(String, String)>,
+    /// Settings the spec holds that do nothing.
+    pub ignored: &'a [crate::ignored::Finding],
     pub now_ms: i64,
     pub children: &'a Children,
 }
@@ -135,14 +137,16 @@ fn conditions(
             reason,
             message,
         )),
-        // The WIT can set a condition but not remove one, so a failure that is over reads False.
-        None if condition_true(cluster, conditions::REPLICA_FAILURE) => set(Condition::new(
-            conditions::REPLICA_FAILURE,
-            False,
-            reasons::NO_REPLICA_FAILURE,
-            "",
-        )),
+        // A failure that is over leaves no condition behind, as in KubeRay (also one that an
+        // earlier version left False).
+        None if has_condition(cluster, conditions::REPLICA_FAILURE) => {
+            set(Condition::removal(conditions::REPLICA_FAILURE));
+        }
         None => {}
+    }
+    let ignored = crate::ignored::condition(inputs.ignored);
+    if !ignored.is_removal() || has_condition(cluster, conditions::IGNORED_SETTINGS) {
+        set(ignored);
     }
     set(head_pod_ready(head));
     let was_suspended = inputs.phase.suspend_status() == Some(conditions::SUSPENDED);
@@ -275,7 +279,39 @@ pub fn condition_true(cluster: &RayCluster, type_: &str) -> bool {
         .any(|c| c.type_ == type_ && c.status == "True")
 }
 
+/// The message of the object's condition of this type, if it has one that is True.
+pub fn condition_message(cluster: &RayCluster, type_: &str) -> Option<String> {
+    cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .find(|c| c.type_ == type_ && c.status == "True")
+        .map(|c| c.message.clone())
+}
+
+/// Whether the object's status has a condition of this type, whatever its status.
+pub fn has_condition(cluster: &RayCluster, type_: &str) -> bool {
+    cluster
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| c.type_ == type_)
+}
+
 fn same_condition(old: &Value, c: &Condition) -> bool {
+    let types = || {
+        old.get("conditions")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+    };
+    if c.is_removal() {
+        return !types().any(|o| o.get("type").and_then(Value::as_str) == Some(&c.type_));
+    }
     let status = match c.status {
         ConditionStatus::True => "True",
         ConditionStatus::False => "False",

@@ -769,9 +769,18 @@ fn item_17_a_failed_create_reported_by_the_host_is_a_replica_failure_until_it_is
     let over = cluster()
         .condition("RayClusterReplicaFailure", "True")
         .with_pods([]);
-    assert_eq!(
-        condition_is(&reconciled(over), "RayClusterReplicaFailure"),
-        (False, "NoReplicaFailure".into())
+    let removal = condition(&reconciled(over), "RayClusterReplicaFailure").unwrap();
+    assert!(
+        removal.is_removal(),
+        "a failure that is over removes the condition: {removal:?}"
+    );
+    let left_false_before = cluster()
+        .condition("RayClusterReplicaFailure", "False")
+        .with_pods([]);
+    assert!(
+        condition(&reconciled(left_false_before), "RayClusterReplicaFailure")
+            .is_some_and(|c| c.is_removal()),
+        "the False condition an earlier version left goes too"
     );
     assert_eq!(
         condition(
@@ -998,4 +1007,202 @@ fn specs_the_schema_cannot_reject_are_invalid_specs_with_a_precise_message() {
     assert!(
         matches!(reconcile(&twice.with([])), Err(PluginError::InvalidSpec(m)) if m.contains("\"cpu\" is used more than once"))
     );
+}
+
+// §2.11: the dashboard Ingress.
+
+fn with_ingress(c: crate::fixtures::ClusterFx) -> crate::fixtures::ClusterFx {
+    c.raw(|c| c["spec"]["headGroupSpec"]["enableIngress"] = json!(true))
+}
+
+/// An Ingress child as the host's cache holds it.
+fn cached_ingress(owner_uid: &str) -> serde_json::Value {
+    json!({ "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": { "name": "rc-head-ingress", "namespace": "ns", "uid": "uid-ingress",
+                          "labels": { "ray.io/cluster": "rc" },
+                          "ownerReferences": [{ "apiVersion": "ray.io/v1", "kind": "RayCluster", "name": "rc",
+                                                "uid": owner_uid, "controller": true, "blockOwnerDeletion": true }] },
+            "spec": {} })
+}
+
+#[test]
+fn enable_ingress_applies_kuberays_dashboard_ingress_owned_by_the_cluster() {
+    let plan = reconciled(
+        with_ingress(cluster())
+            .annotated("kubernetes.io/ingress.class", "nginx")
+            .annotated("nginx.ingress.kubernetes.io/rewrite-target", "/$1")
+            .annotated("kubectl.kubernetes.io/last-applied-configuration", "{}")
+            .with([]),
+    );
+    assert_eq!(
+        applies(&plan),
+        [json!({
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {
+                "name": "rc-head-ingress", "namespace": "ns",
+                "labels": { "ray.io/cluster": "rc", "ray.io/identifier": "rc-head",
+                            "app.kubernetes.io/name": "kuberay", "app.kubernetes.io/created-by": "kuberay-operator" },
+                "annotations": { "nginx.ingress.kubernetes.io/rewrite-target": "/$1" },
+                "ownerReferences": [{ "apiVersion": "ray.io/v1", "kind": "RayCluster", "name": "rc", "uid": "uid-rc",
+                                      "controller": true, "blockOwnerDeletion": true }]
+            },
+            "spec": {
+                "ingressClassName": "nginx",
+                "rules": [{ "http": { "paths": [{
+                    "path": "/rc/(.*)", "pathType": "Exact",
+                    "backend": { "service": { "name": "rc-head-svc", "port": { "number": 8265 } } }
+                }] } }]
+            }
+        })]
+    );
+    assert_eq!(event_reasons(&plan)[..2], ["CreatedIngress", "CreatedService"], "KubeRay's order: the Ingress before the head Service");
+    assert_eq!(events(&plan)[0].message, "Created ingress ns/rc-head-ingress");
+}
+
+#[test]
+fn the_ingress_follows_a_custom_head_service_and_dashboard_port() {
+    let plan = reconciled(
+        with_ingress(cluster())
+            .raw(|c| {
+                c["spec"]["headGroupSpec"]["headService"] = json!({ "metadata": { "name": "dash" } });
+                c["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"] =
+                    json!([{ "name": "gcs-server", "containerPort": 6379 }, { "name": "dashboard", "containerPort": 9000 }]);
+            })
+            .with([]),
+    );
+    let ingress = &applies(&plan)[0];
+    assert_eq!(
+        ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"],
+        json!({ "service": { "name": "dash", "port": { "number": 9000 } } })
+    );
+    assert!(ingress["spec"].get("ingressClassName").is_none(), "no class annotation, no class");
+    assert!(ingress["metadata"].get("annotations").is_none());
+}
+
+#[test]
+fn an_existing_ingress_is_applied_again_as_an_update_and_turning_it_off_deletes_only_ours() {
+    let existing = reconciled(with_ingress(cluster()).with([head_service(), cached_ingress("uid-rc")]));
+    assert_eq!(applies(&existing).len(), 1, "the host drops it if the cached one already holds");
+    assert_eq!(event_reasons(&existing)[0], "UpdatedIngress");
+
+    let off = reconciled(cluster().with([head_service(), cached_ingress("uid-rc")]));
+    assert!(applies(&off).is_empty());
+    let deleted: Vec<_> = off
+        .ops
+        .iter()
+        .filter_map(|op| match op {
+            Op::Delete(r) if r.kind == "Ingress" => Some((r.name.clone(), r.uid.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(deleted, [("rc-head-ingress".to_owned(), Some("uid-ingress".to_owned()))]);
+    assert_eq!(event_reasons(&off)[0], "DeletedIngress");
+
+    let theirs = reconciled(cluster().with([head_service(), cached_ingress("uid-someone-else")]));
+    assert!(
+        !theirs.ops.iter().any(|op| matches!(op, Op::Delete(_))),
+        "an Ingress this cluster does not control is left alone"
+    );
+}
+
+// Settings KubeRay would silently ignore.
+
+#[test]
+fn the_ft_annotation_on_a_pod_template_gets_a_warning_and_a_condition_naming_where_it_belongs() {
+    let misplaced = cluster().with_workers("cpu", 1).raw(|c| {
+        c["spec"]["headGroupSpec"]["template"]["metadata"] = json!({ "annotations": { "ray.io/ft-enabled": "true" } });
+    });
+    let plan = reconciled(misplaced.with([]));
+    assert_eq!(warnings(&plan), ["IgnoredSetting"]);
+    let warning = &events(&plan)[0];
+    assert!(matches!(plan.ops[0], Op::Event(_)), "the Warning hangs on no write");
+    assert!(
+        warning.message.contains("headGroupSpec.template.metadata.annotations[\"ray.io/ft-enabled\"]")
+            && warning.message.contains("RayCluster's own metadata.annotations"),
+        "{}",
+        warning.message
+    );
+    let c = condition(&plan, "RayClusterIgnoredSettings").unwrap();
+    assert_eq!((c.status, c.reason.as_str()), (True, "FaultToleranceAnnotationOnPodTemplate"));
+    assert_eq!(c.message, warning.message);
+    assert!(applies(&plan).is_empty(), "KubeRay's behaviour is kept: no fault tolerance, no finalizer");
+
+    let worker = cluster().with_workers("cpu", 1).raw(|c| {
+        c["spec"]["workerGroupSpecs"][0]["template"]["metadata"] = json!({ "annotations": { "ray.io/ft-enabled": "TRUE" } });
+    });
+    let plan = reconciled(worker.with([]));
+    assert!(events(&plan)[0].message.starts_with("workerGroupSpecs[cpu].template.metadata.annotations"));
+
+    let also_on_the_cluster = cluster().annotated("ray.io/ft-enabled", "true").raw(|c| {
+        c["spec"]["headGroupSpec"]["template"]["metadata"] = json!({ "annotations": { "ray.io/ft-enabled": "true" } });
+    });
+    assert!(warnings(&reconciled(also_on_the_cluster.with([]))).is_empty(), "with FT on the cluster it is harmless");
+}
+
+#[test]
+fn an_ignored_setting_warns_once_and_its_condition_goes_when_it_is_fixed() {
+    let misplaced = || {
+        cluster().raw(|c| {
+            c["spec"]["headGroupSpec"]["template"]["metadata"] = json!({ "annotations": { "ray.io/ft-enabled": "true" } });
+        })
+    };
+    let first = reconciled(misplaced().with([]));
+    let recorded = condition(&first, "RayClusterIgnoredSettings").unwrap();
+    let again = misplaced().raw(|c| {
+        c["status"]["conditions"] = json!([{ "type": "RayClusterIgnoredSettings", "status": "True", "reason": recorded.reason,
+            "message": recorded.message, "lastTransitionTime": "2024-05-01T11:00:00Z" }]);
+    });
+    let plan = reconciled(again.with([]));
+    assert!(warnings(&plan).is_empty(), "the condition already says it");
+    assert_eq!(condition_is(&plan, "RayClusterIgnoredSettings"), (True, recorded.reason.clone()));
+
+    let fixed = cluster().condition("RayClusterIgnoredSettings", "True");
+    let c = condition(&reconciled(fixed.with([])), "RayClusterIgnoredSettings").unwrap();
+    assert!(c.is_removal(), "{c:?}");
+    assert_eq!(condition(&reconciled(cluster().with([])), "RayClusterIgnoredSettings"), None);
+}
+
+#[test]
+fn num_gpus_that_disagrees_with_the_gpu_limit_is_named_and_still_passed_on() {
+    let disagreeing = cluster()
+        .with_workers("gpu", 1)
+        .limits_only("gpu", "4", "16Gi", "1")
+        .raw(|c| c["spec"]["workerGroupSpecs"][0]["rayStartParams"] = json!({ "num-gpus": "2" }));
+    let plan = reconciled(disagreeing.with([]));
+    let c = condition(&plan, "RayClusterIgnoredSettings").unwrap();
+    assert_eq!(c.reason, "NumGpusDisagreesWithGpuLimit");
+    assert!(
+        c.message.contains("workerGroupSpecs[gpu].rayStartParams[\"num-gpus\"] = \"2\"")
+            && c.message.contains("a GPU limit of 1 (nvidia.com/gpu)")
+            && c.message.contains("resources.limits"),
+        "{}",
+        c.message
+    );
+    assert_eq!(rendered_workers(&plan).len(), 1, "the group is still created, as KubeRay does");
+
+    let head_without_gpus = cluster().raw(|c| c["spec"]["headGroupSpec"]["rayStartParams"] = json!({ "num-gpus": "1" }));
+    let c = condition(&reconciled(head_without_gpus.with([])), "RayClusterIgnoredSettings").unwrap();
+    assert!(c.message.contains("headGroupSpec.rayStartParams") && c.message.contains("no GPU limit"), "{}", c.message);
+
+    let agreeing = cluster()
+        .with_workers("gpu", 1)
+        .limits_only("gpu", "4", "16Gi", "2")
+        .raw(|c| c["spec"]["workerGroupSpecs"][0]["rayStartParams"] = json!({ "num-gpus": "2" }));
+    assert_eq!(condition(&reconciled(agreeing.with([])), "RayClusterIgnoredSettings"), None);
+    let zero = cluster().raw(|c| c["spec"]["headGroupSpec"]["rayStartParams"] = json!({ "num-gpus": "0" }));
+    assert_eq!(condition(&reconciled(zero.with([])), "RayClusterIgnoredSettings"), None);
+}
+
+#[test]
+fn ray_redis_address_without_fault_tolerance_is_rejected_as_kuberay_does_naming_the_field_to_use() {
+    let env = |c: &mut serde_json::Value| {
+        c["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["env"] = json!([{ "name": "RAY_REDIS_ADDRESS", "value": "redis:6379" }]);
+    };
+    let without_ft = cluster().raw(env);
+    assert!(matches!(
+        reconcile(&without_ft.with([])),
+        Err(PluginError::InvalidSpec(m)) if m.contains("RAY_REDIS_ADDRESS") && m.contains("spec.gcsFaultToleranceOptions.redisAddress")
+    ));
+    let legacy_ft = cluster().annotated("ray.io/ft-enabled", "true").raw(env);
+    assert!(reconcile(&legacy_ft.with([])).is_ok(), "with the legacy annotation it is how FT is configured");
 }

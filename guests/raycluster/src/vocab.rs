@@ -15,6 +15,10 @@ pub mod conditions {
     pub const REPLICA_FAILURE: &str = "RayClusterReplicaFailure";
     pub const SUSPENDING: &str = "RayClusterSuspending";
     pub const SUSPENDED: &str = "RayClusterSuspended";
+    /// Ours, not KubeRay's: True while the spec holds settings that look right but do nothing
+    /// (the reason names the first, the message lists each and where it belongs); removed once
+    /// none are left.
+    pub const IGNORED_SETTINGS: &str = "RayClusterIgnoredSettings";
 }
 
 /// Condition reasons.
@@ -27,8 +31,6 @@ pub mod reasons {
     pub const PODS_PROVISIONING: &str = "RayClusterPodsProvisioning";
     /// The replica-failure condition's default reason when the host's fact names none.
     pub const FAILED_CREATE_WORKER_POD: &str = "FailedCreateWorkerPod";
-    /// Set on `RayClusterReplicaFailure` when a failure is over: the WIT cannot remove a condition.
-    pub const NO_REPLICA_FAILURE: &str = "NoReplicaFailure";
 }
 
 /// Event reasons (KubeRay's, §7.7 of the feature inventory).
@@ -43,6 +45,13 @@ pub mod events {
     pub const CREATED_ROLE: &str = "CreatedRole";
     pub const CREATED_ROLE_BINDING: &str = "CreatedRoleBinding";
     pub const CREATED_REDIS_CLEANUP_JOB: &str = "CreatedRedisCleanupJob";
+    pub const CREATED_INGRESS: &str = "CreatedIngress";
+    /// Ours: KubeRay never updates or deletes the Ingress it created.
+    pub const UPDATED_INGRESS: &str = "UpdatedIngress";
+    /// Ours, when `enableIngress` is turned off.
+    pub const DELETED_INGRESS: &str = "DeletedIngress";
+    /// Ours: a setting KubeRay would silently ignore (see [`super::conditions::IGNORED_SETTINGS`]).
+    pub const IGNORED_SETTING: &str = "IgnoredSetting";
     pub const INVALID_STATUS: &str = "InvalidRayClusterStatus";
     /// The finalizer was removed because the cleanup took too long (KubeRay v1.7's name).
     pub const FORCE_DELETED_STUCK_CLUSTER: &str = "ForceDeletedStuckCluster";

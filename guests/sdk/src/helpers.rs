@@ -135,6 +135,11 @@ impl ObjectRef {
     }
 }
 
+/// The reason that turns a condition of a status update into the removal of that type (see
+/// `status-update` in the WIT). No real reason can collide with it: Kubernetes condition
+/// reasons may not contain `/` or `.`.
+pub const REMOVE_CONDITION_REASON: &str = "wasmray.dev/remove";
+
 impl Condition {
     /// A condition with its four fields.
     pub fn new(type_: &str, status: ConditionStatus, reason: &str, message: &str) -> Self {
@@ -144,6 +149,17 @@ impl Condition {
             reason: reason.to_owned(),
             message: message.to_owned(),
         }
+    }
+
+    /// Asks the host to remove the condition of this type from the status (a no-op when the
+    /// status has none): WIT 0.1 can only set conditions, so removal is a marked one.
+    pub fn removal(type_: &str) -> Self {
+        Condition::new(type_, ConditionStatus::Unknown, REMOVE_CONDITION_REASON, "")
+    }
+
+    /// Whether this is a [`Condition::removal`].
+    pub fn is_removal(&self) -> bool {
+        self.reason == REMOVE_CONDITION_REASON
     }
 }
 

@@ -28,7 +28,7 @@ pub mod log;
 #[cfg(feature = "ray")]
 pub mod ray;
 
-pub use helpers::{parse, parse_view, to_json};
+pub use helpers::{REMOVE_CONDITION_REASON, parse, parse_view, to_json};
 
 /// The WIT package version this SDK was built against.
 pub const WIT_VERSION: &str = "0.1.0";

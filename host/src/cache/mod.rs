@@ -18,6 +18,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::serde::Serialize;
 use k8s_openapi::serde::de::DeserializeOwned;
@@ -125,6 +126,7 @@ impl Children {
         reflect::<Role>(client, namespace, project::object, &mut stores, &mut changes);
         reflect::<RoleBinding>(client, namespace, project::object, &mut stores, &mut changes);
         reflect::<Job>(client, namespace, project::object, &mut stores, &mut changes);
+        reflect::<Ingress>(client, namespace, project::object, &mut stores, &mut changes);
         let subscribers: Arc<Mutex<Vec<(String, UnboundedSender<Key>)>>> = Arc::default();
         let fan_out = subscribers.clone();
         tokio::spawn(futures::stream::select_all(changes).for_each(move |touched| {

@@ -195,9 +195,12 @@ impl Writer {
                     }
                     self.create_batch(primary, batch, &mut report, &mut failed_groups).await;
                 }
-                Write::Apply { object, group } => {
+                Write::Apply { object, group, failure_reason } => {
                     if let Err(error) = self.apply(primary, object, false).await {
                         failed_groups.insert(group);
+                        if let Some(reason) = failure_reason {
+                            self.publish(primary, &warning(reason, &error.to_string())).await;
+                        }
                         report.error.get_or_insert(error);
                     }
                 }
@@ -421,9 +424,15 @@ fn warning(reason: &str, message: &str) -> Event {
     Event { type_: EventType::Warning, reason: reason.into(), message: message.into(), regarding: None }
 }
 
+/// The reason that marks a condition of an update as the removal of its type (documented on
+/// `status-update` in the WIT): 0.1 has no op to remove a condition, and a reason with a `/`
+/// can never be a real one.
+pub const REMOVE_CONDITION_REASON: &str = "wasmray.dev/remove";
+
 /// The status after an update: `fields` merged over the current status, and conditions set by
-/// type. A condition keeps its `lastTransitionTime` unless its status changed, so an unchanged
-/// update yields exactly the current status and no write.
+/// type, or removed by a [`REMOVE_CONDITION_REASON`] marker. A condition keeps its
+/// `lastTransitionTime` unless its status changed, so an unchanged update yields exactly the
+/// current status and no write.
 pub fn merged_status(current: &Value, update: &StatusUpdate, now: &Time) -> Value {
     let mut next = match current {
         Value::Object(map) => map.clone(),
@@ -448,13 +457,20 @@ pub fn merged_status(current: &Value, update: &StatusUpdate, now: &Time) -> Valu
             .collect();
         let mut conditions: Vec<Value> = existing.values().cloned().collect();
         for condition in &update.conditions {
+            if condition.reason == REMOVE_CONDITION_REASON {
+                conditions.retain(|c| c["type"] != condition.type_.as_str());
+                continue;
+            }
             let value = condition_json(condition, existing.get(&condition.type_), now);
             match conditions.iter_mut().find(|c| c["type"] == condition.type_.as_str()) {
                 Some(slot) => *slot = value,
                 None => conditions.push(value),
             }
         }
-        next.insert("conditions".into(), Value::Array(conditions));
+        // Removing from a status without conditions leaves it without the field.
+        if !conditions.is_empty() || next.contains_key("conditions") {
+            next.insert("conditions".into(), Value::Array(conditions));
+        }
     }
     Value::Object(next)
 }
@@ -523,6 +539,28 @@ mod tests {
         let current = json!({ "state": "ready", "reason": "old" });
         let update = StatusUpdate { conditions: vec![], fields: Some(r#"{"reason":null}"#.into()) };
         assert_eq!(merged_status(&current, &update, &time("2026-01-01T00:00:00Z")), json!({ "state": "ready" }));
+    }
+
+    #[test]
+    fn a_removal_marker_takes_the_condition_out_and_leaves_the_others() {
+        let failing = StatusUpdate {
+            conditions: vec![
+                Condition { type_: "RayClusterReplicaFailure".into(), status: ConditionStatus::True, reason: "FailedCreateWorkerPod".into(), message: "quota".into() },
+                Condition { type_: "HeadPodReady".into(), status: ConditionStatus::True, reason: "HeadPodRunningAndReady".into(), message: String::new() },
+            ],
+            fields: None,
+        };
+        let first = merged_status(&Value::Null, &failing, &time("2026-01-01T00:00:00Z"));
+        let removal = |type_: &str| Condition { type_: type_.into(), status: ConditionStatus::Unknown, reason: REMOVE_CONDITION_REASON.into(), message: String::new() };
+        let over = StatusUpdate { conditions: vec![removal("RayClusterReplicaFailure")], fields: None };
+        let after = merged_status(&first, &over, &time("2026-01-01T00:05:00Z"));
+        let types: Vec<&str> = after["conditions"].as_array().unwrap().iter().map(|c| c["type"].as_str().unwrap()).collect();
+        assert_eq!(types, ["HeadPodReady"]);
+        let head_ready = first["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "HeadPodReady").unwrap();
+        assert_eq!(&after["conditions"][0], head_ready, "the other condition is untouched");
+        assert_eq!(merged_status(&after, &over, &time("2026-01-01T00:06:00Z")), after, "removing what is gone changes nothing");
+        let fresh = merged_status(&Value::Null, &over, &time("2026-01-01T00:00:00Z"));
+        assert_eq!(fresh, json!({}), "a removal is never written as a condition");
     }
 
     #[test]

@@ -47,6 +47,8 @@ impl Role {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verb {
     Create,
+    /// A server-side apply of a child that already exists.
+    Update,
     Delete,
 }
 
@@ -55,8 +57,9 @@ pub enum Verb {
 pub enum Write {
     /// Create a rendered child; consecutive creates go out as one slow-start batch.
     Create { object: Value, role: Role, group: usize, failure_reason: &'static str },
-    /// Server-side apply of an object of the controller's own kinds.
-    Apply { object: Value, group: usize },
+    /// Server-side apply of an object of the controller's own kinds; a child's apply carries
+    /// the kind's reason for the Warning if it fails (the primary's own metadata has none).
+    Apply { object: Value, group: usize, failure_reason: Option<&'static str> },
     /// Server-side apply of a batch-scheduler plugin's companion object (a declared kind).
     Companion { object: Value },
     /// Delete one object, with its UID as a precondition when the plan gave one.
@@ -129,13 +132,14 @@ pub fn prepare<K: Kind>(typed: &K, input: &Input<'_>, ops: Vec<Op>) -> Prepared 
             Op::Apply(text) => {
                 last_write = Some(group);
                 let object: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
-                let current = if same_object(&object, input.primary) {
-                    Some(input.primary)
-                } else {
-                    input.children.iter().find(|c| same_object(c, &object))
-                };
+                let own = same_object(&object, input.primary);
+                let current = if own { Some(input.primary) } else { input.children.iter().find(|c| same_object(c, &object)) };
                 if !current.is_some_and(|current| holds(current, &object)) {
-                    out.writes.push(Write::Apply { object, group });
+                    let failure_reason = (!own).then(|| {
+                        let verb = if current.is_some() { Verb::Update } else { Verb::Create };
+                        K::failure_reason(verb, object["kind"].as_str().unwrap_or_default(), Role::Other)
+                    });
+                    out.writes.push(Write::Apply { object, group, failure_reason });
                 }
             }
             Op::Delete(target) => {
@@ -418,8 +422,37 @@ mod tests {
             Op::Apply(no_finalizer.to_string()),
             Op::Status(StatusUpdate { conditions: vec![], fields: Some(r#"{"state":"suspended"}"#.into()) }),
         ]);
-        let [Write::Apply { group: 0, .. }, Write::Status { status }] = prepared.writes.as_slice() else { panic!("{:#?}", prepared.writes) };
+        let [Write::Apply { group: 0, failure_reason: None, .. }, Write::Status { status }] = prepared.writes.as_slice() else { panic!("{:#?}", prepared.writes) };
         assert_eq!(status["state"], "suspended");
+    }
+
+    #[test]
+    fn an_ingress_apply_carries_kuberays_failure_reason_and_is_dropped_with_its_event_once_it_holds() {
+        let (cluster, primary) = a_cluster_with_one_cpu_group();
+        let build = BuildContext::default();
+        let time = now();
+        let ingress = json!({ "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": { "name": "demo-head-ingress", "namespace": "ml", "annotations": { "a": "1" } },
+            "spec": { "ingressClassName": "nginx" } });
+        let plan = || vec![Op::Apply(ingress.to_string()), event("CreatedIngress")];
+
+        let fresh = prepare(&cluster, &input(&primary, &[], &time, &build), plan());
+        let [Write::Apply { group: 0, failure_reason: Some("FailedToCreateIngress"), .. }, Write::Event { after: Some(0), .. }] = fresh.writes.as_slice()
+        else {
+            panic!("{:#?}", fresh.writes)
+        };
+
+        let mut cached = ingress.clone();
+        cached["metadata"]["annotations"]["a"] = "0".into();
+        let changed = [cached];
+        let update = prepare(&cluster, &input(&primary, &changed, &time, &build), plan());
+        assert!(matches!(update.writes.as_slice(), [Write::Apply { failure_reason: Some("FailedToUpdateIngress"), .. }, Write::Event { .. }]), "{:#?}", update.writes);
+
+        let mut cached = ingress.clone();
+        cached["metadata"]["uid"] = "u-ingress".into();
+        cached["status"] = json!({ "loadBalancer": {} });
+        let same = [cached];
+        assert_eq!(prepare(&cluster, &input(&primary, &same, &time, &build), plan()).writes, [], "the Ingress already holds");
     }
 
     #[test]

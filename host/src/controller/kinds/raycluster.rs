@@ -35,6 +35,8 @@ impl Kind for RayCluster {
         ("rbac.authorization.k8s.io/v1", "Role"),
         ("rbac.authorization.k8s.io/v1", "RoleBinding"),
         ("batch/v1", "Job"),
+        // The dashboard Ingress of `enableIngress`, which the reconciler builds and applies.
+        ("networking.k8s.io/v1", "Ingress"),
     ];
     const INVALID_SPEC_REASON: &'static str = "InvalidRayClusterSpec";
 
@@ -52,7 +54,15 @@ impl Kind for RayCluster {
             (Verb::Create, "RoleBinding", _) => "FailedToCreateRoleBinding",
             (Verb::Create, "Job", _) => "FailedToCreateRedisCleanupJob",
             (Verb::Create, "Secret", _) => "FailedToCreateSecret",
+            (Verb::Create, "Ingress", _) => "FailedToCreateIngress",
+            (Verb::Create, "Route", _) => "FailedToCreateRoute",
             (Verb::Create, _, _) => "FailedToCreatePod",
+            // KubeRay never updates or deletes its Ingress: these two reasons are ours, named
+            // like its Service ones.
+            (Verb::Update, "Ingress", _) => "FailedToUpdateIngress",
+            (Verb::Update, "Service", _) => "FailedToUpdateService",
+            (Verb::Update, _, _) => "FailedToApply",
+            (Verb::Delete, "Ingress", _) => "FailedToDeleteIngress",
             (Verb::Delete, "Pod", Role::Head) => "FailedToDeleteHeadPod",
             (Verb::Delete, "Pod", Role::Worker) => "FailedToDeleteWorkerPod",
             (Verb::Delete, _, _) => "FailedToDeletePod",
@@ -74,10 +84,10 @@ impl Kind for RayCluster {
 
 fn replica_failure(verb: Verb, role: Role, message: String) -> ReplicaFailure {
     let reason = match (verb, role) {
-        (Verb::Create, Role::Head) => "FailedCreateHeadPod",
-        (Verb::Create, _) => "FailedCreateWorkerPod",
         (Verb::Delete, Role::Head) => "FailedDeleteHeadPod",
         (Verb::Delete, _) => "FailedDeleteWorkerPod",
+        (_, Role::Head) => "FailedCreateHeadPod",
+        (_, _) => "FailedCreateWorkerPod",
     };
     ReplicaFailure { reason, message }
 }
@@ -133,4 +143,26 @@ fn typed<K: k8s_openapi::Resource + Serialize>(object: K) -> Value {
         map.insert("kind".into(), K::KIND.into());
     }
     value
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failed_writes_get_kuberays_reasons() {
+        let reason = <RayCluster as Kind>::failure_reason;
+        assert_eq!(reason(Verb::Create, "Pod", Role::Worker), "FailedToCreateWorkerPod");
+        assert_eq!(reason(Verb::Create, "Pod", Role::Head), "FailedToCreateHeadPod");
+        assert_eq!(reason(Verb::Create, "Ingress", Role::Other), "FailedToCreateIngress");
+        assert_eq!(reason(Verb::Create, "Route", Role::Other), "FailedToCreateRoute");
+        assert_eq!(reason(Verb::Create, "Service", Role::Other), "FailedToCreateService");
+        assert_eq!(reason(Verb::Delete, "Pod", Role::Worker), "FailedToDeleteWorkerPod");
+        assert_eq!(reason(Verb::Update, "Ingress", Role::Other), "FailedToUpdateIngress");
+    }
+
+    #[test]
+    fn the_reconciler_may_write_its_dashboard_ingress() {
+        assert!(<RayCluster as Kind>::WRITABLE.contains(&("networking.k8s.io/v1", "Ingress")));
+    }
 }
