@@ -8,7 +8,9 @@
 //! - `Quantity` becomes an int-or-string whose string form must be a quantity (so `cpu: banana` is
 //!   refused at apply time), `IntOrString` an int-or-string;
 //! - `ObjectMeta` of an embedded object keeps only what KubeRay's CRDs keep (name, namespace,
-//!   labels, annotations, finalizers): the apiserver would ignore the rest of it anyway;
+//!   labels, annotations, finalizers), so the same manifests are stored the same way;
+//! - fields that Kubernetes defaults are optional, with their default ([`DEFAULTS`]), where
+//!   k8s-openapi's schemas require them;
 //! - descriptions are dropped: they are most of the size, and `kubectl explain` still shows every
 //!   field and its type.
 
