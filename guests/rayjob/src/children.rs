@@ -84,6 +84,26 @@ impl Children {
         Some(Finished { at_ms, failure })
     }
 
+    /// Why the cluster is not ready yet, as its own conditions say (a failed create, a head Pod
+    /// that cannot pull its image): `None` when they name no cause.
+    pub fn cluster_waiting_on(&self) -> Option<String> {
+        let cluster = self.cluster.as_ref()?;
+        let name = cluster["metadata"]["name"].as_str().unwrap_or_default();
+        let say = |c: &Value| {
+            let reason = c["reason"].as_str().unwrap_or_default();
+            let message = c["message"].as_str().unwrap_or_default();
+            format!("Waiting for RayCluster {name}: {reason}: {message}").trim_end_matches([' ', ':']).to_owned()
+        };
+        let failure = conditions(cluster).find(|c| c["type"] == "RayClusterReplicaFailure" && c["status"] == "True");
+        // HeadPodNotFound and Unknown say only that the head is not there yet, which is no cause.
+        let head = conditions(cluster).find(|c| {
+            c["type"] == "HeadPodReady"
+                && c["status"] == "False"
+                && !matches!(c["reason"].as_str().unwrap_or_default(), "" | "HeadPodNotFound" | "Unknown")
+        });
+        failure.or(head).map(say)
+    }
+
     /// The head Pod itself failed (phase Failed): with `restartPolicy: Never` it never comes back.
     pub fn head_failed(&self) -> bool {
         self.head.as_ref().is_some_and(|p| p["status"]["phase"] == "Failed")

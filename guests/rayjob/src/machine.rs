@@ -147,8 +147,14 @@ fn initializing(ctx: &Ctx, out: &mut Out) -> bool {
     }
     out.status.set("rayClusterStatus", live["status"].clone());
     if !ctx.children.cluster_ready() {
+        // Say why it waits, instead of sitting silently in Initializing.
+        match ctx.children.cluster_waiting_on() {
+            Some(why) => out.status.set("message", why),
+            None => out.status.clear("message"),
+        }
         return true;
     }
+    out.status.clear("message");
     let url = match out.status.str("dashboardURL") {
         Some(url) => url.to_owned(),
         None => cluster::dashboard_url(live, ctx.namespace, &ctx.settings().cluster_domain),

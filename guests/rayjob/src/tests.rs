@@ -88,6 +88,23 @@ fn a_cluster_that_is_not_ready_is_waited_for_with_its_status_copied() {
 }
 
 #[test]
+fn a_cluster_that_cannot_start_says_why_in_the_message() {
+    let mut live = cluster();
+    live.0["status"]["conditions"] = json!([
+        { "type": "HeadPodReady", "status": "False", "reason": "ImagePullBackOff", "message": "Back-off pulling image" },
+    ]);
+    let plan = reconciled(rayjob().initializing().with([live.into()]));
+    assert_eq!(changed(&plan)["message"], format!("Waiting for RayCluster {CLUSTER}: ImagePullBackOff: Back-off pulling image"));
+    let mut failing = cluster();
+    failing.0["status"]["conditions"] = json!([
+        { "type": "HeadPodReady", "status": "False", "reason": "HeadPodNotFound", "message": "Head Pod not found" },
+        { "type": "RayClusterReplicaFailure", "status": "True", "reason": "FailedCreateHeadPod", "message": "pods \"x\" is forbidden: exceeded quota" },
+    ]);
+    let plan = reconciled(rayjob().initializing().with([failing.into()]));
+    assert_eq!(changed(&plan)["message"], format!("Waiting for RayCluster {CLUSTER}: FailedCreateHeadPod: pods \"x\" is forbidden: exceeded quota"));
+}
+
+#[test]
 fn k8s_job_mode_does_not_submit_while_the_head_pod_is_not_ready_now() {
     // kuberay#4760: the cluster's `ready` is sticky; the head restarted and is not up.
     let plan = reconciled(rayjob().initializing().with([cluster().ready().into(), head().running_not_ready().into()]));
