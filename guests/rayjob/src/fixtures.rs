@@ -92,6 +92,10 @@ impl JobFx {
     pub fn with_spec(self, key: &str, value: Value) -> Self {
         self.spec(key, value)
     }
+    pub fn raw_edit(mut self, edit: impl FnOnce(&mut Value)) -> Self {
+        edit(&mut self.0);
+        self
+    }
     pub fn named(mut self, name: &str) -> Self {
         self.0["metadata"]["name"] = json!(name);
         self

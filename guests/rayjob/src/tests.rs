@@ -521,6 +521,8 @@ fn cluster_selector_uses_the_existing_cluster_and_never_creates_or_deletes_it() 
     assert_eq!(events(&missing)[0].type_, EventType::Warning);
     let plan = reconciled(rayjob().http().selecting().initializing().with([cluster().ready().into()]));
     assert_eq!(moved_to(&plan).0, "Running");
+    let both = rayjob().http().with_spec("clusterSelector", json!({ "ray.io/cluster": CLUSTER })).initializing();
+    assert_eq!(applied(&reconciled(both.with([]))), Vec::<String>::new(), "with both, the selector wins");
     let done = reconciled(rayjob().selecting().shutdown_after(0).finished("Complete", "SUCCEEDED", 100).with([cluster().ready().into()]));
     assert_eq!(done.ops, []);
 }
@@ -532,7 +534,13 @@ fn invalid_rayjobs_fail_validation_with_kuberays_event_reasons() {
     let cases = [
         (rayjob().named(&"j".repeat(48)), "InvalidRayJobMetadata"),
         (rayjob().with_spec("suspend", json!(true)), "InvalidRayJobSpec"),
-        (rayjob().with_spec("clusterSelector", json!({ "ray.io/cluster": "x" })), "InvalidRayJobSpec"),
+        (rayjob().selecting().with_spec("clusterSelector", json!({ "ray.io/cluster": "" })), "InvalidRayJobSpec"),
+        (rayjob().selecting().sidecar(), "InvalidRayJobSpec"),
+        (rayjob().selecting().suspended(), "InvalidRayJobSpec"),
+        (rayjob().sidecar().with_spec("submitterPodTemplate", json!({ "spec": { "containers": [] } })), "InvalidRayJobSpec"),
+        (rayjob().active_deadline(0), "InvalidRayJobSpec"),
+        (rayjob().sidecar().raw_edit(|j| j["spec"]["rayClusterSpec"]["headGroupSpec"]["template"]["spec"]["restartPolicy"] = json!("Always")), "InvalidRayJobSpec"),
+        (rayjob().backoff_limit(-1), "InvalidRayJobSpec"),
         (rayjob().sidecar().with_spec("submitterConfig", json!({ "backoffLimit": 1 })), "InvalidRayJobSpec"),
         (rayjob().interactive().backoff_limit(1), "InvalidRayJobSpec"),
         (rayjob().with_spec("runtimeEnvYAML", json!("a: [b")), "InvalidRayJobSpec"),

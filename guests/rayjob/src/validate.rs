@@ -42,11 +42,11 @@ fn spec(ctx: &Ctx, settings: &Settings) -> Result<(), String> {
     if spec.suspend == Some(true) && selector.is_some() {
         return Err("the ClusterSelector mode doesn't support the suspend operation".into());
     }
+    // With both, the selector wins, as in KubeRay: the spec is then ignored.
     match (spec.ray_cluster_spec.is_some(), selector) {
         (false, None) => return Err("one of RayClusterSpec or ClusterSelector must be set".into()),
-        (true, Some(_)) => return Err("only one of RayClusterSpec or ClusterSelector may be set".into()),
         (_, Some(s)) if s.get(crate::vocab::labels::CLUSTER).is_none_or(String::is_empty) => {
-            return Err("clusterSelector must name a RayCluster with the key ray.io/cluster".into());
+            return Err("cluster name in ClusterSelector should not be empty".into());
         }
         _ => {}
     }
@@ -90,9 +90,7 @@ fn spec(ctx: &Ctx, settings: &Settings) -> Result<(), String> {
     if ttl < 0 {
         return Err("ttlSecondsAfterFinished must be a non-negative integer".into());
     }
-    let legacy_strategy = settings.ray_job_deletion_policy
-        && spec.deletion_strategy.as_ref().is_some_and(|d| d.deletion_rules.is_none());
-    if ttl > 0 && !shutdown && !legacy_strategy {
+    if ttl > 0 && !shutdown {
         return Err("a RayJob with shutdownAfterJobFinishes set to false cannot have ttlSecondsAfterFinished".into());
     }
     deletion_strategy(ctx, settings, shutdown, selector.is_some())?;
