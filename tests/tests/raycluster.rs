@@ -205,6 +205,17 @@ async fn a_worker_the_api_server_refuses_sets_replica_failure_with_kuberays_reas
     assert_eq!(replica_failure["reason"], "FailedCreateWorkerPod");
     assert!(replica_failure["message"].as_str().unwrap_or_default().contains("exceeded quota"), "{replica_failure}");
     assert_eq!(workers(&ns, "crowded", "cpu").await?.len(), 2, "the Pods that fit were created");
+    let events: Api<k8s_openapi::api::core::v1::Event> = ns.api();
+    let warning = events.list(&ListParams::default()).await?.items.into_iter().find(|e| {
+        e.involved_object.name.as_deref() == Some("crowded") && e.type_.as_deref() == Some("Warning") && e.reason.as_deref() == Some("FailedToCreateWorkerPod")
+    });
+    assert!(warning.is_some_and(|e| e.message.unwrap_or_default().contains("exceeded quota")), "KubeRay's Warning reason for the refused Pod");
+
+    // Once the quota has room the failure is over, and, as in KubeRay, its condition is gone.
+    api.patch("three-pods", &PatchParams::default(), &Patch::Merge(&json!({ "spec": { "hard": { "pods": "10" } } }))).await?;
+    wait_for_workers(&ns, "crowded", "cpu", 3).await?;
+    ns.wait_until(&clusters, "crowded", |rc: Option<&RayCluster>| rc.is_some_and(|rc| condition(rc, "RayClusterReplicaFailure").is_none()), WAIT)
+        .await?;
     Ok(())
 }
 
