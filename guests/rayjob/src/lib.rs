@@ -78,6 +78,9 @@
 //!   `startTime` + the deadline. v1.7's status-check timeout measures from the host's `since`,
 //!   since the v1.5 status schema has no `jobStatusCheckFailureStartTime`: after an operator
 //!   restart it starts again (later, never earlier).
+//! - A terminal Ray job status ends the RayJob at once in every mode (kuberay#3553): KubeRay
+//!   also waits for the submitter (which by then only follows the logs) to finish. A submitter
+//!   still following when the cluster is deleted may end Failed; the RayJob's status is Ray's.
 //! - A RayJob that gives up on a running Ray job (a deadline) asks the host to stop it.
 //! - The RayJob-owned head Service `<rayjob>-head-svc` is not created.
 
@@ -114,13 +117,6 @@ pub enum Mode {
     Http,
     Interactive,
     Sidecar,
-}
-
-impl Mode {
-    /// A submitter (Job or sidecar) runs `ray job submit`, and its end is part of the job's.
-    pub fn has_submitter(self) -> bool {
-        matches!(self, Mode::K8sJob | Mode::Sidecar)
-    }
 }
 
 /// What every step reads.

@@ -264,9 +264,9 @@ fn running(ctx: &Ctx, out: &mut Out) -> bool {
         ray_job_info[key] = json!(rfc3339(ms));
         out.status.set("rayJobInfo", ray_job_info);
     }
-    // The submitter follows the logs to the end; the RayJob waits for it (bounded by the grace period).
-    let submitter_done = !ctx.mode.has_submitter() || finished.is_some();
-    if status.is_terminal() && submitter_done {
+    // Ray's word ends the RayJob, whatever the submitter is doing: once submitted, the submitter
+    // only follows the logs, and a log tail's exit is no job result (kuberay#3553, #2154).
+    if status.is_terminal() {
         if status == JobStatus::Failed {
             out.status.set_deployment(D::Failed);
             out.status.set("reason", reasons::APP_FAILED);
@@ -395,7 +395,8 @@ fn stop_if_submitted(ctx: &Ctx, out: &mut Out) {
     }
 }
 
-/// Ray said terminal, yet the RayJob is still Running this long after Ray's `endTime`.
+/// Ray said terminal, yet the RayJob is still Running this long after Ray's `endTime` (a status
+/// written by an operator that waited for its submitter; this one ends the RayJob at once).
 fn grace_period_passed(ctx: &Ctx, out: &mut Out) -> bool {
     let status = ctx.job_status();
     if !status.is_terminal() {

@@ -283,12 +283,13 @@ fn facts_about_an_earlier_attempts_job_are_ignored() {
 }
 
 #[test]
-fn k8s_job_mode_completes_only_once_the_submitter_has_finished() {
+fn a_terminal_ray_status_ends_the_rayjob_even_while_the_submitter_still_follows_the_logs() {
+    // kuberay#3553: the submitter's log tail is no job result; Ray's status is.
     let children = || vec![cluster().ready().into(), head().running_ready().into(), submitter().into()];
-    let still_tailing = reconciled(ray_says(rayjob().running().with(children()), "SUCCEEDED"));
-    assert_eq!((moved_to(&still_tailing).0, changed(&still_tailing)["jobStatus"].clone()), (s(""), json!("SUCCEEDED")));
-    let done = vec![cluster().ready().into(), submitter().finished("Complete", 1).into()];
-    assert_eq!(moved_to(&reconciled(ray_says(rayjob().running().with(done), "SUCCEEDED"))).0, "Complete");
+    let plan = reconciled(ray_says(rayjob().running().with(children()), "SUCCEEDED"));
+    assert_eq!((moved_to(&plan).0, changed(&plan)["succeeded"].clone()), (s("Complete"), json!(1)));
+    let sidecar = vec![cluster().ready().into(), head().running_ready().into()];
+    assert_eq!(moved_to(&reconciled(ray_says(rayjob().sidecar().running().with(sidecar), "FAILED"))), (s("Failed"), s("AppFailed")));
 }
 
 #[test]
