@@ -11,6 +11,10 @@
 //! Service's dashboard port. One deliberate difference: `kubectl`'s
 //! `last-applied-configuration` annotation describes the RayCluster, not the Ingress, and is not
 //! copied (a `kubectl apply` of the Ingress would otherwise diff against the RayCluster).
+//!
+//! The host skips an apply whose fields the cached Ingress already has, so an annotation removed
+//! from the RayCluster leaves the Ingress at the next apply that changes something (server-side
+//! apply then drops the fields the operator no longer sets), not at once.
 
 use std::collections::BTreeMap;
 
