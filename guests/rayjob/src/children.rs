@@ -15,6 +15,8 @@ pub struct Children {
     pub submitter: Option<Value>,
     /// The cluster's head Pod, a live one before a terminating one.
     pub head: Option<Value>,
+    /// The RayJob's own head Service `<rayjob>-head-svc`, a stable address across retries.
+    pub head_service: Option<Value>,
 }
 
 impl Children {
@@ -28,6 +30,7 @@ impl Children {
             match child["kind"].as_str().unwrap_or_default() {
                 "RayCluster" if Some(name) == cluster_name => out.cluster = Some(child),
                 "Job" if name == job_name => out.submitter = Some(child),
+                "Service" if name == head_service_name(job_name) => out.head_service = Some(child),
                 "Pod" if is_head_of(&child, cluster_name) => {
                     let keep = out.head.as_ref().is_some_and(|h| !terminating(h) && terminating(&child));
                     if !keep {
@@ -116,6 +119,11 @@ pub struct Finished {
     pub at_ms: i64,
     /// The RayJob's message when it failed.
     pub failure: Option<String>,
+}
+
+/// `<rayjob>-head-svc`: KubeRay's name for the RayJob's head Service.
+pub fn head_service_name(job_name: &str) -> String {
+    wasmray_api::names::head_service_name(job_name, None)
 }
 
 /// Whether the object is being deleted.

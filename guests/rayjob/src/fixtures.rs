@@ -194,6 +194,14 @@ pub fn submitter() -> ChildFx {
         "status": { "active": 1 } }))
 }
 
+/// The RayJob's head Service `job-head-svc`, selecting [`CLUSTER`].
+pub fn head_svc() -> ChildFx {
+    ChildFx(json!({ "apiVersion": "v1", "kind": "Service",
+        "metadata": { "name": "job-head-svc", "namespace": "ns", "uid": "uid-svc",
+                      "labels": { "ray.io/originated-from-cr-name": "job" } },
+        "spec": { "selector": { "ray.io/cluster": CLUSTER, "ray.io/node-type": "head" } } }))
+}
+
 /// A child under construction.
 pub struct ChildFx(pub Value);
 

@@ -14,6 +14,7 @@
 //! - the RayCluster named `status.rayClusterName` (owned by the RayJob, or the one
 //!   `spec.clusterSelector["ray.io/cluster"]` names, which it does not own), with its status;
 //! - the submitter `batch/v1` Job named like the RayJob, with its status;
+//! - the RayJob's head Service `<rayjob>-head-svc`;
 //! - the head Pod of that cluster (labels `ray.io/cluster=<cluster>`, `ray.io/node-type=head`),
 //!   with its status: K8sJobMode submits only while it is Ready, SidecarMode reads its
 //!   `ray-job-submitter` container.
@@ -48,8 +49,13 @@
 //!   `DeleteWorkers`; of the submitter Job (`batch/v1`); of the RayJob's own
 //!   `metadata.finalizers` (`ray.io/rayjob-finalizer`, added in New, released on deletion).
 //!   Each object carries its owner reference; the host applies it as it is.
-//! - `delete` of the RayCluster and the submitter Job (with their UIDs), and of the RayJob itself
-//!   (`DeleteSelf`).
+//! - `render(head-service)` in Running (not with `clusterSelector`): the RayJob's own head
+//!   Service `<rayjob>-head-svc`, which KubeRay builds with the RayCluster head-Service builder
+//!   from the current cluster (`status.rayClusterName`), renamed, labelled
+//!   `ray.io/originated-from-cr-name: <rayjob>`, `ray.io/originated-from-crd: RayJob`,
+//!   `ray.io/node-type: head`, `ray.io/identifier: <rayjob>-head`, and owned by the RayJob.
+//! - `delete` of the RayCluster, the submitter Job and that Service (with their UIDs), and of the
+//!   RayJob itself (`DeleteSelf`).
 //! - `apply` of a **`dashboard.wasmray.dev/v1` `RayJobSubmission`** (HTTPMode): never sent to the
 //!   API server. `metadata.name` is the submission id, `spec.dashboardURL` the address,
 //!   `spec.rayClusterName` the cluster (for its auth token Secret), `spec.body` the exact JSON to
@@ -82,7 +88,8 @@
 //!   also waits for the submitter (which by then only follows the logs) to finish. A submitter
 //!   still following when the cluster is deleted may end Failed; the RayJob's status is Ray's.
 //! - A RayJob that gives up on a running Ray job (a deadline) asks the host to stop it.
-//! - The RayJob-owned head Service `<rayjob>-head-svc` is not created.
+//! - The RayJob's head Service `<rayjob>-head-svc` is deleted with the cluster on a retry or a
+//!   suspend and rendered again for the next cluster (KubeRay updates its selector in place).
 
 mod children;
 mod clock;
@@ -103,7 +110,7 @@ mod tests;
 
 use serde_json::{Value, json};
 use wasmray_api::{JobStatus, RayJob};
-use wasmray_guest_sdk::{EventType, ObjectRef, Op, Plan, PluginError, Reconciler, Snapshot, parse};
+use wasmray_guest_sdk::{Child, EventType, ObjectRef, Op, Plan, PluginError, Reconciler, Snapshot, parse};
 
 use children::Children;
 use facts::{Facts, Settings};
@@ -205,6 +212,9 @@ pub struct Out {
 impl Out {
     fn apply(&mut self, json: String) {
         self.ops.push(Op::Apply(json));
+    }
+    fn render(&mut self, child: Child) {
+        self.ops.push(Op::Render(child));
     }
     fn delete(&mut self, object: ObjectRef) {
         self.ops.push(Op::Delete(object));

@@ -2,9 +2,9 @@
 
 use serde_json::json;
 use wasmray_api::{DeletionPolicyType, JobDeploymentStatus as D, JobStatus};
-use wasmray_guest_sdk::{EventType, ObjectRef};
+use wasmray_guest_sdk::{Child, EventType, ObjectRef};
 
-use crate::children::terminating;
+use crate::children::{head_service_name, terminating};
 use crate::clock::{millis, rfc3339};
 use crate::suffixes::Suffixes;
 use crate::validate::Invalid;
@@ -168,6 +168,9 @@ fn initializing(ctx: &Ctx, out: &mut Out) -> bool {
             if ctx.children.head_ready_now() {
                 create_submitter(ctx, out, live, &url);
                 out.status.set_deployment(D::Running);
+            } else {
+                let message = format!("Waiting for the head Pod of RayCluster {cluster_name} to be Ready before submitting");
+                out.status.set("message", message);
             }
         }
         Mode::K8sJob | Mode::Http | Mode::Sidecar => out.status.set_deployment(D::Running),
@@ -204,6 +207,11 @@ fn running(ctx: &Ctx, out: &mut Out) -> bool {
         return true;
     };
     out.status.set("rayClusterStatus", live["status"].clone());
+    if ctx.selector().is_none() && ctx.children.head_service.is_none() {
+        out.render(Child::HeadService);
+        let message = format!("Created the service {}/{}", ctx.namespace, head_service_name(ctx.name));
+        out.event(EventType::Normal, events::CREATED_SERVICE, message);
+    }
     let url = out.status.str("dashboardURL").unwrap_or_default().to_owned();
     let finished = match ctx.mode {
         Mode::K8sJob => match ctx.children.submitter_finished() {
@@ -296,8 +304,15 @@ fn tearing_down(ctx: &Ctx, out: &mut Out, suspend: bool) -> bool {
             out.event(EventType::Normal, events::DELETED_SUBMITTER, message);
         }
     }
+    if let Some(service) = &ctx.children.head_service {
+        // Its selector names this attempt's cluster; the next attempt renders its own.
+        remaining = true;
+        if !terminating(service) {
+            out.delete(ctx.child_ref(service));
+        }
+    }
     if remaining {
-        // Not before both are gone: a status that moved on would leak them.
+        // Not before all are gone: a status that moved on would leak them.
         return false;
     }
     for key in ["rayClusterStatus", "rayClusterName", "dashboardURL", "jobId", "message", "reason", "rayJobInfo"] {

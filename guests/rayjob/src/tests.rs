@@ -110,6 +110,7 @@ fn k8s_job_mode_does_not_submit_while_the_head_pod_is_not_ready_now() {
     let plan = reconciled(rayjob().initializing().with([cluster().ready().into(), head().running_not_ready().into()]));
     assert_eq!(applied(&plan), Vec::<String>::new());
     assert_eq!(changed(&plan)["dashboardURL"], DASHBOARD);
+    assert_eq!(changed(&plan)["message"], format!("Waiting for the head Pod of RayCluster {CLUSTER} to be Ready before submitting"));
     assert_eq!(moved_to(&plan).0, "");
 }
 
@@ -224,8 +225,26 @@ fn running_copies_rays_status_message_and_times() {
 fn a_pass_that_learns_nothing_new_writes_no_status() {
     let job = rayjob().http().running().status(json!({ "message": "Job is RUNNING", "rayJobInfo": { "startTime": ago(50) },
         "rayClusterStatus": { "desiredWorkerReplicas": 1, "state": "ready" } }));
-    let plan = reconciled(ray_says(job.with([cluster().ready().into()]), "RUNNING"));
+    let plan = reconciled(ray_says(job.with([cluster().ready().into(), head_svc().into()]), "RUNNING"));
     assert_eq!(plan.ops, []);
+}
+
+#[test]
+fn running_renders_the_rayjobs_own_head_service_until_it_exists() {
+    let plan = reconciled(ray_says(rayjob().http().running().with([cluster().ready().into()]), "RUNNING"));
+    assert_eq!(plan.ops[0], Op::Render(wasmray_guest_sdk::Child::HeadService));
+    assert_eq!(event_reasons(&plan), ["CreatedService"]);
+    assert_eq!(events(&plan)[0].message, "Created the service ns/job-head-svc");
+    let selected = reconciled(ray_says(rayjob().http().selecting().running().with([cluster().ready().into()]), "RUNNING"));
+    assert_eq!(event_reasons(&selected), Vec::<String>::new(), "not with clusterSelector");
+}
+
+#[test]
+fn a_retry_deletes_the_head_service_with_the_cluster() {
+    let retrying = rayjob().http().backoff_limit(1).running().status(json!({ "jobDeploymentStatus": "Retrying" }));
+    let plan = reconciled(retrying.with([head_svc().into()]));
+    assert_eq!(deleted(&plan), ["Service/job-head-svc"]);
+    assert_eq!(changed(&plan), json!({}), "the status waits until it is gone");
 }
 
 #[test]

@@ -35,6 +35,7 @@ pub mod events {
     pub const UPDATED_CLUSTER: &str = "UpdatedRayCluster";
     pub const DELETED_CLUSTER: &str = "DeletedRayCluster";
     pub const CLUSTER_NOT_FOUND: &str = "RayClusterNotFound";
+    pub const CREATED_SERVICE: &str = "CreatedService";
 }
 
 /// Facts the host gathers outside the reconcile; each value is JSON, documented in the crate docs.
