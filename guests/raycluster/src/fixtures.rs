@@ -116,7 +116,7 @@ impl ClusterFx {
     /// `deletionTimestamp` `seconds_ago` before [`NOW_MS`].
     pub fn deleted_ago(mut self, seconds_ago: i64) -> Self {
         self.0["metadata"]["deletionTimestamp"] =
-            json!(crate::clock::rfc3339(NOW_MS - seconds_ago * 1000));
+            json!(wasmray_guest_sdk::k8s::rfc3339(NOW_MS - seconds_ago * 1000));
         self
     }
     /// A status condition.

@@ -48,7 +48,6 @@
 //!   and turning it off deletes it (see [`ingress`]).
 
 mod children;
-mod clock;
 mod companions;
 mod desired;
 mod gcs;

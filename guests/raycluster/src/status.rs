@@ -12,7 +12,7 @@ use wasmray_guest_sdk::{Condition, ConditionStatus, StatusUpdate};
 
 use crate::children::{Children, NodeType, RayPod};
 use crate::vocab::{conditions, reasons};
-use crate::{Phase, clock, desired};
+use crate::{Phase, desired};
 
 /// What the status is computed from, beyond the cluster and its children.
 pub struct Inputs<'a> {
@@ -97,7 +97,7 @@ pub fn compute(cluster: &RayCluster, primary: &Value, inputs: &Inputs) -> (Statu
         if let Some(state) = state {
             times.insert(
                 json!(state).as_str().unwrap_or_default().to_owned(),
-                json!(clock::rfc3339(inputs.now_ms)),
+                json!(wasmray_guest_sdk::k8s::rfc3339(inputs.now_ms)),
             );
         }
         fields.insert("stateTransitionTimes".into(), Value::Object(times));
@@ -105,7 +105,7 @@ pub fn compute(cluster: &RayCluster, primary: &Value, inputs: &Inputs) -> (Statu
     if changed {
         fields.insert(
             "lastUpdateTime".into(),
-            json!(clock::rfc3339(inputs.now_ms)),
+            json!(wasmray_guest_sdk::k8s::rfc3339(inputs.now_ms)),
         );
     }
     (

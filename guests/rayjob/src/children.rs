@@ -3,7 +3,6 @@
 use serde_json::Value;
 use wasmray_guest_sdk::PluginError;
 
-use crate::clock;
 use crate::vocab::{SUBMITTER_CONTAINER, labels};
 
 /// The children this reconcile looks at.
@@ -61,7 +60,7 @@ impl Children {
     pub fn submitter_finished(&self) -> Option<Finished> {
         let job = self.submitter.as_ref()?;
         let c = conditions(job).find(|c| (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True")?;
-        let at_ms = c["lastTransitionTime"].as_str().and_then(clock::parse_millis).unwrap_or(0);
+        let at_ms = c["lastTransitionTime"].as_str().and_then(wasmray_guest_sdk::k8s::parse_millis).unwrap_or(0);
         let failure = (c["type"] == "Failed").then(|| {
             format!(
                 "Job submission has failed. Reason: {}. Message: {}",
@@ -79,7 +78,7 @@ impl Children {
         let status = statuses.iter().find(|s| s["name"] == SUBMITTER_CONTAINER)?;
         let terminated = status["state"]["terminated"].as_object()?;
         let code = terminated.get("exitCode").and_then(Value::as_i64).unwrap_or(0);
-        let at_ms = terminated.get("finishedAt").and_then(Value::as_str).and_then(clock::parse_millis).unwrap_or(0);
+        let at_ms = terminated.get("finishedAt").and_then(Value::as_str).and_then(wasmray_guest_sdk::k8s::parse_millis).unwrap_or(0);
         let failure = (code != 0).then(|| {
             let why = terminated.get("reason").and_then(Value::as_str).unwrap_or_default();
             format!("Ray head pod container {SUBMITTER_CONTAINER} terminated with exit code {code}: {why}")

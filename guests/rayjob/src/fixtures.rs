@@ -15,7 +15,7 @@ pub const DASHBOARD: &str = "job-abcde-head-svc.ns.svc.cluster.local:8265";
 
 /// `seconds` before [`NOW_MS`], as a status timestamp.
 pub fn ago(seconds: i64) -> String {
-    crate::clock::rfc3339(NOW_MS - seconds * 1000)
+    wasmray_guest_sdk::k8s::rfc3339(NOW_MS - seconds * 1000)
 }
 
 /// A RayJob `job` in namespace `ns`: K8sJobMode, `python app.py`, a head and a worker group `gpu`.

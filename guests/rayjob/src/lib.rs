@@ -92,7 +92,6 @@
 //!   suspend and rendered again for the next cluster (KubeRay updates its selector in place).
 
 mod children;
-mod clock;
 mod cluster;
 mod facts;
 mod machine;
@@ -153,7 +152,7 @@ impl Ctx<'_> {
 
     /// `status.startTime` in Unix milliseconds.
     pub fn start_ms(&self) -> Option<i64> {
-        self.job.status.as_ref()?.start_time.as_ref().map(clock::millis)
+        self.job.status.as_ref()?.start_time.as_ref().map(wasmray_guest_sdk::k8s::millis)
     }
 
     /// The Ray job's status as the RayJob's status recorded it before this pass.

@@ -5,7 +5,7 @@ use wasmray_api::{DeletionPolicyType, JobDeploymentStatus as D, JobStatus};
 use wasmray_guest_sdk::{Child, EventType, ObjectRef};
 
 use crate::children::{head_service_name, terminating};
-use crate::clock::{millis, rfc3339};
+use wasmray_guest_sdk::k8s::{millis, rfc3339};
 use crate::suffixes::Suffixes;
 use crate::validate::Invalid;
 use crate::vocab::{SUBMITTER_FINISHED_TIMEOUT_S, events, reasons};

@@ -4,7 +4,6 @@ use serde_json::{Map, Value, json};
 use wasmray_api::{JobDeploymentStatus, JobStatus};
 use wasmray_guest_sdk::StatusUpdate;
 
-use crate::clock;
 
 /// The status before the pass and the one it is turning into.
 #[derive(Debug)]
@@ -71,7 +70,7 @@ impl Status {
     /// with what changed; `None` when nothing did.
     pub fn into_update(mut self, now_ms: i64, generation: Option<i64>) -> Option<StatusUpdate> {
         if self.deployment() != self.old_deployment() && self.deployment().is_terminal() {
-            self.set("endTime", clock::rfc3339(now_ms));
+            self.set("endTime", wasmray_guest_sdk::k8s::rfc3339(now_ms));
         }
         if let Some(generation) = generation {
             self.set("observedGeneration", generation);

@@ -4,7 +4,7 @@ use serde_json::Value;
 use wasmray_api::{DeletionJobStatus, DeletionPolicyType, JobStatus};
 
 use crate::Ctx;
-use crate::clock::millis;
+use wasmray_guest_sdk::k8s::millis;
 
 /// v1.6's `spec.preRunningDeadlineSeconds`, read from the raw object (our types predate it).
 pub fn pre_running_deadline_s(raw: &Value) -> Option<i64> {
