@@ -270,13 +270,7 @@ fn head_pod_ready(head: Option<&RayPod>) -> Condition {
 
 /// Whether the object's status has this condition with status True.
 pub fn condition_true(cluster: &RayCluster, type_: &str) -> bool {
-    cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == type_ && c.status == "True")
+    condition_message(cluster, type_).is_some()
 }
 
 /// The message of the object's condition of this type, if it has one that is True.
