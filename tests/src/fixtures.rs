@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use wasmray_api::RayCluster;
@@ -42,6 +42,17 @@ fn container(name: &str) -> Value {
         "image": "rayproject/ray:2.54.0",
         "resources": { "requests": { "cpu": "100m", "memory": "256Mi" }, "limits": { "cpu": "1", "memory": "1Gi" } }
     })
+}
+
+/// Creates a ResourceQuota `name` with these `hard` limits and waits until the quota controller
+/// enforces it (its status shows the limits); returns its `Api` to raise it later.
+pub async fn quota(ns: &TestNamespace, name: &str, hard: Value) -> anyhow::Result<Api<ResourceQuota>> {
+    let quota: ResourceQuota = serde_json::from_value(json!({ "metadata": { "name": name }, "spec": { "hard": hard } }))?;
+    let quotas: Api<ResourceQuota> = ns.api();
+    quotas.create(&Default::default(), &quota).await?;
+    ns.wait_until(&quotas, name, |q: Option<&ResourceQuota>| q.and_then(|q| q.status.as_ref()).and_then(|s| s.hard.as_ref()).is_some(), WAIT)
+        .await?;
+    Ok(quotas)
 }
 
 /// Server-side applies a RayCluster into the test's namespace, taking every field it names.

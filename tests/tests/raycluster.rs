@@ -185,14 +185,7 @@ async fn a_worker_the_api_server_refuses_sets_replica_failure_with_kuberays_reas
     let ns = namespace("raycluster-replica-failure").await?;
     let _operator = ns.operator().await?;
     // Room for the head and two workers: the third worker is refused by the quota.
-    let quota: k8s_openapi::api::core::v1::ResourceQuota =
-        serde_json::from_value(json!({ "metadata": { "name": "three-pods" }, "spec": { "hard": { "pods": "3" } } }))?;
-    ns.api().create(&Default::default(), &quota).await?;
-    let api: Api<k8s_openapi::api::core::v1::ResourceQuota> = ns.api();
-    ns.wait_until(&api, "three-pods", |q: Option<&k8s_openapi::api::core::v1::ResourceQuota>| {
-        q.and_then(|q| q.status.as_ref()).and_then(|s| s.hard.as_ref()).is_some()
-    }, WAIT)
-    .await?;
+    let api = wasmray_tests::fixtures::quota(&ns, "three-pods", json!({ "pods": "3" })).await?;
 
     apply(&ns, &ray_cluster("crowded", &[("cpu", 3, 0, 3)])).await?;
 

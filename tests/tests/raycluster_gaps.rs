@@ -1,7 +1,7 @@
 //! RayCluster's last KubeRay gaps end to end: the dashboard Ingress of `enableIngress` (created,
 //! updated, refused, deleted) and settings that would be silently ignored.
 
-use k8s_openapi::api::core::v1::{Event, ResourceQuota};
+use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
@@ -118,12 +118,7 @@ async fn enable_ingress_creates_kuberays_ingress_which_follows_the_spec_and_goes
 async fn an_ingress_the_api_server_refuses_records_failed_to_create_ingress_until_it_fits() -> anyhow::Result<()> {
     let ns = namespace("raycluster-ingress-refused").await?;
     let _operator = ns.operator().await?;
-    let quota: ResourceQuota = serde_json::from_value(json!({ "metadata": { "name": "no-ingress" },
-        "spec": { "hard": { "count/ingresses.networking.k8s.io": "0" } } }))?;
-    let quotas: Api<ResourceQuota> = ns.api();
-    quotas.create(&Default::default(), &quota).await?;
-    ns.wait_until(&quotas, "no-ingress", |q: Option<&ResourceQuota>| q.and_then(|q| q.status.as_ref()).and_then(|s| s.hard.as_ref()).is_some(), WAIT)
-        .await?;
+    let quotas = wasmray_tests::fixtures::quota(&ns, "no-ingress", json!({ "count/ingresses.networking.k8s.io": "0" })).await?;
 
     apply(&ns, &with_ingress("walled", "a")).await?;
     let (type_, message, reporter) = wait_for_event(&ns, "walled", "FailedToCreateIngress").await?;

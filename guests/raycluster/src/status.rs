@@ -275,25 +275,17 @@ pub fn condition_true(cluster: &RayCluster, type_: &str) -> bool {
 
 /// The message of the object's condition of this type, if it has one that is True.
 pub fn condition_message(cluster: &RayCluster, type_: &str) -> Option<String> {
-    cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .find(|c| c.type_ == type_ && c.status == "True")
-        .map(|c| c.message.clone())
+    status_conditions(cluster).find(|c| c.type_ == type_ && c.status == "True").map(|c| c.message.clone())
 }
 
 /// Whether the object's status has a condition of this type, whatever its status.
 pub fn has_condition(cluster: &RayCluster, type_: &str) -> bool {
-    cluster
-        .status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .into_iter()
-        .flatten()
-        .any(|c| c.type_ == type_)
+    status_conditions(cluster).any(|c| c.type_ == type_)
+}
+
+/// The conditions in the object's status, none if it has no status yet.
+fn status_conditions(cluster: &RayCluster) -> impl Iterator<Item = &k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition> {
+    cluster.status.as_ref().and_then(|s| s.conditions.as_ref()).into_iter().flatten()
 }
 
 fn same_condition(old: &Value, c: &Condition) -> bool {
