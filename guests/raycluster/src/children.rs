@@ -36,6 +36,83 @@ pub struct RayPod {
     pub pod_ip: Option<String>,
     /// The first container that is not ready: (name, waiting or terminated reason, message).
     pub first_not_ready: Option<(String, String, String)>,
+    /// Why the Pod cannot run, when its status names a cause (see [`Cause`]).
+    pub cause: Option<Cause>,
+}
+
+/// Why a Pod cannot run, as its status says, first found in this order: the scheduler refused it
+/// (`PodScheduled` False: `Unschedulable`, `SchedulingGated`), an init container is stuck or failed,
+/// a container is stuck (`ErrImagePull`, `ImagePullBackOff`, `CrashLoopBackOff`,
+/// `CreateContainerConfigError`…) or exited non-zero. A container that is merely being created
+/// (`ContainerCreating`, `PodInitializing`) names no cause: it will get there.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cause {
+    /// The scheduler's or the container's reason, as Kubernetes spells it.
+    pub reason: String,
+    /// The scheduler's message as it is; for a container, `container <name>: <message>` (or
+    /// `init container <name>: <message>`).
+    pub message: String,
+}
+
+/// Waiting reasons of a container on its way up, not stuck.
+const ON_ITS_WAY: [&str; 3] = ["", "ContainerCreating", "PodInitializing"];
+
+impl Cause {
+    fn of(status: &PodStatusView<'_>) -> Option<Self> {
+        let unscheduled = status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| text(&c.type_) == "PodScheduled" && text(&c.status) == "False")
+            .map(|c| Cause {
+                reason: Some(text(&c.reason))
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or("Unschedulable")
+                    .to_owned(),
+                message: text(&c.message).to_owned(),
+            });
+        let first = |statuses: &Option<Vec<ContainerStatusView<'_>>>, kind: &str| {
+            statuses
+                .iter()
+                .flatten()
+                .find_map(|s| Self::of_container(s, kind))
+        };
+        unscheduled
+            .or_else(|| first(&status.init_container_statuses, "init container"))
+            .or_else(|| first(&status.container_statuses, "container"))
+    }
+
+    /// A container stuck waiting, or one that exited non-zero (and is not ready again).
+    fn of_container(s: &ContainerStatusView<'_>, kind: &str) -> Option<Self> {
+        if s.ready == Some(true) {
+            return None;
+        }
+        let state = s.state.as_ref()?;
+        let (reason, detail) = match (&state.waiting, &state.terminated) {
+            (Some(w), _) if !ON_ITS_WAY.contains(&text(&w.reason)) => {
+                (text(&w.reason).to_owned(), text(&w.message).to_owned())
+            }
+            (None, Some(t)) if t.exit_code.is_some_and(|c| c != 0) => {
+                let code = t.exit_code.unwrap_or_default();
+                let reason = Some(text(&t.reason))
+                    .filter(|r| !r.is_empty())
+                    .unwrap_or("Error");
+                let detail = match text(&t.message) {
+                    "" => format!("exited with code {code}"),
+                    message => format!("exited with code {code}: {message}"),
+                };
+                (reason.to_owned(), detail)
+            }
+            _ => return None,
+        };
+        let name = text(&s.name);
+        let message = if detail.is_empty() {
+            format!("{kind} {name}")
+        } else {
+            format!("{kind} {name}: {detail}")
+        };
+        Some(Cause { reason, message })
+    }
 }
 
 impl RayPod {
@@ -58,6 +135,7 @@ impl RayPod {
         let node_type = NodeType::from_label(&labels.node_type?.0)?;
         let spec = pod.spec.unwrap_or_default();
         let status = pod.status.unwrap_or_default();
+        let cause = Cause::of(&status);
         let phase = status.phase.map(Text::into_string).unwrap_or_default();
         let ready_condition = status
             .conditions
@@ -120,6 +198,7 @@ impl RayPod {
             unhealthy,
             pod_ip: owned(status.pod_ip),
             first_not_ready,
+            cause,
             name,
         })
     }
@@ -368,6 +447,8 @@ struct PodStatusView<'a> {
     conditions: Option<Vec<ConditionView<'a>>>,
     #[serde(borrow)]
     container_statuses: Option<Vec<ContainerStatusView<'a>>>,
+    #[serde(borrow)]
+    init_container_statuses: Option<Vec<ContainerStatusView<'a>>>,
 }
 
 #[derive(Deserialize)]
@@ -401,11 +482,14 @@ struct ContainerStateView<'a> {
 }
 
 #[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct ReasonView<'a> {
     #[serde(borrow)]
     reason: Option<Text<'a>>,
     #[serde(borrow)]
     message: Option<Text<'a>>,
+    /// Terminated only.
+    exit_code: Option<i32>,
 }
 
 #[cfg(test)]
@@ -441,6 +525,61 @@ mod tests {
         assert_eq!(
             read.map(owned),
             ["rc", "worker", "gpu", "gpu-a", "1"].map(|v| Some(v.to_owned()))
+        );
+    }
+
+    fn cause(status: serde_json::Value) -> Option<Cause> {
+        let mut pod = head("rc-head-x").0;
+        pod["status"] = status;
+        Children::parse(&[pod.to_string()], "rc").unwrap().pods[0]
+            .cause
+            .clone()
+    }
+
+    fn waiting(name: &str, reason: &str) -> serde_json::Value {
+        json!({ "name": name, "ready": false, "state": { "waiting": { "reason": reason, "message": "m" } } })
+    }
+
+    #[test]
+    fn a_pods_cause_is_the_scheduler_then_init_containers_then_containers() {
+        let unscheduled = json!({ "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": "no room" });
+        let all = json!({ "conditions": [unscheduled],
+            "initContainerStatuses": [waiting("init", "CrashLoopBackOff")],
+            "containerStatuses": [waiting("ray", "ErrImagePull")] });
+        assert_eq!(
+            cause(all),
+            Some(Cause {
+                reason: "Unschedulable".into(),
+                message: "no room".into()
+            })
+        );
+        let containers = json!({ "initContainerStatuses": [waiting("init", "CrashLoopBackOff")],
+            "containerStatuses": [waiting("ray", "ErrImagePull")] });
+        assert_eq!(cause(containers).unwrap().message, "init container init: m");
+        let config = json!({ "containerStatuses": [waiting("ray", "CreateContainerConfigError")] });
+        assert_eq!(
+            cause(config),
+            Some(Cause {
+                reason: "CreateContainerConfigError".into(),
+                message: "container ray: m".into()
+            })
+        );
+    }
+
+    #[test]
+    fn containers_on_their_way_up_or_done_name_no_cause_and_a_failed_init_container_does() {
+        let coming = json!({ "initContainerStatuses": [waiting("init", "PodInitializing")],
+            "containerStatuses": [waiting("ray", "ContainerCreating"), { "name": "log", "ready": true, "state": { "running": {} } }] });
+        assert_eq!(cause(coming), None);
+        let done = json!({ "initContainerStatuses": [{ "name": "init", "ready": true, "state": { "terminated": { "exitCode": 0, "reason": "Completed" } } }] });
+        assert_eq!(cause(done), None);
+        let failed = json!({ "initContainerStatuses": [{ "name": "init", "ready": false, "state": { "terminated": { "exitCode": 2, "reason": "Error" } } }] });
+        assert_eq!(
+            cause(failed),
+            Some(Cause {
+                reason: "Error".into(),
+                message: "init container init: exited with code 2".into()
+            })
         );
     }
 

@@ -252,6 +252,31 @@ impl PodFx {
             "containerStatuses": [ { "name": "ray", "ready": false, "state": { "waiting": { "reason": "ImagePullBackOff", "message": "Back-off pulling image" } } } ] });
         self
     }
+    /// Pending, refused by the scheduler with `message` (no `Ready` condition, as such a Pod has).
+    pub fn unschedulable(mut self, message: &str) -> Self {
+        self.0["status"] = json!({ "phase": "Pending",
+            "conditions": [ { "type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message } ] });
+        self
+    }
+    /// Scheduled, the Ray container waiting with `reason` and `message`.
+    pub fn waiting(mut self, reason: &str, message: &str) -> Self {
+        self.0["status"] = json!({ "phase": "Pending",
+            "conditions": [ { "type": "PodScheduled", "status": "True" },
+                            { "type": "Ready", "status": "False", "reason": "ContainersNotReady", "message": "containers with unready status: [ray]" } ],
+            "containerStatuses": [ { "name": "ray", "ready": false, "state": { "waiting": { "reason": reason, "message": message } } } ] });
+        self
+    }
+    /// Scheduled, the init container `init` waiting with `reason` and `message`, the Ray
+    /// container waiting for it.
+    pub fn init_waiting(mut self, init: &str, reason: &str, message: &str) -> Self {
+        self.0["status"] = json!({ "phase": "Pending",
+            "conditions": [ { "type": "PodScheduled", "status": "True" },
+                            { "type": "Initialized", "status": "False", "reason": "ContainersNotInitialized" },
+                            { "type": "Ready", "status": "False", "reason": "ContainersNotReady", "message": "containers with unready status: [ray]" } ],
+            "initContainerStatuses": [ { "name": init, "ready": false, "state": { "waiting": { "reason": reason, "message": message } } } ],
+            "containerStatuses": [ { "name": "ray", "ready": false, "state": { "waiting": { "reason": "PodInitializing" } } } ] });
+        self
+    }
     /// Phase Failed, as an evicted Pod is.
     pub fn failed(mut self) -> Self {
         self.0["status"] = json!({ "phase": "Failed", "reason": "Evicted" });

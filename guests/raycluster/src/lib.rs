@@ -40,6 +40,20 @@
 //! - `workersToDelete` deletes only Pods of that group of this cluster; unknown names are ignored.
 //! - `HeadPodReady` with the Pod reason `ContainersNotReady` carries the first non-ready
 //!   container's own reason, its message appended as `; container <name>: <message>`.
+//! - A head Pod that cannot run says why in `HeadPodReady` (False) even where KubeRay says
+//!   nothing: an unschedulable Pod, which has no `Ready` condition, gives the scheduler's reason
+//!   (`Unschedulable`) and message (`0/3 nodes are available: 3 Insufficient nvidia.com/gpu.`);
+//!   a stuck or failed init container gives its reason and `init container <name>: <message>`.
+//!   The causes, in the order they are looked for, are those of `children::Cause`.
+//! - `WorkerPodsReady` (ours) does the same for the workers, which KubeRay's conditions do not
+//!   cover: False with the first cause found among the live worker Pods taken by name (its
+//!   reason, message `worker Pod <name> (group <g>): <message>`), False `WorkerPodsNotReady`
+//!   (`<ready> of <expected> worker Pods are Ready`) while Pods are missing or on their way up
+//!   without a cause, True `AllWorkerPodsReady` once every live worker is Running and Ready and
+//!   none is missing. It is absent from a cluster without workers and removed while the cluster
+//!   suspends or is suspended. Like every condition it is written only with the feature gate
+//!   `RayClusterStatusConditions` (the host drops the plan's conditions without it). The RayJob
+//!   reconciler reads both to say why a RayJob waits.
 //! - A group of 0 hosts (`numOfHosts: 0`) gets no Pods and counts for nothing.
 //! - Settings that do nothing (`ray.io/ft-enabled` on a Pod template, `num-gpus` against the
 //!   container's GPU limit; see [`ignored`]) get a Warning `IgnoredSetting` and the condition

@@ -149,6 +149,13 @@ fn conditions(
         set(ignored);
     }
     set(head_pod_ready(head));
+    match worker_pods_ready(cluster, inputs) {
+        Some(c) => set(c),
+        None if has_condition(cluster, conditions::WORKER_PODS_READY) => {
+            set(Condition::removal(conditions::WORKER_PODS_READY));
+        }
+        None => {}
+    }
     let was_suspended = inputs.phase.suspend_status() == Some(conditions::SUSPENDED);
     if !condition_true(cluster, conditions::PROVISIONED) && !was_suspended {
         set(if provisioned_now {
@@ -228,7 +235,8 @@ fn conditions(
     out
 }
 
-/// `HeadPodReady` mirrors the head Pod's `Ready` condition.
+/// `HeadPodReady` mirrors the head Pod's `Ready` condition, or names what keeps the Pod from
+/// running (its [`crate::children::Cause`]) while it is not Ready.
 fn head_pod_ready(head: Option<&RayPod>) -> Condition {
     use ConditionStatus::{False, True, Unknown};
     let Some(pod) = head else {
@@ -239,6 +247,22 @@ fn head_pod_ready(head: Option<&RayPod>) -> Condition {
             "Head Pod not found",
         );
     };
+    let ready_message = pod
+        .ready_condition
+        .as_ref()
+        .and_then(|c| c.message.as_deref())
+        .unwrap_or_default();
+    // A Pod that cannot run says why: an unschedulable one has no `Ready` condition at all, and
+    // one with a stuck init container only `ContainersNotReady`.
+    if let Some(cause) = &pod.cause
+        && pod.ready_condition.as_ref().is_none_or(|c| c.status != "True")
+    {
+        let message = match ready_message {
+            "" => cause.message.clone(),
+            ready => format!("{ready}; {}", cause.message),
+        };
+        return Condition::new(conditions::HEAD_POD_READY, False, &cause.reason, &message);
+    }
     let Some(ready) = &pod.ready_condition else {
         return Condition::new(conditions::HEAD_POD_READY, False, reasons::UNKNOWN, "");
     };
@@ -266,6 +290,63 @@ fn head_pod_ready(head: Option<&RayPod>) -> Condition {
         reason = reasons::UNKNOWN.into();
     }
     Condition::new(conditions::HEAD_POD_READY, status, &reason, &message)
+}
+
+/// `WorkerPodsReady` (ours): False naming the first worker Pod (by name) that cannot run and why,
+/// True once every live worker Pod is Running and Ready and none is missing; `None` for a cluster
+/// with no workers, and while it suspends or is suspended.
+fn worker_pods_ready(cluster: &RayCluster, inputs: &Inputs) -> Option<Condition> {
+    use ConditionStatus::{False, True};
+    if !matches!(
+        inputs.phase,
+        Phase::Running | Phase::Suspended { resume: true }
+    ) {
+        return None;
+    }
+    let live: Vec<&RayPod> = inputs
+        .children
+        .pods
+        .iter()
+        .filter(|p| p.node_type == NodeType::Worker && !p.terminating)
+        .collect();
+    let desired = usize::try_from(desired::totals(cluster).desired).unwrap_or(0);
+    let expected = live.len().max(desired);
+    if expected == 0 {
+        return None;
+    }
+    let stuck = live
+        .iter()
+        .filter(|p| !p.running_and_ready)
+        .find_map(|p| Some((p, p.cause.as_ref()?)));
+    if let Some((pod, cause)) = stuck {
+        let message = format!(
+            "worker Pod {} (group {}): {}",
+            pod.name, pod.group, cause.message
+        );
+        return Some(Condition::new(
+            conditions::WORKER_PODS_READY,
+            False,
+            &cause.reason,
+            &message,
+        ));
+    }
+    let ready = live.iter().filter(|p| p.running_and_ready).count();
+    Some(if ready >= expected {
+        Condition::new(
+            conditions::WORKER_PODS_READY,
+            True,
+            reasons::ALL_WORKER_PODS_READY,
+            "All worker Pods are Ready",
+        )
+    } else {
+        let message = format!("{ready} of {expected} worker Pods are Ready");
+        Condition::new(
+            conditions::WORKER_PODS_READY,
+            False,
+            reasons::WORKER_PODS_NOT_READY,
+            &message,
+        )
+    })
 }
 
 /// Whether the object's status has this condition with status True.

@@ -736,6 +736,127 @@ fn item_17_head_pod_ready_tells_why_the_head_is_not_ready() {
     );
 }
 
+const NO_GPU: &str = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.";
+
+#[test]
+fn a_head_pod_the_scheduler_cannot_place_makes_head_pod_ready_false_with_the_schedulers_words() {
+    let plan = reconciled(cluster().with_pods([head("rc-head-x").unschedulable(NO_GPU)]));
+    let c = condition(&plan, "HeadPodReady").unwrap();
+    assert_eq!(
+        (c.status, c.reason.as_str(), c.message.as_str()),
+        (False, "Unschedulable", NO_GPU)
+    );
+}
+
+#[test]
+fn a_head_pod_whose_init_container_cannot_pull_its_image_names_the_init_container() {
+    let pod = head("rc-head-x").init_waiting(
+        "wait-gcs",
+        "ImagePullBackOff",
+        "Back-off pulling image \"busybox:nope\"",
+    );
+    let c = condition(&reconciled(cluster().with_pods([pod])), "HeadPodReady").unwrap();
+    assert_eq!((c.status, c.reason.as_str()), (False, "ImagePullBackOff"));
+    assert_eq!(
+        c.message,
+        "containers with unready status: [ray]; init container wait-gcs: Back-off pulling image \"busybox:nope\""
+    );
+}
+
+#[test]
+fn a_head_pod_being_created_names_no_cause_beyond_its_containers_state() {
+    let pod = head("rc-head-x").waiting("ContainerCreating", "");
+    let c = condition(&reconciled(cluster().with_pods([pod])), "HeadPodReady").unwrap();
+    assert_eq!((c.status, c.reason.as_str()), (False, "ContainerCreating"));
+    assert_eq!(c.message, "containers with unready status: [ray]");
+}
+
+#[test]
+fn a_worker_in_image_pull_back_off_makes_worker_pods_ready_false_naming_the_pod_and_group() {
+    let pods = [
+        head("rc-head-x").running_ready(),
+        worker("gpu", "rc-gpu-worker-a").running_ready(),
+        worker("gpu", "rc-gpu-worker-b")
+            .waiting("ImagePullBackOff", "Back-off pulling image \"ray:nope\""),
+    ];
+    let plan = reconciled(cluster().with_workers("gpu", 2).with_pods(pods));
+    let c = condition(&plan, "WorkerPodsReady").unwrap();
+    assert_eq!((c.status, c.reason.as_str()), (False, "ImagePullBackOff"));
+    assert_eq!(
+        c.message,
+        "worker Pod rc-gpu-worker-b (group gpu): container ray: Back-off pulling image \"ray:nope\""
+    );
+    assert_eq!(
+        condition_is(&plan, "HeadPodReady"),
+        (True, "HeadPodRunningAndReady".into())
+    );
+}
+
+#[test]
+fn worker_pods_ready_names_the_first_stuck_worker_by_name_whatever_the_list_order() {
+    let pods = || {
+        [
+            worker("cpu", "rc-cpu-worker-z").waiting(
+                "CrashLoopBackOff",
+                "back-off 10s restarting failed container",
+            ),
+            worker("gpu", "rc-gpu-worker-a").unschedulable(NO_GPU),
+            head("rc-head-x").running_ready(),
+        ]
+    };
+    let c = cluster().with_workers("cpu", 1).with_workers("gpu", 1);
+    let plan = reconciled(c.with_pods(pods()));
+    let w = condition(&plan, "WorkerPodsReady").unwrap();
+    assert_eq!((w.status, w.reason.as_str()), (False, "CrashLoopBackOff"));
+    assert_eq!(
+        w.message,
+        "worker Pod rc-cpu-worker-z (group cpu): container ray: back-off 10s restarting failed container"
+    );
+    let mut reversed: Vec<PodFx> = pods().into_iter().collect();
+    reversed.reverse();
+    let again = reconciled(
+        cluster()
+            .with_workers("cpu", 1)
+            .with_workers("gpu", 1)
+            .with_pods(reversed),
+    );
+    assert_eq!(condition(&again, "WorkerPodsReady"), Some(w));
+}
+
+#[test]
+fn worker_pods_ready_is_true_once_every_worker_is_ready_and_none_is_missing() {
+    let mut pods = ready_workers("gpu", 1);
+    pods.push(head("rc-head-x").running_ready());
+    let missing = reconciled(cluster().with_workers("gpu", 2).with_pods(pods));
+    let c = condition(&missing, "WorkerPodsReady").unwrap();
+    assert_eq!(
+        (c.status, c.reason.as_str(), c.message.as_str()),
+        (False, "WorkerPodsNotReady", "1 of 2 worker Pods are Ready")
+    );
+
+    let mut pods = ready_workers("gpu", 2);
+    pods.push(head("rc-head-x").running_ready());
+    let all = reconciled(cluster().with_workers("gpu", 2).with_pods(pods));
+    assert_eq!(
+        condition_is(&all, "WorkerPodsReady"),
+        (True, "AllWorkerPodsReady".into())
+    );
+}
+
+#[test]
+fn a_cluster_without_workers_has_no_worker_pods_ready_and_a_suspended_one_loses_it() {
+    let plan = reconciled(cluster().with_pods([head("rc-head-x").running_ready()]));
+    assert_eq!(condition(&plan, "WorkerPodsReady"), None);
+    let suspended = cluster()
+        .with_workers("gpu", 1)
+        .suspended()
+        .condition("RayClusterSuspended", "True")
+        .condition("WorkerPodsReady", "True")
+        .with_pods([]);
+    let c = condition(&reconciled(suspended), "WorkerPodsReady").unwrap();
+    assert!(c.is_removal(), "{c:?}");
+}
+
 #[test]
 fn item_17_provisioned_never_flips_back_once_true() {
     let c = cluster().condition("RayClusterProvisioned", "True");

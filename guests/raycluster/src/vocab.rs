@@ -19,6 +19,11 @@ pub mod conditions {
     /// (the reason names the first, the message lists each and where it belongs); removed once
     /// none are left.
     pub const IGNORED_SETTINGS: &str = "RayClusterIgnoredSettings";
+    /// Ours, not KubeRay's: whether the worker Pods are all Running and Ready. False names the
+    /// first worker Pod (by name) that cannot run, with the scheduler's or the container's own
+    /// reason (`Unschedulable`, `ImagePullBackOff`…) and `worker Pod <name> (group <g>): <message>`,
+    /// else [`super::reasons::WORKER_PODS_NOT_READY`]; absent without workers.
+    pub const WORKER_PODS_READY: &str = "WorkerPodsReady";
 }
 
 /// Condition reasons.
@@ -29,6 +34,11 @@ pub mod reasons {
     pub const UNKNOWN: &str = "Unknown";
     pub const ALL_POD_RUNNING_AND_READY_FIRST_TIME: &str = "AllPodRunningAndReadyFirstTime";
     pub const PODS_PROVISIONING: &str = "RayClusterPodsProvisioning";
+    /// `WorkerPodsReady` True.
+    pub const ALL_WORKER_PODS_READY: &str = "AllWorkerPodsReady";
+    /// `WorkerPodsReady` False while worker Pods are missing or on their way up, with no cause
+    /// named: `<ready> of <expected> worker Pods are Ready`.
+    pub const WORKER_PODS_NOT_READY: &str = "WorkerPodsNotReady";
     /// The replica-failure condition's default reason when the host's fact names none.
     pub const FAILED_CREATE_WORKER_POD: &str = "FailedCreateWorkerPod";
 }

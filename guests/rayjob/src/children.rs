@@ -3,7 +3,7 @@
 use serde_json::Value;
 use wasmray_guest_sdk::PluginError;
 
-use crate::vocab::{SUBMITTER_CONTAINER, labels};
+use crate::vocab::{SUBMITTER_CONTAINER, cluster_conditions, labels};
 
 /// The children this reconcile looks at.
 #[derive(Debug, Default)]
@@ -86,8 +86,9 @@ impl Children {
         Some(Finished { at_ms, failure })
     }
 
-    /// Why the cluster is not ready yet, as its own conditions say (a failed create, a head Pod
-    /// that cannot pull its image): `None` when they name no cause.
+    /// Why the cluster is not ready yet, as its own conditions say, first found in this order: a
+    /// failed create, a head Pod that cannot run (unschedulable, an image it cannot pull…), a
+    /// worker Pod that cannot run. `None` when they name no cause.
     pub fn cluster_waiting_on(&self) -> Option<String> {
         let cluster = self.cluster.as_ref()?;
         let name = cluster["metadata"]["name"].as_str().unwrap_or_default();
@@ -96,14 +97,18 @@ impl Children {
             let message = c["message"].as_str().unwrap_or_default();
             format!("Waiting for RayCluster {name}: {reason}: {message}").trim_end_matches([' ', ':']).to_owned()
         };
-        let failure = conditions(cluster).find(|c| c["type"] == "RayClusterReplicaFailure" && c["status"] == "True");
-        // HeadPodNotFound and Unknown say only that the head is not there yet, which is no cause.
-        let head = conditions(cluster).find(|c| {
-            c["type"] == "HeadPodReady"
-                && c["status"] == "False"
-                && !matches!(c["reason"].as_str().unwrap_or_default(), "" | "HeadPodNotFound" | "Unknown")
-        });
-        failure.or(head).map(say)
+        let failure = conditions(cluster).find(|c| c["type"] == cluster_conditions::REPLICA_FAILURE && c["status"] == "True");
+        let not_ready = |type_: &'static str| {
+            conditions(cluster).find(move |c| {
+                c["type"] == type_
+                    && c["status"] == "False"
+                    && !cluster_conditions::NO_CAUSE.contains(&c["reason"].as_str().unwrap_or_default())
+            })
+        };
+        failure
+            .or_else(|| not_ready(cluster_conditions::HEAD_POD_READY))
+            .or_else(|| not_ready(cluster_conditions::WORKER_PODS_READY))
+            .map(say)
     }
 
     /// The head Pod itself failed (phase Failed): with `restartPolicy: Never` it never comes back.

@@ -211,6 +211,15 @@ impl ChildFx {
         self.0["status"]["state"] = json!("ready");
         self
     }
+    /// The cluster's status condition `type_` (replacing one of that type).
+    pub fn condition(mut self, type_: &str, status: &str, reason: &str, message: &str) -> Self {
+        let mut conditions: Vec<Value> = self.0["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        conditions.retain(|c| c["type"] != type_);
+        conditions.push(json!({ "type": type_, "status": status, "reason": reason, "message": message,
+                                "lastTransitionTime": ago(60) }));
+        self.0["status"]["conditions"] = json!(conditions);
+        self
+    }
     /// The head Pod is Running and Ready.
     pub fn running_ready(mut self) -> Self {
         self.0["status"] = json!({ "phase": "Running", "conditions": [ { "type": "Ready", "status": "True" } ] });

@@ -90,6 +90,19 @@
 //! - A RayJob that gives up on a running Ray job (a deadline) asks the host to stop it.
 //! - The RayJob's head Service `<rayjob>-head-svc` is deleted with the cluster on a retry or a
 //!   suspend and rendered again for the next cluster (KubeRay updates its selector in place).
+//! - A RayJob whose cluster cannot start says why (KubeRay leaves `status.message` empty in
+//!   Initializing): while it is Initializing, or Waiting in InteractiveMode, and the cluster's
+//!   conditions name a cause, `status.message` is `Waiting for RayCluster <name>: <reason>:
+//!   <message>`, from the first of `RayClusterReplicaFailure` True (a failed create), `HeadPodReady`
+//!   False and the RayCluster reconciler's own `WorkerPodsReady` False, each with a reason that
+//!   names a cause (`Unschedulable`, `ImagePullBackOff`, `FailedCreateWorkerPod`…; not
+//!   `HeadPodNotFound`, `Unknown` or `WorkerPodsNotReady`, which say only that Pods are not up
+//!   yet). For example `Waiting for RayCluster job-x7k2p: Unschedulable: worker Pod
+//!   job-x7k2p-gpu-worker-abcde (group gpu): 0/3 nodes are available: 3 Insufficient
+//!   nvidia.com/gpu.` A Warning Event `RayClusterNotReady` with the same message is recorded when
+//!   the message changes to a new cause, not on every pass; once no cause is named the message is
+//!   cleared. Without the feature gate `RayClusterStatusConditions` the cluster has no conditions,
+//!   and nothing is said.
 
 mod children;
 mod cluster;

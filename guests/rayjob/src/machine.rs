@@ -147,11 +147,7 @@ fn initializing(ctx: &Ctx, out: &mut Out) -> bool {
     }
     out.status.set("rayClusterStatus", live["status"].clone());
     if !ctx.children.cluster_ready() {
-        // Say why it waits, instead of sitting silently in Initializing.
-        match ctx.children.cluster_waiting_on() {
-            Some(why) => out.status.set("message", why),
-            None => out.status.clear("message"),
-        }
+        say_why_the_cluster_waits(ctx, out);
         return true;
     }
     out.status.clear("message");
@@ -186,9 +182,14 @@ fn waiting(ctx: &Ctx, out: &mut Out) -> bool {
         }
         out.wake_at(ctx.now_ms, deadline);
     }
-    if let Some(id) = ctx.job.spec.job_id.as_deref().filter(|j| !j.is_empty()) {
-        out.status.set("jobId", id);
-        out.status.set_deployment(D::Running);
+    match ctx.job.spec.job_id.as_deref().filter(|j| !j.is_empty()) {
+        Some(id) => {
+            out.status.set("jobId", id);
+            out.status.set_deployment(D::Running);
+            out.status.clear("message");
+        }
+        // The cluster was ready once; a worker that cannot come back is still worth saying.
+        None => say_why_the_cluster_waits(ctx, out),
     }
     true
 }
@@ -444,6 +445,21 @@ fn status_check_timed_out(ctx: &Ctx, out: &mut Out) -> bool {
     let message = format!("The Ray job status could not be checked for {timeout_s}s since {}: {why}", rfc3339(since));
     out.status.fail(D::Failed, reasons::STATUS_CHECK_TIMEOUT_EXCEEDED, message);
     true
+}
+
+/// Says why the cluster is not ready, instead of sitting silently in Initializing: the cause its
+/// conditions name goes into `status.message`, with a Warning Event when the message already
+/// there is another (the status is the record, so a cause that lasts is told once); no cause
+/// clears the message.
+fn say_why_the_cluster_waits(ctx: &Ctx, out: &mut Out) {
+    let Some(why) = ctx.children.cluster_waiting_on() else {
+        out.status.clear("message");
+        return;
+    };
+    if ctx.raw["status"]["message"].as_str() != Some(why.as_str()) {
+        out.event(EventType::Warning, events::CLUSTER_NOT_READY, why.clone());
+    }
+    out.status.set("message", why);
 }
 
 fn create_cluster(ctx: &Ctx, out: &mut Out, name: &str) {

@@ -104,6 +104,70 @@ fn a_cluster_that_cannot_start_says_why_in_the_message() {
     assert_eq!(changed(&plan)["message"], format!("Waiting for RayCluster {CLUSTER}: FailedCreateHeadPod: pods \"x\" is forbidden: exceeded quota"));
 }
 
+const NO_GPU: &str = "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.";
+
+/// The cluster with its head up and a worker the scheduler cannot place for lack of GPUs.
+fn a_cluster_short_of_gpus() -> ChildFx {
+    cluster()
+        .condition("HeadPodReady", "True", "HeadPodRunningAndReady", "")
+        .condition("WorkerPodsReady", "False", "Unschedulable", &format!("worker Pod {CLUSTER}-gpu-worker-q2w3e (group gpu): {NO_GPU}"))
+}
+
+#[test]
+fn a_rayjob_whose_cluster_cannot_schedule_a_worker_says_so_once_as_a_warning() {
+    let job = || rayjob().initializing();
+    let plan = reconciled(job().with([a_cluster_short_of_gpus().into()]));
+    let message = format!("Waiting for RayCluster {CLUSTER}: Unschedulable: worker Pod {CLUSTER}-gpu-worker-q2w3e (group gpu): {NO_GPU}");
+    assert_eq!(changed(&plan)["message"], message);
+    let warnings = events(&plan);
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!((warnings[0].type_, warnings[0].reason.as_str()), (EventType::Warning, "RayClusterNotReady"));
+    assert!(warnings[0].message.contains("Insufficient nvidia.com/gpu"), "{}", warnings[0].message);
+
+    let next = reconciled(after(job(), &plan).with([a_cluster_short_of_gpus().into()]));
+    assert_eq!(events(&next), [], "the same cause is not told again");
+    assert_eq!(changed(&next).get("message"), None);
+}
+
+#[test]
+fn a_new_cause_is_told_again_and_a_cause_that_is_over_clears_the_message() {
+    let first = reconciled(rayjob().initializing().with([a_cluster_short_of_gpus().into()]));
+    let pulling = a_cluster_short_of_gpus().condition("HeadPodReady", "False", "ImagePullBackOff", "container ray-head: Back-off pulling image");
+    let plan = reconciled(after(rayjob().initializing(), &first).with([pulling.into()]));
+    assert_eq!(
+        changed(&plan)["message"],
+        format!("Waiting for RayCluster {CLUSTER}: ImagePullBackOff: container ray-head: Back-off pulling image"),
+        "the head comes before the workers"
+    );
+    assert_eq!(event_reasons(&plan), ["RayClusterNotReady"]);
+
+    let coming = cluster().condition("WorkerPodsReady", "False", "WorkerPodsNotReady", "0 of 1 worker Pods are Ready");
+    let plan = reconciled(after(rayjob().initializing(), &first).with([coming.into()]));
+    assert_eq!(changed(&plan).get("message"), Some(&Value::Null), "Pods on their way up are no cause: the message is cleared");
+    assert_eq!(events(&plan), []);
+}
+
+#[test]
+fn a_head_pod_the_scheduler_cannot_place_is_the_reason_a_rayjob_waits() {
+    let live = cluster().condition("HeadPodReady", "False", "Unschedulable", NO_GPU);
+    let plan = reconciled(rayjob().initializing().with([live.into()]));
+    assert_eq!(changed(&plan)["message"], format!("Waiting for RayCluster {CLUSTER}: Unschedulable: {NO_GPU}"));
+    assert_eq!(event_reasons(&plan), ["RayClusterNotReady"]);
+}
+
+#[test]
+fn an_interactive_rayjob_waiting_for_its_job_id_says_why_its_cluster_lost_a_worker() {
+    let waiting = || rayjob().interactive().at("Waiting", "", 10);
+    let plan = reconciled(waiting().with([a_cluster_short_of_gpus().ready().into()]));
+    assert!(changed(&plan)["message"].as_str().unwrap().ends_with(NO_GPU));
+    assert_eq!(event_reasons(&plan), ["RayClusterNotReady"]);
+    let set = after(waiting(), &plan).job_id("by-hand");
+    let plan = reconciled(set.with([a_cluster_short_of_gpus().ready().into()]));
+    assert_eq!(moved_to(&plan).0, "Running");
+    assert_eq!(changed(&plan).get("message"), Some(&Value::Null), "Running has Ray's message to tell");
+    assert_eq!(events(&plan), []);
+}
+
 #[test]
 fn k8s_job_mode_does_not_submit_while_the_head_pod_is_not_ready_now() {
     // kuberay#4760: the cluster's `ready` is sticky; the head restarted and is not up.

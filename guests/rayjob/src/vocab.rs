@@ -35,7 +35,20 @@ pub mod events {
     pub const UPDATED_CLUSTER: &str = "UpdatedRayCluster";
     pub const DELETED_CLUSTER: &str = "DeletedRayCluster";
     pub const CLUSTER_NOT_FOUND: &str = "RayClusterNotFound";
+    /// Ours (a Warning): the RayCluster's conditions name why it cannot start; recorded when the
+    /// RayJob's `status.message` takes a new such cause, not on every pass.
+    pub const CLUSTER_NOT_READY: &str = "RayClusterNotReady";
     pub const CREATED_SERVICE: &str = "CreatedService";
+}
+
+/// The RayCluster's conditions read to say why it is not ready (the RayCluster reconciler's).
+pub mod cluster_conditions {
+    pub const REPLICA_FAILURE: &str = "RayClusterReplicaFailure";
+    pub const HEAD_POD_READY: &str = "HeadPodReady";
+    /// Ours: False names the first worker Pod that cannot run, and why.
+    pub const WORKER_PODS_READY: &str = "WorkerPodsReady";
+    /// Reasons that say only that Pods are not there or not up yet, which is no cause.
+    pub const NO_CAUSE: [&str; 4] = ["", "HeadPodNotFound", "Unknown", "WorkerPodsNotReady"];
 }
 
 /// Facts the host gathers outside the reconcile; each value is JSON, documented in the crate docs.
