@@ -8,4 +8,5 @@ pub mod dev;
 pub mod operator;
 pub mod plugin;
 pub mod pods;
+pub mod ray;
 pub mod runtime;

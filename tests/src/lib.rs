@@ -28,6 +28,7 @@ use wasmray::dev::{ControlPlane, Lifetime, NodeSet, Options};
 
 pub mod fixtures;
 pub mod helm;
+pub mod ray;
 
 pub use wasmray::dev::kwok;
 

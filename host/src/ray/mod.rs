@@ -1,0 +1,3 @@
+//! Talking to Ray itself: the HTTP APIs a Ray head serves, as the operator uses them.
+
+pub mod dashboard;

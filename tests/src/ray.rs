@@ -1,0 +1,378 @@
+//! A real Ray head for end-to-end tests: `ray start --head --block` from the venv that tests/run installs, on free ports.
+//!
+//! ```text
+//! let head = RayHead::start().await?;
+//! let dashboard = wasmray::ray::dashboard::Dashboard::new(Duration::from_secs(10));
+//! dashboard.submit(&head.dashboard_address(), None, &json!({"entrypoint": "echo hi"})).await?;
+//! ```
+//!
+//! Guarantees:
+//! - [`RayHead::start`] returns once the GCS, the dashboard and the dashboard agent (which runs
+//!   jobs) all answer, and the dashboard is this head's own: its session name is the one in this
+//!   head's temp dir (a busy dashboard port is not fatal to `ray start`, so another head could
+//!   answer on it; the start is then retried on new ports).
+//! - Every port of a head differs from every other head's, so heads run side by side in parallel
+//!   tests. Each costs about 1 GiB of memory: keep them few.
+//! - Dropping a head stops all of its processes (SIGTERM to its process group, SIGKILL after
+//!   10 s) and removes its temp dir.
+//! - A head also dies with this process, however it ends (a head in a `static` is never
+//!   dropped): a watchdog in the head's process group reads a pipe that only this process
+//!   writes to, and kills the group when the pipe closes. A parent-death signal on `ray start`
+//!   would not do: Ray passes one on to the processes it starts itself, but the raylet's dashboard
+//!   and runtime-env agents outlived a killed `ray start` by over a minute. The temp dir of such a head
+//!   is removed by the first start in a later run.
+//!
+//! Assumptions: `$WASMRAY_RAY_VENV` is a venv with `tests/requirements-ray.txt` installed
+//! (tests/run makes it). Nothing here runs `ray stop`, which would stop every head on the machine.
+
+use std::collections::HashSet;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use anyhow::Context as _;
+use nix::sys::signal::{Signal, killpg};
+use nix::unistd::Pid;
+
+/// The environment variable naming the venv with Ray installed.
+pub const VENV_ENV: &str = "WASMRAY_RAY_VENV";
+
+/// How long a head may take to be ready; it usually takes 5–7 s.
+const READY_TIMEOUT: Duration = Duration::from_secs(90);
+/// Starts retried when another head answered on the ports picked for this one.
+const ATTEMPTS: usize = 3;
+/// Temp dirs are `<tmp>/wasmray-ray-<pid>-<n>`; short, because Ray's Unix sockets live inside
+/// and a socket path may not exceed 107 bytes.
+const DIR_PREFIX: &str = "wasmray-ray-";
+
+/// A running Ray head, stopped on drop.
+pub struct RayHead {
+    child: Option<Child>,
+    watchdog: Option<Child>,
+    ports: Ports,
+    token: Option<String>,
+    dir: PathBuf,
+}
+
+/// Every port a head binds that Ray would otherwise take from a fixed default.
+#[derive(Clone, Copy, Debug)]
+struct Ports {
+    gcs: u16,
+    dashboard: u16,
+    agent_listen: u16,
+    agent_grpc: u16,
+    client_server: u16,
+    runtime_env_agent: u16,
+    metrics_export: u16,
+    dashboard_metrics: u16,
+    autoscaler_metrics: u16,
+}
+
+impl RayHead {
+    /// A head without authentication.
+    pub async fn start() -> anyhow::Result<RayHead> {
+        Self::start_inner(None).await
+    }
+
+    /// A head with token authentication (`RAY_AUTH_MODE=token`, `RAY_AUTH_TOKEN=token`): every
+    /// dashboard request but the health checks needs `x-ray-authorization: Bearer <token>`.
+    pub async fn start_with_token(token: &str) -> anyhow::Result<RayHead> {
+        Self::start_inner(Some(token.to_string())).await
+    }
+
+    /// The venv with Ray installed (`$WASMRAY_RAY_VENV`).
+    ///
+    /// # Panics
+    /// When the variable is not set: tests/run sets it after installing the venv.
+    pub fn venv() -> PathBuf {
+        std::env::var_os(VENV_ENV).map(PathBuf::from).unwrap_or_else(|| {
+            panic!("{VENV_ENV} is not set: run the tests through tests/run, which installs Ray into a venv and sets it")
+        })
+    }
+
+    /// The dashboard's address as KubeRay writes it in `status.dashboardURL`: `127.0.0.1:<port>`,
+    /// no scheme.
+    pub fn dashboard_address(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.dashboard)
+    }
+
+    /// The token the head was started with, if any.
+    pub fn token(&self) -> Option<&str> {
+        self.token.as_deref()
+    }
+
+    /// Submits a job as KubeRay's submitter Pod does, with the `ray job submit` CLI (`--no-wait`):
+    /// `sh -c <entrypoint>` under `submission_id`, with the head's token when it has one.
+    pub async fn submit_cli(&self, submission_id: &str, entrypoint: &str) -> anyhow::Result<()> {
+        let venv = Self::venv();
+        let mut command = tokio::process::Command::new(venv.join("bin/ray"));
+        command
+            .args(["job", "submit", "--address", &format!("http://{}", self.dashboard_address())])
+            .args(["--submission-id", submission_id, "--no-wait", "--", "sh", "-c", entrypoint])
+            .env("PATH", path_with(&venv))
+            .env_remove("RAY_ADDRESS")
+            .stdin(Stdio::null())
+            .kill_on_drop(true);
+        if let Some(token) = &self.token {
+            command.env("RAY_AUTH_MODE", "token").env("RAY_AUTH_TOKEN", token);
+        }
+        let output = crate::within(Duration::from_secs(60), command.output())
+            .await
+            .context("ray job submit")?
+            .context("running ray job submit")?;
+        if !output.status.success() {
+            anyhow::bail!(
+                "ray job submit {submission_id} failed ({}):\n{}\n{}",
+                output.status,
+                last_lines(&String::from_utf8_lossy(&output.stdout), 20),
+                last_lines(&String::from_utf8_lossy(&output.stderr), 20),
+            );
+        }
+        Ok(())
+    }
+
+    async fn start_inner(token: Option<String>) -> anyhow::Result<RayHead> {
+        remove_stale_dirs();
+        let started = Instant::now();
+        let mut mismatches = Vec::new();
+        for _ in 0..ATTEMPTS {
+            let mut head = Self::spawn(token.clone())?;
+            match head.wait_ready(started + READY_TIMEOUT).await? {
+                Ready::Yes => return Ok(head),
+                // Dropping `head` stops it before the next attempt.
+                Ready::SomeoneElses(session) => mismatches.push(format!("port {} served {session}", head.ports.dashboard)),
+            }
+        }
+        anyhow::bail!("another Ray head answered on the dashboard port of every attempt: {}", mismatches.join("; "))
+    }
+
+    fn spawn(token: Option<String>) -> anyhow::Result<RayHead> {
+        static NEXT: AtomicU32 = AtomicU32::new(0);
+        let venv = Self::venv();
+        let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::Relaxed)));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        let ports = Ports::pick()?;
+        let log = std::fs::File::create(dir.join("ray-start.log"))?;
+        let mut command = Command::new(venv.join("bin/ray"));
+        command
+            .args(["start", "--head", "--block", "--dashboard-host=127.0.0.1", "--num-cpus=1"])
+            .args(["--object-store-memory=100000000", "--disable-usage-stats"])
+            .arg(format!("--temp-dir={}", dir.join("ray").display()))
+            .arg(format!("--port={}", ports.gcs))
+            .arg(format!("--dashboard-port={}", ports.dashboard))
+            .arg(format!("--dashboard-agent-listen-port={}", ports.agent_listen))
+            .arg(format!("--dashboard-agent-grpc-port={}", ports.agent_grpc))
+            .arg(format!("--ray-client-server-port={}", ports.client_server))
+            .arg(format!("--runtime-env-agent-port={}", ports.runtime_env_agent))
+            .arg(format!("--metrics-export-port={}", ports.metrics_export))
+            .env("DASHBOARD_METRIC_PORT", ports.dashboard_metrics.to_string())
+            .env("AUTOSCALER_METRIC_PORT", ports.autoscaler_metrics.to_string())
+            // Job entrypoints run with this environment: `python` must be the venv's.
+            .env("PATH", path_with(&venv))
+            .env_remove("RAY_ADDRESS")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone()?)
+            .stderr(log);
+        match &token {
+            Some(token) => command.env("RAY_AUTH_MODE", "token").env("RAY_AUTH_TOKEN", token),
+            None => command.env_remove("RAY_AUTH_MODE").env_remove("RAY_AUTH_TOKEN"),
+        };
+        // Its own process group, so that one signal reaches every process of the head.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command.spawn().context("starting ray start --head")?;
+        // If `ray start` has failed already, the group is gone and this fails; `wait_ready`
+        // then reports the exit with its log.
+        let watchdog = watchdog(child.id()).ok();
+        Ok(RayHead { child: Some(child), watchdog, ports, token, dir })
+    }
+
+    /// Polls the three signs of a usable head until `deadline`.
+    async fn wait_ready(&mut self, deadline: Instant) -> anyhow::Result<Ready> {
+        loop {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+                anyhow::bail!("ray start exited ({status}) before the head was ready\n{}", self.log_tail());
+            }
+            let why = match self.check().await {
+                Ok(ready) => return Ok(ready),
+                Err(why) => why,
+            };
+            if Instant::now() >= deadline {
+                anyhow::bail!("the Ray head was not ready after {READY_TIMEOUT:?}: {why}\n{}", self.log_tail());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    /// Ready, someone else's, or why not yet.
+    async fn check(&self) -> Result<Ready, String> {
+        let dashboard = SocketAddr::from(([127, 0, 0, 1], self.ports.dashboard));
+        let agent = SocketAddr::from(([127, 0, 0, 1], self.ports.agent_listen));
+        expect_success(get(dashboard, "/api/gcs_healthz", None).await, "the GCS health check")?;
+        // `/api/version` can answer before the agent is up, and jobs need the agent.
+        expect_success(get(agent, "/api/local_raylet_healthz", None).await, "the dashboard agent's health check")?;
+        let (status, body) = get(dashboard, "/api/version", self.token.as_deref()).await?;
+        if status != 200 {
+            return Err(format!("/api/version answered {status}: {}", body.trim()));
+        }
+        let session = serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["session_name"].as_str().map(str::to_string))
+            .ok_or_else(|| format!("/api/version answered {body:?}"))?;
+        let ours = std::fs::read_link(self.dir.join("ray/session_latest"))
+            .ok()
+            .and_then(|target| target.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .ok_or("no session_latest yet")?;
+        Ok(if session == ours { Ready::Yes } else { Ready::SomeoneElses(session) })
+    }
+
+    /// The last lines of `ray start`'s output and of the dashboard's and its agent's logs.
+    fn log_tail(&self) -> String {
+        let logs = self.dir.join("ray/session_latest/logs");
+        [self.dir.join("ray-start.log"), logs.join("dashboard.log"), logs.join("dashboard_agent.log")]
+            .iter()
+            .filter_map(|path| Some(format!("--- {}\n{}", path.display(), last_lines(&std::fs::read_to_string(path).ok()?, 25))))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+}
+
+impl Drop for RayHead {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // `ray start --block` stops the processes it started on SIGTERM (in about 4 s); the
+            // whole group gets it in case one of them is slow.
+            if let Ok(pid) = i32::try_from(child.id()) {
+                let group = Pid::from_raw(pid);
+                let _ = killpg(group, Signal::SIGTERM);
+                let deadline = Instant::now() + Duration::from_secs(10);
+                while Instant::now() < deadline && matches!(child.try_wait(), Ok(None)) {
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+                // Ray's own processes may outlive `ray start` by a moment; none may survive.
+                let _ = killpg(group, Signal::SIGKILL);
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        // It got the signals with the group.
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+enum Ready {
+    Yes,
+    /// The dashboard port answered with another head's session.
+    SomeoneElses(String),
+}
+
+impl Ports {
+    /// Nine distinct free ports, none handed out before in this process: listeners are held
+    /// until all are picked, and ports already given to another head here are skipped.
+    fn pick() -> anyhow::Result<Ports> {
+        static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
+        let mut given = GIVEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let given = given.get_or_insert_with(HashSet::new);
+        let mut listeners = Vec::new();
+        let mut ports = Vec::new();
+        while ports.len() < 9 {
+            let listener = TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
+            let port = listener.local_addr()?.port();
+            if given.insert(port) {
+                ports.push(port);
+            }
+            listeners.push(listener);
+        }
+        let mut ports = ports.into_iter();
+        let mut port = || ports.next().expect("nine ports were picked");
+        Ok(Ports {
+            gcs: port(),
+            dashboard: port(),
+            agent_listen: port(),
+            agent_grpc: port(),
+            client_server: port(),
+            runtime_env_agent: port(),
+            metrics_export: port(),
+            dashboard_metrics: port(),
+            autoscaler_metrics: port(),
+        })
+    }
+}
+
+/// A shell in the process group `group` that SIGKILLs the group once its stdin, a pipe whose
+/// write end only this process holds (Rust opens pipes close-on-exec), reaches end of file: when
+/// this process ends, however it ends.
+fn watchdog(group: u32) -> anyhow::Result<Child> {
+    let mut command = Command::new("sh");
+    command.args(["-c", "while read -r _; do :; done; kill -9 0"]);
+    command.stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null());
+    std::os::unix::process::CommandExt::process_group(&mut command, i32::try_from(group)?);
+    Ok(command.spawn()?)
+}
+
+/// `$PATH` with the venv's `bin` first.
+fn path_with(venv: &Path) -> std::ffi::OsString {
+    let mut paths = vec![venv.join("bin")];
+    paths.extend(std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect::<Vec<_>>()).unwrap_or_default());
+    std::env::join_paths(paths).expect("PATH entries without ':'")
+}
+
+/// Status and body of `GET path`; an error says what failed. HTTP/1.0, so the answer ends with
+/// the connection.
+async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Result<(u16, String), String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let auth = token.map(|t| format!("x-ray-authorization: Bearer {t}\r\n")).unwrap_or_default();
+        stream.write_all(format!("GET {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}\r\n").as_bytes()).await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        std::io::Result::Ok(response)
+    };
+    let response = match tokio::time::timeout(Duration::from_secs(5), exchange).await {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => return Err(format!("GET {addr}{path}: {e}")),
+        Err(_) => return Err(format!("GET {addr}{path}: no answer in 5 s")),
+    };
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+    let status = status.ok_or_else(|| format!("GET {addr}{path}: no status line"))?;
+    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, body))
+}
+
+fn expect_success(answer: Result<(u16, String), String>, what: &str) -> Result<(), String> {
+    match answer? {
+        (200, body) if body.trim() == "success" => Ok(()),
+        (status, body) => Err(format!("{what} answered {status}: {}", body.trim())),
+    }
+}
+
+fn last_lines(text: &str, n: usize) -> String {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+/// Removes the temp dirs of heads whose test process is gone (heads in a `static` are never
+/// dropped; their processes die with the test process, their dirs stay).
+fn remove_stale_dirs() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) else { return };
+        for entry in entries.flatten() {
+            let name = entry.file_name();
+            let Some(pid) = name.to_str().and_then(|n| n.strip_prefix(DIR_PREFIX)).and_then(|rest| rest.split('-').next()) else {
+                continue;
+            };
+            if !Path::new("/proc").join(pid).exists() {
+                let _ = std::fs::remove_dir_all(entry.path());
+            }
+        }
+    });
+}
