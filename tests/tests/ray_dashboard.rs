@@ -2,6 +2,10 @@
 //!
 //! Needs `$WASMRAY_RAY_VENV` (tests/run installs it). The tests share one plain head, started by
 //! the first test that asks; the token test starts a second one, so at most two run at once.
+//!
+//! A job's log interleaves Ray's lines with the entrypoint's in no fixed order (the
+//! `Running entrypoint for job …` line sometimes follows the first output), so tests look for
+//! lines in the logs rather than at their end.
 
 use std::time::{Duration, Instant};
 
@@ -53,11 +57,11 @@ async fn a_job_runs_to_succeeded_and_its_id_cannot_be_submitted_twice() {
     assert!(job.start_time.is_some() && job.end_time >= job.start_time, "{job:?}");
     assert_eq!(dashboard.submit(&address, None, &body).await.unwrap(), Submitted::AlreadyExists);
     let logs = dashboard.logs_tail(&address, None, "hi-1", 1000).await.unwrap();
-    assert!(logs.ends_with("hi\n"), "{logs:?}");
+    assert!(logs.lines().any(|line| line == "hi"), "{logs:?}");
 }
 
 #[tokio::test]
-async fn a_failing_entrypoint_is_failed_with_a_message_and_its_logs_end_in_its_output() {
+async fn a_failing_entrypoint_is_failed_with_a_message_and_its_logs_hold_its_output() {
     let (head, dashboard) = (head().await, Dashboard::new(TIMEOUT));
     let address = head.dashboard_address();
     let body = json!({"entrypoint": "python -c \"import sys; print('boom'); sys.exit(1)\"", "submission_id": "boom-1"});
@@ -66,13 +70,14 @@ async fn a_failing_entrypoint_is_failed_with_a_message_and_its_logs_end_in_its_o
     assert_eq!(job.error_type.as_deref(), Some("JOB_ENTRYPOINT_COMMAND_ERROR"), "{job:?}");
     assert_eq!(job.driver_exit_code, Some(1));
     assert!(job.message.as_deref().is_some_and(|m| m.contains("exit code 1")), "{job:?}");
-    let logs = dashboard.logs_tail(&address, None, "boom-1", 1000).await.unwrap();
+    let logs = dashboard.logs_tail(&address, None, "boom-1", 100_000).await.unwrap();
     assert!(logs.contains("boom"), "{logs:?}");
-    assert_eq!(dashboard.logs_tail(&address, None, "boom-1", 5).await.unwrap(), "boom\n");
+    let tail = dashboard.logs_tail(&address, None, "boom-1", 5).await.unwrap();
+    assert!(tail.chars().count() == 5 && logs.ends_with(&tail), "{tail:?} is not the end of {logs:?}");
 }
 
 #[tokio::test]
-async fn a_running_job_is_stopped_once() {
+async fn a_running_job_is_stopped() {
     let (head, dashboard) = (head().await, Dashboard::new(TIMEOUT));
     let address = head.dashboard_address();
     let body = json!({"entrypoint": "sleep 600", "submission_id": "sleepy-1"});
@@ -81,7 +86,13 @@ async fn a_running_job_is_stopped_once() {
     assert!(dashboard.stop(&address, None, "sleepy-1").await.unwrap(), "a running job is stopped");
     let job = wait_for(&dashboard, &address, None, "sleepy-1", "STOPPED").await;
     assert!(job.end_time.is_some(), "{job:?}");
-    assert!(!dashboard.stop(&address, None, "sleepy-1").await.unwrap(), "an ended job is not stopped again");
+    // Ray says "stopped" while the job's supervisor actor lives, which it does for a moment
+    // after the status is STOPPED.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dashboard.stop(&address, None, "sleepy-1").await.unwrap() {
+        assert!(Instant::now() < deadline, "an ended job is still stopped again after 30 s");
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 #[tokio::test]
@@ -110,8 +121,9 @@ async fn a_job_submitted_with_the_cli_is_seen_by_the_client() {
     let address = head.dashboard_address();
     head.submit_cli("cli-1", "echo from-the-cli && python -c \"print(6 * 7)\"").await.unwrap();
     wait_for(&dashboard, &address, None, "cli-1", "SUCCEEDED").await;
+    // Ray's own "Running entrypoint for job …" line may come before, between or after them.
     let logs = dashboard.logs_tail(&address, None, "cli-1", 1000).await.unwrap();
-    assert!(logs.ends_with("from-the-cli\n42\n"), "{logs:?}");
+    assert!(logs.contains("from-the-cli\n") && logs.contains("42\n"), "{logs:?}");
 }
 
 #[tokio::test]
@@ -134,7 +146,7 @@ async fn a_token_head_answers_only_requests_with_its_token() {
     wait_for(&dashboard, &address, Some(token), "token-1", "SUCCEEDED").await;
     // A Secret's trailing newline does not spoil the token.
     let logs = dashboard.logs_tail(&address, Some(&format!("{token}\n")), "token-1", 100).await.unwrap();
-    assert!(logs.ends_with("with-token\n"), "{logs:?}");
+    assert!(logs.contains("with-token\n"), "{logs:?}");
 
     head.submit_cli("token-cli-1", "echo cli-with-token").await.unwrap();
     wait_for(&dashboard, &address, Some(token), "token-cli-1", "SUCCEEDED").await;

@@ -182,6 +182,10 @@ impl Dashboard {
 
     /// POST /api/jobs/<id>/stop: Ok(true) when stopped, Ok(false) when it had already ended; a
     /// 404 is Ok(false).
+    ///
+    /// Caveat: Ray answers `true` whenever the job's supervisor actor is still alive, and that
+    /// actor outlives the job's terminal status by a moment; so `true` means "a stop was sent",
+    /// and a job that has just become STOPPED (or SUCCEEDED) may still answer `true` once more.
     pub async fn stop(&self, address: &str, token: Option<&str>, id: &str) -> Result<bool, DashboardError> {
         #[derive(serde::Deserialize)]
         struct Stopped {
