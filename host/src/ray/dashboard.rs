@@ -19,10 +19,12 @@
 //!   answer is [`Submitted::AlreadyExists`], so a retried submit after a lost answer is safe.
 //! - Requests carry no `User-Agent`, `Origin`, `Referer` or `Sec-Fetch-*` header: the dashboard
 //!   refuses POSTs that look like a browser's with 405.
+//! - Pooled connections run as tasks on the tokio runtime that opened them and end with it:
+//!   keep a `Dashboard` to one runtime (tests, with a runtime each, make one per test).
 //!
-//! Errors: the dashboard's error answers are text/plain Python tracebacks; only their last
-//! non-empty line (the exception, the one line that says what went wrong) is kept in
-//! [`DashboardError::Status`] and [`DashboardError::Unauthorized`].
+//! Errors: the dashboard's error answers are text/plain Python tracebacks; only their last line
+//! with a letter or digit in it (the exception, the one line that says what went wrong) is kept,
+//! at most 500 characters, in [`DashboardError::Status`] and [`DashboardError::Unauthorized`].
 
 use std::time::Duration;
 
