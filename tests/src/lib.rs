@@ -258,6 +258,19 @@ impl TestNamespace {
     }
 }
 
+impl TestNamespace {
+    /// As [`TestNamespace::operator`], with every Ray dashboard reached at `dashboard` (a local
+    /// Ray head's `127.0.0.1:<port>`) instead of the head Service a RayJob's status names.
+    pub async fn operator_with_dashboard(&self, dashboard: &str) -> anyhow::Result<Operator> {
+        install_crds(&self.client).await?;
+        let flags = vec!["--operator-namespace".to_string(), self.name.clone(), "--watch-namespace".into(), self.name.clone()];
+        let mut settings = operator_settings(self.kubeconfig.clone(), flags)?;
+        let dashboard = dashboard.to_string();
+        settings.dashboard_resolver = Some(std::sync::Arc::new(move |_: &str| dashboard.clone()));
+        start_operator_with_settings(settings)
+    }
+}
+
 /// Starts an operator on a thread of its own (its runtime must outlive any one test's), with
 /// the built-in plugins only.
 pub fn start_operator(
@@ -293,6 +306,11 @@ pub fn start_operator_with_plugins(
 /// Starts an operator in this process as `wasmray run --kubeconfig K FLAGS…` would, with no
 /// endpoints and no leader election unless the flags ask for them (tests run side by side).
 pub fn run_operator(kubeconfig: PathBuf, flags: Vec<String>) -> anyhow::Result<Operator> {
+    start_operator_with_settings(operator_settings(kubeconfig, flags)?)
+}
+
+/// The settings [`run_operator`] starts with, to change what no flag reaches first.
+pub fn operator_settings(kubeconfig: PathBuf, flags: Vec<String>) -> anyhow::Result<wasmray::operator::Settings> {
     let mut argv = vec![
         "--kubeconfig".to_string(),
         kubeconfig.display().to_string(),
@@ -302,13 +320,16 @@ pub fn run_operator(kubeconfig: PathBuf, flags: Vec<String>) -> anyhow::Result<O
     ];
     argv.extend(flags);
     let args = wasmray::operator::RunArgs::from_flags(&argv)?;
-    let settings = wasmray::operator::Settings::read(args, &|_| None)?;
-    start_operator_with_settings(settings)
+    Ok(wasmray::operator::Settings::read(args, &|_| None)?)
 }
 
 /// Starts an operator with these settings on a thread of its own; returns once it has loaded
 /// its plugins (or failed to).
 pub fn start_operator_with_settings(settings: wasmray::operator::Settings) -> anyhow::Result<Operator> {
+    // `WASMRAY_TEST_LOG=wasmray=debug` shows the operator's logs in a test's output.
+    if let Ok(filter) = std::env::var("WASMRAY_TEST_LOG") {
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_test_writer().try_init();
+    }
     let (shutdown_tx, shutdown_rx) = tokio::sync::oneshot::channel::<()>();
     let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<StartedOperator, String>>();
     let thread = std::thread::Builder::new().name("wasmray-operator".into()).spawn(move || {

@@ -103,12 +103,15 @@ async fn default_values_render_a_cluster_wide_install_the_api_server_accepts() {
     let env: Vec<&str> = container["env"].as_array().unwrap().iter().filter_map(|e| e["name"].as_str()).collect();
     assert_eq!(env, ["POD_NAMESPACE", "POD_NAME"]);
 
-    // The plugins ConfigMap lists the built-in reconciler.
+    // The plugins ConfigMap lists the built-in reconcilers.
     let plugins = find(&all, "ConfigMap", "dflt-wasmray-operator-plugins");
     let config: Value = serde_yaml::from_str(plugins["data"]["plugins.yaml"].as_str().unwrap()).unwrap();
     assert_eq!(
         config,
-        serde_json::json!({ "plugins": [{ "name": "raycluster", "kind": "reconciler", "source": { "builtin": "wasmray-raycluster" } }] })
+        serde_json::json!({ "plugins": [
+            { "name": "raycluster", "kind": "reconciler", "source": { "builtin": "wasmray-raycluster" } },
+            { "name": "rayjob", "kind": "reconciler", "source": { "builtin": "wasmray-rayjob" } },
+        ] })
     );
 
     // The ClusterRole holds what the operator writes; leader election is namespaced.

@@ -50,21 +50,49 @@ pub struct Owner<'a> {
     pub label: &'a str,
 }
 
+/// The label that ties the children of RayJobs and RayServices to them (their RayCluster,
+/// submitter Job and Services), whose value is the primary's name.
+pub const ORIGINATED_LABEL: &str = "ray.io/originated-from-cr-name";
+
 /// One kind's store, type erased so a controller reads every kind the same way.
 trait ChildStore: Send + Sync {
+    /// The kind it holds (`Pod`).
+    fn kind(&self) -> &str;
+    /// The label whose value names the primary its objects belong to.
+    fn label(&self) -> &'static str;
+    /// Whether [`Children::ready`] waits for it: a store another watch fills is not ours to wait on.
+    fn owned(&self) -> bool;
     fn collect(&self, owner: &Owner<'_>, out: &mut Vec<serde_json::Value>);
-    fn contains(&self, namespace: &str, name: &str) -> bool;
+    fn matching(&self, namespace: &str, labels: &[(&str, &str)], out: &mut Vec<serde_json::Value>);
+    fn get(&self, namespace: &str, name: &str) -> Option<serde_json::Value>;
     fn ready(&self) -> BoxFuture<'static, ()>;
 }
 
-struct Typed<K: Resource<DynamicType = ()> + Clone + 'static>(Store<K>);
+struct Typed<K: Resource<DynamicType = ()> + Clone + 'static> {
+    store: Store<K>,
+    kind: String,
+    label: &'static str,
+    owned: bool,
+}
 
 impl<K> ChildStore for Typed<K>
 where
     K: Resource<DynamicType = ()> + Clone + Serialize + Send + Sync + 'static,
 {
+    fn kind(&self) -> &str {
+        &self.kind
+    }
+
+    fn label(&self) -> &'static str {
+        self.label
+    }
+
+    fn owned(&self) -> bool {
+        self.owned
+    }
+
     fn collect(&self, owner: &Owner<'_>, out: &mut Vec<serde_json::Value>) {
-        for object in self.0.state() {
+        for object in self.store.state() {
             let owned_here = object.meta().namespace.as_deref() == Some(owner.namespace)
                 && object.labels().get(owner.label).map(String::as_str) == Some(owner.name)
                 && object.owner_references().iter().all(|o| Some(o.uid.as_str()) == owner.uid || o.kind != owner.kind);
@@ -74,16 +102,40 @@ where
         }
     }
 
-    fn contains(&self, namespace: &str, name: &str) -> bool {
-        self.0.get(&ObjectRef::new(name).within(namespace)).is_some()
+    fn matching(&self, namespace: &str, labels: &[(&str, &str)], out: &mut Vec<serde_json::Value>) {
+        for object in self.store.state() {
+            let matches = object.meta().namespace.as_deref() == Some(namespace)
+                && labels.iter().all(|(k, v)| object.labels().get(*k).map(String::as_str) == Some(*v));
+            if matches {
+                out.push(typed_json(object.as_ref()));
+            }
+        }
+    }
+
+    fn get(&self, namespace: &str, name: &str) -> Option<serde_json::Value> {
+        self.store.get(&ObjectRef::new(name).within(namespace)).map(|o| typed_json(o.as_ref()))
     }
 
     fn ready(&self) -> BoxFuture<'static, ()> {
-        let store = self.0.clone();
+        let store = self.store.clone();
         async move {
             let _ = store.wait_until_ready().await;
         }
         .boxed()
+    }
+}
+
+/// A store another watch fills (a controller's own primaries), lent to [`Children`] so other
+/// kinds' controllers see those objects as children without a second watch of the kind.
+pub struct Lent(Box<dyn ChildStore>);
+
+impl Lent {
+    /// `store`'s objects are children of the primary their `label` names.
+    pub fn store<K>(store: Store<K>, label: &'static str) -> Self
+    where
+        K: Resource<DynamicType = ()> + Clone + Serialize + Send + Sync + 'static,
+    {
+        Self(Box::new(Typed { store, kind: K::kind(&()).into_owned(), label, owned: false }))
     }
 }
 
@@ -110,23 +162,34 @@ struct Touched {
 pub struct Children {
     stores: Arc<Vec<Box<dyn ChildStore>>>,
     subscribers: Arc<Mutex<Vec<(String, UnboundedSender<Key>)>>>,
+    touch: UnboundedSender<Touched>,
 }
 
 impl Children {
     /// Starts one reflector per owned kind, driven by a task of its own, so the caches fill
     /// before any controller runs. Wait for [`Children::ready`] before the first reconcile: an
     /// empty cache would look like a cluster with no Pods.
-    pub fn start(client: &Client, namespace: Option<&str>) -> Self {
+    ///
+    /// Children of RayClusters carry [`CLUSTER_LABEL`]; the submitter Jobs and Services of
+    /// RayJobs and RayServices carry [`ORIGINATED_LABEL`], so those two kinds are watched once
+    /// per label. `lent` adds stores other watches fill.
+    pub fn start(client: &Client, namespace: Option<&str>, lent: Vec<Lent>) -> Self {
         let mut stores: Vec<Box<dyn ChildStore>> = Vec::new();
         let mut changes = Vec::new();
-        reflect::<Pod>(client, namespace, project::pod, &mut stores, &mut changes);
-        reflect::<Service>(client, namespace, project::object, &mut stores, &mut changes);
-        reflect::<Secret>(client, namespace, project::object, &mut stores, &mut changes);
-        reflect::<ServiceAccount>(client, namespace, project::object, &mut stores, &mut changes);
-        reflect::<Role>(client, namespace, project::object, &mut stores, &mut changes);
-        reflect::<RoleBinding>(client, namespace, project::object, &mut stores, &mut changes);
-        reflect::<Job>(client, namespace, project::object, &mut stores, &mut changes);
-        reflect::<Ingress>(client, namespace, project::object, &mut stores, &mut changes);
+        let ns = namespace;
+        reflect::<Pod>(client, ns, CLUSTER_LABEL, project::pod, &mut stores, &mut changes);
+        reflect::<Service>(client, ns, CLUSTER_LABEL, project::object, &mut stores, &mut changes);
+        reflect::<Secret>(client, ns, CLUSTER_LABEL, project::object, &mut stores, &mut changes);
+        reflect::<ServiceAccount>(client, ns, CLUSTER_LABEL, project::object, &mut stores, &mut changes);
+        reflect::<Role>(client, ns, CLUSTER_LABEL, project::object, &mut stores, &mut changes);
+        reflect::<RoleBinding>(client, ns, CLUSTER_LABEL, project::object, &mut stores, &mut changes);
+        reflect::<Job>(client, ns, CLUSTER_LABEL, project::object, &mut stores, &mut changes);
+        reflect::<Ingress>(client, ns, CLUSTER_LABEL, project::object, &mut stores, &mut changes);
+        reflect::<Job>(client, ns, ORIGINATED_LABEL, project::object, &mut stores, &mut changes);
+        reflect::<Service>(client, ns, ORIGINATED_LABEL, project::object, &mut stores, &mut changes);
+        stores.extend(lent.into_iter().map(|l| l.0));
+        let (touch, touched) = unbounded();
+        changes.push(touched.boxed());
         let subscribers: Arc<Mutex<Vec<(String, UnboundedSender<Key>)>>> = Arc::default();
         let fan_out = subscribers.clone();
         tokio::spawn(futures::stream::select_all(changes).for_each(move |touched| {
@@ -137,7 +200,13 @@ impl Children {
             }
             async {}
         }));
-        Self { stores: Arc::new(stores), subscribers }
+        Self { stores: Arc::new(stores), subscribers, touch }
+    }
+
+    /// Tells the controllers that an object with these labels changed (a lent store's object,
+    /// which no reflector of ours saw): those whose child label it carries are woken.
+    pub fn touched(&self, namespace: &str, labels: &std::collections::BTreeMap<String, String>) {
+        let _ = self.touch.unbounded_send(Touched { namespace: namespace.to_string(), labels: labels.clone() });
     }
 
     /// The primaries whose children (carrying `label`) changed, coalesced per
@@ -151,7 +220,7 @@ impl Children {
 
     /// Resolves once every store has its initial list.
     pub async fn ready(&self) {
-        for store in self.stores.iter() {
+        for store in self.stores.iter().filter(|s| s.owned()) {
             store.ready().await;
         }
     }
@@ -161,15 +230,25 @@ impl Children {
     /// the same name.
     pub fn of(&self, owner: &Owner<'_>) -> Vec<serde_json::Value> {
         let mut out = Vec::new();
-        for store in self.stores.iter() {
+        for store in self.stores.iter().filter(|s| s.label() == owner.label) {
             store.collect(owner, &mut out);
         }
         out
     }
 
-    /// Whether any store holds an object of this name in this namespace.
-    pub fn contains(&self, namespace: &str, name: &str) -> bool {
-        self.stores.iter().any(|s| s.contains(namespace, name))
+    /// Cached objects of `kind` in `namespace` carrying every one of `labels`, from the
+    /// stores selected by one of those labels (a cluster's head Pod, for its RayJob).
+    pub fn matching(&self, kind: &str, namespace: &str, labels: &[(&str, &str)]) -> Vec<serde_json::Value> {
+        let mut out = Vec::new();
+        for store in self.stores.iter().filter(|s| s.kind() == kind && labels.iter().any(|(k, _)| *k == s.label())) {
+            store.matching(namespace, labels, &mut out);
+        }
+        out
+    }
+
+    /// The cached object of `kind` with this name, from whichever store holds it.
+    pub fn named(&self, kind: &str, namespace: &str, name: &str) -> Option<serde_json::Value> {
+        self.stores.iter().filter(|s| s.kind() == kind).find_map(|s| s.get(namespace, name))
     }
 }
 
@@ -204,11 +283,12 @@ pub fn coalesce(mut rx: UnboundedReceiver<Key>, window: Duration, waiting: Gauge
     out
 }
 
-/// A reflector of `K` objects carrying the cluster label; `project` trims each object before it
+/// A reflector of `K` objects carrying `label`; `project` trims each object before it
 /// is stored ([`project`]).
 fn reflect<K>(
     client: &Client,
     namespace: Option<&str>,
+    label: &'static str,
     project: fn(&mut K),
     stores: &mut Vec<Box<dyn ChildStore>>,
     changes: &mut Vec<futures::stream::BoxStream<'static, Touched>>,
@@ -228,9 +308,9 @@ fn reflect<K>(
     };
     // MostRecent: after a restart the first list must show every Pod created before it, or the
     // first reconcile would create them again.
-    let config = watcher::Config::default().labels(CLUSTER_LABEL).list_semantic(ListSemantic::MostRecent);
+    let config = watcher::Config::default().labels(label).list_semantic(ListSemantic::MostRecent);
     let writer: Writer<K> = Writer::default();
-    stores.push(Box::new(Typed(writer.as_reader())));
+    stores.push(Box::new(Typed { store: writer.as_reader(), kind: K::kind(&()).into_owned(), label, owned: true }));
     let events = reflector::reflector(writer, watcher::watcher(api, config).default_backoff().modify(project))
         .touched_objects()
         .filter_map(|object| async move {

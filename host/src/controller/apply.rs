@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use crate::runtime::{Condition, ConditionStatus, Event, EventType, ObjectRef as WitRef, StatusUpdate};
 
 use super::metrics::Metrics;
+use crate::ray::jobs::Jobs;
 use super::prepare::{Role, Verb, Write};
 
 /// A write that failed, with what it was.
@@ -161,11 +162,20 @@ pub struct Writer {
     metrics: Metrics,
     leadership: Leadership,
     recorders: Recorders,
+    /// Who performs the dashboard calls of plans (submit, stop); none: such plans fail.
+    jobs: Option<Arc<Jobs>>,
 }
 
 impl Writer {
     pub fn new(client: Client, field_manager: &str, metrics: Metrics, leadership: Leadership) -> Self {
-        Self { client, field_manager: field_manager.to_string(), metrics, leadership, recorders: Recorders::default() }
+        Self { client, field_manager: field_manager.to_string(), metrics, leadership, recorders: Recorders::default(), jobs: None }
+    }
+
+    /// This writer hands the plans' dashboard calls to `jobs`.
+    #[must_use]
+    pub fn with_jobs(mut self, jobs: Arc<Jobs>) -> Self {
+        self.jobs = Some(jobs);
+        self
     }
 
     /// The field manager of every write.
@@ -230,6 +240,16 @@ impl Writer {
                         report.error.get_or_insert(error);
                     }
                 }
+                Write::Dashboard { call, group } => match &self.jobs {
+                    Some(jobs) => jobs.call(&primary.resource.kind, &crate::cache::Key::new(primary.namespace, primary.name), call),
+                    None => {
+                        failed_groups.insert(group);
+                        report.error.get_or_insert(ApplyError::Refused {
+                            action: format!("{} job {}", call.verb(), call.id()),
+                            reason: "this operator has no Ray dashboard client".into(),
+                        });
+                    }
+                },
                 Write::Event { event, after } => {
                     if after.is_none_or(|group| !failed_groups.contains(&group)) {
                         self.publish(primary, &event).await;
@@ -343,9 +363,14 @@ impl Writer {
     /// Writes the primary's status (already merged by the plan's preparation).
     async fn status(&self, primary: &Primary<'_>, status: Value) -> Result<(), ApplyError> {
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), primary.namespace, primary.resource);
-        let patch = json!({ "status": status });
+        // The whole status is replaced: a merge patch would keep the fields the plan cleared
+        // (a suspended RayJob's `rayClusterName`), at any depth.
+        let replace = json_patch::Patch(vec![json_patch::PatchOperation::Add(json_patch::AddOperation {
+            path: json_patch::jsonptr::PointerBuf::from_tokens(["status"]),
+            value: status,
+        })]);
         let result = api
-            .patch_status(primary.name, &PatchParams::default(), &Patch::Merge(&patch))
+            .patch_status(primary.name, &PatchParams::default(), &Patch::<()>::Json(replace))
             .await
             .map(drop)
             .map_err(|source| ApplyError::Api {

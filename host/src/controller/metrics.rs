@@ -33,6 +33,12 @@ struct PluginLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DashboardLabels {
+    call: String,
+    outcome: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct ControllerLabels {
     controller: String,
 }
@@ -50,6 +56,8 @@ struct Inner {
     plugin_calls: Family<PluginLabels, Counter>,
     plugin_seconds: Family<PluginLabels, Histogram, fn() -> Histogram>,
     queue_depth: Family<ControllerLabels, Gauge>,
+    dashboard_calls: Family<DashboardLabels, Counter>,
+    dashboard_seconds: Family<DashboardLabels, Histogram, fn() -> Histogram>,
 }
 
 impl Default for Inner {
@@ -63,6 +71,9 @@ impl Default for Inner {
             // 20 µs to about 0.65 s: a call's deadline is 100 ms by default.
             plugin_seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.00002, 2.0, 16))),
             queue_depth: Family::default(),
+            dashboard_calls: Family::default(),
+            // 1 ms to about 4 s: a request's timeout is 3 s.
+            dashboard_seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.001, 2.0, 13))),
         }
     }
 }
@@ -79,6 +90,8 @@ impl Metrics {
         registry.register("plugin_calls", "Plugin calls by plugin, function and outcome (ok, trap, timeout, out_of_memory, …)", inner.plugin_calls.clone());
         registry.register("plugin_call_duration_seconds", "Plugin call wall time by plugin, function and outcome", inner.plugin_seconds.clone());
         registry.register("workqueue_depth", "Primaries waiting for a reconcile or being reconciled, by controller", inner.queue_depth.clone());
+        registry.register("dashboard_calls", "Ray dashboard requests by call (job, submit, stop) and outcome", inner.dashboard_calls.clone());
+        registry.register("dashboard_call_duration_seconds", "Ray dashboard request wall time by call and outcome", inner.dashboard_seconds.clone());
         metrics
     }
 
@@ -101,6 +114,13 @@ impl Metrics {
         let labels = PluginLabels { plugin: plugin.into(), function: function.into(), outcome: outcome.into() };
         self.inner.plugin_calls.get_or_create(&labels).inc();
         self.inner.plugin_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
+    }
+
+    /// Counts one Ray dashboard request that started at `started`.
+    pub fn dashboard_call(&self, call: &str, outcome: &str, started: Instant) {
+        let labels = DashboardLabels { call: call.into(), outcome: outcome.into() };
+        self.inner.dashboard_calls.get_or_create(&labels).inc();
+        self.inner.dashboard_seconds.get_or_create(&labels).observe(started.elapsed().as_secs_f64());
     }
 
     /// The work-queue depth gauge of one controller.

@@ -35,7 +35,7 @@ use kube::core::ApiResource;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::Reporter;
 use kube::runtime::reflector::{self, ObjectRef, store::Writer as StoreWriter};
-use kube::runtime::{Predicate, WatchStreamExt, predicates};
+use kube::runtime::{Predicate, WatchStreamExt, predicates, watcher};
 use kube::{Client, Resource, ResourceExt};
 use prometheus_client::metrics::gauge::Gauge;
 use serde_json::Value;
@@ -75,8 +75,21 @@ pub trait Kind:
     /// The Event reason for a spec the host cannot build or read.
     const INVALID_SPEC_REASON: &'static str;
 
-    /// The objects a plan's `render` op stands for, built by the host's builders.
-    fn render(&self, child: &Child, ctx: &BuildContext) -> Result<Vec<Value>, BuildError>;
+    /// The objects a plan's `render` op stands for, built by the host's builders from the
+    /// primary and, where they need them, its children (a RayJob's Service from its cluster).
+    fn render(&self, child: &Child, ctx: &BuildContext, children: &[Value]) -> Result<Vec<Value>, BuildError>;
+
+    /// Objects its reconciler reads besides those carrying its child label (a RayJob reads its
+    /// cluster's head Pod, and the cluster its `clusterSelector` names).
+    fn related(&self) -> Vec<Related> {
+        Vec::new()
+    }
+
+    /// The Ray jobs the host polls for this primary, given it as JSON with the status its last
+    /// reconcile wrote: polling stops when a reconcile no longer asks for it.
+    fn polls(_primary: &Value) -> Vec<crate::ray::jobs::Target> {
+        Vec::new()
+    }
 
     /// KubeRay's Event reason for a failed write.
     fn failure_reason(verb: Verb, kind: &str, role: Role) -> &'static str;
@@ -84,6 +97,15 @@ pub trait Kind:
     /// The facts a reconcile's writes leave for the next reconcile: `(key, Some(value))` sets a
     /// fact, `(key, None)` removes it.
     fn facts_after(report: &Report, unbuildable: &[Unbuildable]) -> Vec<(&'static str, Option<String>)>;
+}
+
+/// An object a kind reads that does not carry its child label.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Related {
+    /// Objects of `kind` carrying all of these labels.
+    Labelled { kind: &'static str, labels: Vec<(&'static str, String)> },
+    /// The object of `kind` with this name.
+    Named { kind: &'static str, name: String },
 }
 
 /// How the controllers run; one for the operator.
@@ -131,6 +153,8 @@ pub struct Shared {
     pub writer: Writer,
     pub metrics: Metrics,
     pub clock: Clock,
+    /// The Ray dashboard pollers; what they learn arrives as facts.
+    pub jobs: Arc<crate::ray::jobs::Jobs>,
 }
 
 /// Why a reconcile failed. Each variant is a metric label and decides its own retry.
@@ -205,7 +229,15 @@ pub async fn run<K: Kind>(
     let kind = K::kind(&()).to_string();
     let reporter = Reporter { controller: K::RECORDER.into(), instance: std::env::var("POD_NAME").ok() };
     let primaries = store.as_reader();
-    let events = reflector::reflector(store, watch::primaries::<K>(&client, namespace.as_deref(), shared.writer.clone(), reporter.clone()))
+    // Other kinds' controllers read these primaries as children (a RayJob its RayCluster):
+    // every change, status included, wakes those whose child label the object carries.
+    let children = shared.children.clone();
+    let watch = watch::primaries::<K>(&client, namespace.as_deref(), shared.writer.clone(), reporter.clone()).inspect(move |event| {
+        if let Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object) | watcher::Event::Delete(object)) = event {
+            children.touched(&object.namespace().unwrap_or_default(), object.labels());
+        }
+    });
+    let events = reflector::reflector(store, watch)
         .applied_objects()
         // Our own status writes change none of these.
         .predicate_filter(
@@ -275,6 +307,21 @@ async fn reconcile_inner<K: Kind>(primary: &K, key: &Key, ctx: &Context<K>) -> R
     let uid = primary.meta().uid.clone();
     let owner = Owner { kind: &kind, namespace: &key.namespace, name: &key.name, uid: uid.as_deref(), label: K::CHILD_LABEL };
     let mut children = shared.children.of(&owner);
+    for related in primary.related() {
+        let found = match &related {
+            Related::Labelled { kind, labels } => {
+                let labels: Vec<(&str, &str)> = labels.iter().map(|(k, v)| (*k, v.as_str())).collect();
+                shared.children.matching(kind, &key.namespace, &labels)
+            }
+            Related::Named { kind, name } => shared.children.named(kind, &key.namespace, name).into_iter().collect(),
+        };
+        for object in found {
+            let uid = &object["metadata"]["uid"];
+            if !children.iter().any(|c| c["kind"] == object["kind"] && &c["metadata"]["uid"] == uid) {
+                children.push(object);
+            }
+        }
+    }
     ctx.expectations.patch(key, &mut children, now);
     let target = Primary {
         resource: &ctx.resource,
@@ -347,7 +394,17 @@ async fn reconcile_inner<K: Kind>(primary: &K, key: &Key, ctx: &Context<K>) -> R
         None => None,
     };
 
+    crate::ray::jobs::authorize(&mut prepared.writes, &shared.children, &key.namespace);
+    // What to poll follows the status this reconcile leaves: a RayJob that just turned Running
+    // is polled now, not after its next requeue.
+    let mut after = primary_json.clone();
+    if let Some(prepare::Write::Status { status }) = prepared.writes.iter().rev().find(|w| matches!(w, prepare::Write::Status { .. })) {
+        after["status"] = status.clone();
+    }
     let report = shared.writer.perform(&target, prepared.writes).await;
+    let mut polls = K::polls(if report.error.is_none() { &after } else { &primary_json });
+    crate::ray::jobs::authorize_polls(&mut polls, &shared.children, &key.namespace);
+    shared.jobs.track(&kind, key, polls);
     for object in &report.created {
         if object["kind"] == "Pod" {
             ctx.expectations.created(key, object.clone(), now);

@@ -12,6 +12,7 @@ use crate::runtime::{Child, Event, EventType, Op, OwnerContext, PodContext, PodD
 use crate::runtime::{LoadedPlugin, ObjectRef as WitRef};
 
 use super::apply::merged_status;
+use crate::ray::jobs::{Call, DASHBOARD_API_VERSION};
 use super::{Error, Kind};
 use crate::pods::{BuildContext, BuildError};
 
@@ -68,6 +69,8 @@ pub enum Write {
     Status { status: Value },
     /// Record an Event; with `after`, only if every write of that group succeeded.
     Event { event: Event, after: Option<usize> },
+    /// Ask a Ray dashboard (submit or stop a job); the answer comes back as a fact.
+    Dashboard { call: Call, group: usize },
 }
 
 /// What [`prepare`] reads besides the plan.
@@ -111,7 +114,7 @@ pub fn prepare<K: Kind>(typed: &K, input: &Input<'_>, ops: Vec<Op>) -> Prepared 
             Op::Render(child) => {
                 last_write = Some(group);
                 let role = Role::of_child(&child);
-                match typed.render(&child, input.build) {
+                match typed.render(&child, input.build, input.children) {
                     Ok(objects) => {
                         for mut object in objects {
                             if exists(input.children, &object) {
@@ -132,6 +135,10 @@ pub fn prepare<K: Kind>(typed: &K, input: &Input<'_>, ops: Vec<Op>) -> Prepared 
             Op::Apply(text) => {
                 last_write = Some(group);
                 let object: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+                if object["apiVersion"] == DASHBOARD_API_VERSION {
+                    out.writes.push(Write::Dashboard { call: Call::submit(&object), group });
+                    continue;
+                }
                 let own = same_object(&object, input.primary);
                 let current = if own { Some(input.primary) } else { input.children.iter().find(|c| same_object(c, &object)) };
                 if !current.is_some_and(|current| holds(current, &object)) {
@@ -144,6 +151,10 @@ pub fn prepare<K: Kind>(typed: &K, input: &Input<'_>, ops: Vec<Op>) -> Prepared 
             }
             Op::Delete(target) => {
                 last_write = Some(group);
+                if target.api_version == DASHBOARD_API_VERSION {
+                    out.writes.push(Write::Dashboard { call: Call::stop(input.primary, &target.name), group });
+                    continue;
+                }
                 let cached = input.children.iter().find(|c| {
                     c["kind"] == target.kind.as_str()
                         && c["metadata"]["name"] == target.name.as_str()
@@ -192,7 +203,9 @@ fn drop_orphaned_events(writes: &mut Vec<Write>) {
 /// The plan op a write came from, for the Events tied to it.
 pub fn group_of(write: &Write) -> Option<usize> {
     match write {
-        Write::Create { group, .. } | Write::Apply { group, .. } | Write::Delete { group, .. } => Some(*group),
+        Write::Create { group, .. } | Write::Apply { group, .. } | Write::Delete { group, .. } | Write::Dashboard { group, .. } => {
+            Some(*group)
+        }
         _ => None,
     }
 }

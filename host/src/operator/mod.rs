@@ -11,13 +11,14 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use kube::runtime::reflector;
-use wasmray_api::RayCluster;
+use wasmray_api::{RayCluster, RayJob};
 
-use crate::cache::{Children, Facts};
+use crate::cache::{Children, Facts, Lent, ORIGINATED_LABEL};
 use crate::controller::apply::{Leadership, Writer};
-use crate::controller::kinds::metrics::ClusterMetrics;
+use crate::controller::kinds::metrics::{ClusterMetrics, JobMetrics};
 use crate::controller::{self, Shared, metrics::Metrics};
 use crate::plugin::config::{PluginSource, PluginSpec, RegistryConfig};
+use crate::ray::jobs::Jobs;
 use crate::plugin::registry::{Outcome, Registry};
 use crate::plugin::watch::{PluginWatch, Sources};
 use crate::runtime::{PluginKind, Runtime, RuntimeConfig};
@@ -27,6 +28,8 @@ pub use settings::{RunArgs, Settings, SettingsError};
 
 /// The built-in RayCluster reconciler's package.
 pub const RAYCLUSTER_RECONCILER: &str = "wasmray-raycluster";
+/// The built-in RayJob reconciler's package.
+pub const RAYJOB_RECONCILER: &str = "wasmray-rayjob";
 
 /// How often plugin files are looked at for changes (ConfigMaps are watched, not polled).
 pub const PLUGIN_POLL: Duration = Duration::from_secs(2);
@@ -66,9 +69,12 @@ pub struct Operator {
     client: kube::Client,
     registry: Arc<Registry>,
     writer: Writer,
+    facts: Arc<Facts>,
+    jobs: Arc<Jobs>,
     leadership: Leadership,
     metrics: Metrics,
     cluster_metrics: Arc<ClusterMetrics>,
+    job_metrics: Arc<JobMetrics>,
     readiness: Readiness,
     /// Where `/metrics` is served, once bound.
     pub metrics_addr: Option<SocketAddr>,
@@ -90,11 +96,15 @@ impl Operator {
         let metrics = Metrics::register(&mut prometheus);
         let cluster_metrics = Arc::new(ClusterMetrics::default());
         prometheus.register_collector(Box::new(cluster_metrics.clone()));
+        let job_metrics = Arc::new(JobMetrics::default());
+        prometheus.register_collector(Box::new(job_metrics.clone()));
         let readiness = Readiness::default();
         let (metrics_addr, health_addr) =
             admin::serve(settings.metrics_addr, settings.health_addr, Arc::new(prometheus), readiness.clone()).await?;
         let leadership = if settings.leader_election.is_some() { Leadership::standby() } else { Leadership::always() };
-        let writer = Writer::new(client.clone(), &settings.field_manager, metrics.clone(), leadership.clone());
+        let facts = Arc::new(Facts::default());
+        let jobs = Jobs::new(facts.clone(), settings.dashboard_resolver.clone(), leadership.clone(), metrics.clone());
+        let writer = Writer::new(client.clone(), &settings.field_manager, metrics.clone(), leadership.clone()).with_jobs(jobs.clone());
 
         let runtime = Runtime::new(RuntimeConfig {
             cache_dir: Some(settings.compile_cache_dir.clone().unwrap_or_else(|| crate::dev::cache_root().join("compiled"))),
@@ -107,7 +117,7 @@ impl Operator {
         };
         let registry = load_plugins(client.clone(), runtime, sources, writer.clone(), &settings.field_manager).await?;
         tracing::info!(plugins = ?registry.names(), ?metrics_addr, ?health_addr, "wasmray operator started");
-        Ok(Self { settings, client, registry, writer, leadership, metrics, cluster_metrics, readiness, metrics_addr, health_addr })
+        Ok(Self { settings, client, registry, writer, facts, jobs, leadership, metrics, cluster_metrics, job_metrics, readiness, metrics_addr, health_addr })
     }
 
     /// Syncs the caches (then `/readyz` is 200), waits for the leader lease if leader election
@@ -118,13 +128,22 @@ impl Operator {
     /// If leader election cannot start, or the lease is lost: the operator stops writing at
     /// once and returns, so that a restart campaigns again.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Operator { settings, client, registry, writer, leadership, metrics, cluster_metrics, readiness, .. } = self;
+        let Operator { settings, client, registry, writer, facts, jobs, leadership, metrics, cluster_metrics, job_metrics, readiness, .. } = self;
         let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
         // Standby replicas keep warm caches too, so a take-over does not start from an empty one.
-        let scopes: Vec<(Option<String>, Children)> =
-            settings.scopes.iter().map(|scope| (scope.clone(), Children::start(&client, scope.as_deref()))).collect();
+        // Each scope's RayClusters are watched once, by their controller; the RayJob
+        // controller reads its clusters from that same store.
+        let scopes: Vec<(Option<String>, Children, reflector::Store<RayCluster>, reflector::store::Writer<RayCluster>)> = settings
+            .scopes
+            .iter()
+            .map(|scope| {
+                let (clusters, clusters_writer) = reflector::store::<RayCluster>();
+                let children = Children::start(&client, scope.as_deref(), vec![Lent::store(clusters.clone(), ORIGINATED_LABEL)]);
+                (scope.clone(), children, clusters, clusters_writer)
+            })
+            .collect();
         let synced = async {
-            for (_, children) in &scopes {
+            for (_, children, _, _) in &scopes {
                 children.ready().await;
             }
         };
@@ -163,9 +182,8 @@ impl Operator {
             (lost, campaign)
         });
 
-        let facts = Arc::new(Facts::default());
         let mut controllers = Vec::new();
-        for (scope, children) in scopes {
+        for (scope, children, clusters, clusters_writer) in scopes {
             let shared = Shared {
                 registry: registry.clone(),
                 children,
@@ -173,21 +191,36 @@ impl Operator {
                 writer: writer.clone(),
                 metrics: metrics.clone(),
                 clock: Arc::new(SystemTime::now),
+                jobs: jobs.clone(),
             };
-            let (reader, store) = reflector::store::<RayCluster>();
-            cluster_metrics.watch(reader);
-            let mut stop = stop_rx.clone();
-            let stopped = async move {
+            let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
                 let _ = stop.wait_for(|s| *s).await;
             };
+            cluster_metrics.watch(clusters.clone());
             controllers.push(tokio::spawn(controller::run::<RayCluster>(
                 client.clone(),
-                shared,
+                shared.clone(),
                 settings.controller.clone(),
-                scope,
-                store,
-                stopped,
+                scope.clone(),
+                clusters_writer,
+                stopped(stop_rx.clone()),
             )));
+            let (rayjobs, jobs_writer) = reflector::store::<RayJob>();
+            job_metrics.watch(rayjobs);
+            let (client, config, stop) = (client.clone(), settings.controller.clone(), stop_rx.clone());
+            controllers.push(tokio::spawn(async move {
+                // A RayJob's first reconcile must see its cluster: an empty store would look
+                // like a cluster to create. The store's readiness wakes one waiter only (the
+                // RayCluster controller waits on it too), so it is asked again until it says so.
+                let ready = async {
+                    while tokio::time::timeout(Duration::from_millis(200), clusters.wait_until_ready()).await.is_err() {}
+                };
+                tokio::select! {
+                    () = ready => {}
+                    () = stopped(stop.clone()) => return,
+                }
+                controller::run::<RayJob>(client, shared, config, scope, jobs_writer, stopped(stop)).await;
+            }));
         }
         for controller in controllers {
             let _ = controller.await;
@@ -225,17 +258,17 @@ async fn client(settings: &Settings) -> anyhow::Result<kube::Client> {
     Ok(kube::client::ClientBuilder::try_from(config).context("building the client")?.with_layer(&limit).build())
 }
 
-/// The built-in plugins: the RayCluster reconciler, and the batch scheduler's plugin
+/// The built-in plugins: the RayCluster and RayJob reconcilers, and the batch scheduler's plugin
 /// (`wasmray-plugin-<name>`) if one is named. A configuration's entries replace them by name.
 pub fn builtins(batch_scheduler: Option<&str>) -> RegistryConfig {
-    let mut config = RegistryConfig {
-        plugins: vec![PluginSpec {
-            name: "raycluster".into(),
-            kind: PluginKind::Reconciler,
-            source: PluginSource::Builtin(RAYCLUSTER_RECONCILER.into()),
-            sha256: None,
-        }],
+    let reconciler = |name: &str, package: &str| PluginSpec {
+        name: name.into(),
+        kind: PluginKind::Reconciler,
+        source: PluginSource::Builtin(package.into()),
+        sha256: None,
     };
+    let mut config =
+        RegistryConfig { plugins: vec![reconciler("raycluster", RAYCLUSTER_RECONCILER), reconciler("rayjob", RAYJOB_RECONCILER)] };
     if let Some(name) = batch_scheduler {
         config.plugins.push(PluginSpec {
             name: name.to_string(),

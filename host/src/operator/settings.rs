@@ -174,6 +174,14 @@ pub struct Settings {
     pub controller: controller::Config,
     /// What the reconcilers are told of the operator's settings (the settings fact).
     pub redis_cleanup: bool,
+    /// `DELETE_RAYJOB_CR_AFTER_JOB_FINISHES`.
+    pub delete_rayjob_after_finish: bool,
+    /// `RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS`.
+    pub rayjob_grace_period_s: Option<u64>,
+    /// Where Ray dashboards are reached (default: the address a status names). Only code that
+    /// embeds the operator sets it — tests point it at a local Ray; no flag does, because the
+    /// cluster's auth token is sent wherever it points.
+    pub dashboard_resolver: Option<crate::ray::jobs::Resolver>,
 }
 
 /// KubeRay's `Configuration` (`config.ray.io/v1alpha1`), as its `--config` file holds it.
@@ -256,6 +264,15 @@ impl Settings {
         build.deterministic_head_pod_name = env_bool(env, "ENABLE_DETERMINISTIC_HEAD_POD_NAME", false)?;
         build.enable_ray_head_cluster_ip_service = env_bool(env, "ENABLE_RAY_HEAD_CLUSTER_IP_SERVICE", false)?;
         let redis_cleanup = env_bool(env, "ENABLE_GCS_FT_REDIS_CLEANUP", true)?;
+        let delete_rayjob_after_finish = env_bool(env, "DELETE_RAYJOB_CR_AFTER_JOB_FINISHES", false)?;
+        let rayjob_grace_period_s = match env("RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS").filter(|v| !v.is_empty()) {
+            Some(value) => Some(value.trim().parse::<u64>().map_err(|_| SettingsError::Env {
+                name: "RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS",
+                value,
+                expected: "a number of seconds",
+            })?),
+            None => None,
+        };
         let default_requeue = match env("RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV").filter(|v| !v.is_empty()) {
             Some(value) => match value.trim().parse::<u64>() {
                 Ok(seconds) if seconds > 0 => Duration::from_secs(seconds),
@@ -315,6 +332,9 @@ impl Settings {
             },
             gates,
             redis_cleanup,
+            delete_rayjob_after_finish,
+            rayjob_grace_period_s,
+            dashboard_resolver: None,
         };
         settings.controller.settings_fact = settings.settings_fact();
         Ok(settings)
@@ -322,7 +342,23 @@ impl Settings {
 
     /// The settings fact every reconciler receives: only what differs from KubeRay's defaults.
     pub fn settings_fact(&self) -> Option<String> {
-        (!self.redis_cleanup).then(|| serde_json::json!({ "enableGcsFtRedisCleanup": false }).to_string())
+        let mut fact = serde_json::Map::new();
+        if !self.redis_cleanup {
+            fact.insert("enableGcsFtRedisCleanup".into(), false.into());
+        }
+        if self.gates.enabled("RayJobDeletionPolicy") {
+            fact.insert("rayJobDeletionPolicy".into(), true.into());
+        }
+        if self.delete_rayjob_after_finish {
+            fact.insert("deleteRayJobAfterJobFinishes".into(), true.into());
+        }
+        if let Some(seconds) = self.rayjob_grace_period_s {
+            fact.insert("rayJobTransitionGracePeriodSeconds".into(), seconds.into());
+        }
+        if self.controller.build.cluster_domain != BuildContext::default().cluster_domain {
+            fact.insert("clusterDomain".into(), self.controller.build.cluster_domain.clone().into());
+        }
+        (!fact.is_empty()).then(|| serde_json::Value::Object(fact).to_string())
     }
 }
 

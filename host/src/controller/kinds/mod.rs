@@ -2,3 +2,4 @@
 
 pub mod metrics;
 pub mod raycluster;
+pub mod rayjob;

@@ -40,7 +40,7 @@ impl Kind for RayCluster {
     ];
     const INVALID_SPEC_REASON: &'static str = "InvalidRayClusterSpec";
 
-    fn render(&self, child: &Child, ctx: &BuildContext) -> Result<Vec<Value>, BuildError> {
+    fn render(&self, child: &Child, ctx: &BuildContext, _children: &[Value]) -> Result<Vec<Value>, BuildError> {
         render(self, child, ctx)
     }
 

@@ -1,0 +1,280 @@
+//! RayJob end to end: the operator on the local control plane, its RayClusters on KWOK nodes, and the Ray jobs themselves on a real local Ray head that every dashboard address resolves to.
+
+use std::time::Duration;
+
+use anyhow::Context as _;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1::{Event, Pod};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use serde_json::{Value, json};
+use tokio::sync::OnceCell;
+use wasmray::ray::dashboard::Dashboard;
+use wasmray_api::{RayCluster, RayJob};
+use wasmray_tests::ray::RayHead;
+use wasmray_tests::{TestNamespace, namespace};
+
+/// Long enough for a cluster on KWOK nodes and a Ray job of a second or two, on a busy machine.
+const WAIT: Duration = Duration::from_secs(150);
+
+/// One Ray head for the whole file: each costs a GiB, and RayJobs' ids never collide.
+async fn head() -> &'static RayHead {
+    static HEAD: OnceCell<Result<RayHead, String>> = OnceCell::const_new();
+    match HEAD.get_or_init(|| async { RayHead::start().await.map_err(|e| format!("{e:#}")) }).await {
+        Ok(head) => head,
+        Err(error) => panic!("the Ray head did not start: {error}"),
+    }
+}
+
+/// A RayJob with a one-node cluster (a small head, no workers) running `entrypoint`.
+fn a_rayjob(name: &str, mode: &str, entrypoint: &str, extra: Value) -> Value {
+    let mut job = json!({
+        "apiVersion": "ray.io/v1", "kind": "RayJob",
+        "metadata": { "name": name },
+        "spec": {
+            "submissionMode": mode,
+            "entrypoint": entrypoint,
+            "rayClusterSpec": {
+                "rayVersion": "2.54.0",
+                "headGroupSpec": { "rayStartParams": {}, "template": { "spec": { "containers": [{
+                    "name": "ray-head", "image": "rayproject/ray:2.54.0",
+                    "resources": { "requests": { "cpu": "100m", "memory": "256Mi" }, "limits": { "cpu": "1", "memory": "1Gi" } },
+                }] } } },
+            },
+        },
+    });
+    if let (Some(spec), Some(extra)) = (job["spec"].as_object_mut(), extra.as_object()) {
+        spec.extend(extra.clone());
+    }
+    job
+}
+
+async fn apply(ns: &TestNamespace, job: &Value) -> anyhow::Result<()> {
+    let api: Api<RayJob> = ns.api();
+    let name = job["metadata"]["name"].as_str().unwrap_or_default();
+    api.patch(name, &PatchParams::apply("wasmray-tests").force(), &Patch::Apply(job)).await.with_context(|| format!("applying RayJob {name}"))?;
+    Ok(())
+}
+
+fn status(job: Option<&RayJob>) -> Value {
+    job.and_then(|j| serde_json::to_value(&j.status).ok()).unwrap_or(Value::Null)
+}
+
+/// Waits until the RayJob's status (as JSON) satisfies `done`.
+async fn wait_for(ns: &TestNamespace, name: &str, done: impl Fn(&Value) -> bool + Send + 'static) -> anyhow::Result<Value> {
+    let api: Api<RayJob> = ns.api();
+    let job = ns.wait_until(&api, name, move |j: Option<&RayJob>| done(&status(j)), WAIT).await?;
+    Ok(status(Some(&job)))
+}
+
+fn deployment_is(wanted: &'static str) -> impl Fn(&Value) -> bool + Send + 'static {
+    move |s: &Value| s["jobDeploymentStatus"] == wanted
+}
+
+async fn events(ns: &TestNamespace, reason: &str) -> anyhow::Result<Vec<Event>> {
+    let api: Api<Event> = ns.api();
+    Ok(api.list(&ListParams::default()).await?.items.into_iter().filter(|e| e.reason.as_deref() == Some(reason)).collect())
+}
+
+fn dashboard() -> Dashboard {
+    Dashboard::new(Duration::from_secs(10))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_http_mode_rayjob_runs_a_real_entrypoint_to_complete() -> anyhow::Result<()> {
+    let head = head().await;
+    let ns = namespace("rayjob-http").await?;
+    let _operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    apply(&ns, &a_rayjob("hello", "HTTPMode", "python -c \"print('hello from wasmray')\"", json!({}))).await?;
+
+    let done = wait_for(&ns, "hello", deployment_is("Complete")).await?;
+    assert_eq!(done["jobStatus"], "SUCCEEDED", "{done:#}");
+    let id = done["jobId"].as_str().context("a job id")?;
+    assert!(id.starts_with("hello-"), "KubeRay's <rayjob>-<suffix> id: {id}");
+    let cluster = done["rayClusterName"].as_str().context("a cluster name")?;
+    let clusters: Api<RayCluster> = ns.api();
+    let owned = clusters.get(cluster).await?;
+    assert_eq!(owned.metadata.owner_references.unwrap_or_default()[0].kind, "RayJob");
+
+    let ray = dashboard().job(&head.dashboard_address(), None, id).await?.context("Ray knows the job")?;
+    assert_eq!(ray.status, "SUCCEEDED");
+    let logs = dashboard().logs_tail(&head.dashboard_address(), None, id, 2_000).await?;
+    assert!(logs.contains("hello from wasmray"), "{logs}");
+    assert_eq!(events(&ns, "CreatedRayCluster").await?.len(), 1);
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_entrypoint_ends_failed_with_rays_message() -> anyhow::Result<()> {
+    let head = head().await;
+    let ns = namespace("rayjob-fail").await?;
+    let _operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    let entrypoint = "python -c \"import sys; print('boom'); sys.exit(1)\"";
+    apply(&ns, &a_rayjob("boom", "HTTPMode", entrypoint, json!({}))).await?;
+
+    let failed = wait_for(&ns, "boom", deployment_is("Failed")).await?;
+    assert_eq!(failed["jobStatus"], "FAILED", "{failed:#}");
+    assert_eq!(failed["reason"], "AppFailed", "{failed:#}");
+    let message = failed["message"].as_str().unwrap_or_default();
+    assert!(message.contains("exit code 1"), "Ray's own message: {message}");
+    assert_eq!(failed["failed"], 1, "{failed:#}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rayjob_past_its_active_deadline_fails_and_its_ray_job_is_stopped() -> anyhow::Result<()> {
+    let head = head().await;
+    let ns = namespace("rayjob-deadline").await?;
+    let _operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    apply(&ns, &a_rayjob("slow", "HTTPMode", "sleep 600", json!({ "activeDeadlineSeconds": 20 }))).await?;
+
+    let running = wait_for(&ns, "slow", |s| s["jobStatus"] == "RUNNING").await?;
+    let id = running["jobId"].as_str().context("a job id")?.to_string();
+    let failed = wait_for(&ns, "slow", deployment_is("Failed")).await?;
+    assert_eq!(failed["reason"], "DeadlineExceeded", "{failed:#}");
+    let stopped = wasmray_tests::within(Duration::from_secs(60), async {
+        loop {
+            if let Ok(Some(info)) = dashboard().job(&head.dashboard_address(), None, &id).await
+                && info.status == "STOPPED"
+            {
+                return info;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+    })
+    .await
+    .context("Ray was never asked to stop the job")?;
+    assert_eq!(stopped.status, "STOPPED");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_operator_restarted_while_a_job_runs_does_not_submit_it_twice() -> anyhow::Result<()> {
+    let head = head().await;
+    let ns = namespace("rayjob-restart").await?;
+    let operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    apply(&ns, &a_rayjob("steady", "HTTPMode", "sleep 15", json!({}))).await?;
+    let running = wait_for(&ns, "steady", |s| s["jobStatus"] == "RUNNING").await?;
+    tokio::task::spawn_blocking(move || drop(operator)).await?;
+
+    let _operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    let done = wait_for(&ns, "steady", deployment_is("Complete")).await?;
+    assert_eq!(done["jobId"], running["jobId"], "the same Ray job before and after the restart");
+    assert_eq!(done["jobStatus"], "SUCCEEDED");
+    let address: std::net::SocketAddr = head.dashboard_address().parse()?;
+    let (code, body) = wasmray_tests::http_get(address, "/api/jobs/").await?;
+    assert_eq!(code, 200);
+    let jobs: Vec<Value> = serde_json::from_str(&body)?;
+    let ours = jobs.iter().filter(|j| j["submission_id"].as_str().is_some_and(|id| id.starts_with("steady-"))).count();
+    assert_eq!(ours, 1, "one submission for the RayJob: {body}");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_suspended_rayjob_gets_no_cluster_until_resumed_and_loses_it_when_suspended_again() -> anyhow::Result<()> {
+    let head = head().await;
+    let ns = namespace("rayjob-suspend").await?;
+    let _operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    // The CRD refuses a suspended RayJob that would keep its cluster after it finishes.
+    let job = a_rayjob("later", "HTTPMode", "sleep 600", json!({ "suspend": true, "shutdownAfterJobFinishes": true }));
+    apply(&ns, &job).await?;
+
+    let suspended = wait_for(&ns, "later", deployment_is("Suspended")).await?;
+    assert!(suspended["rayClusterName"].as_str().is_none_or(str::is_empty), "{suspended:#}");
+    let clusters: Api<RayCluster> = ns.api();
+    assert!(clusters.list(&ListParams::default()).await?.items.is_empty(), "no cluster while suspended");
+
+    let mut resumed = job.clone();
+    resumed["spec"]["suspend"] = false.into();
+    apply(&ns, &resumed).await?;
+    let running = wait_for(&ns, "later", |s| s["jobStatus"] == "RUNNING").await?;
+    assert!(running["rayClusterName"].as_str().is_some_and(|n| !n.is_empty()), "{running:#}");
+
+    apply(&ns, &job).await?;
+    let again = wait_for(&ns, "later", deployment_is("Suspended")).await?;
+    assert!(again["rayClusterName"].as_str().is_none_or(str::is_empty), "{again:#}");
+    let gone = wasmray_tests::within(WAIT, async {
+        loop {
+            if clusters.list(&ListParams::default()).await.is_ok_and(|l| l.items.is_empty()) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "the cluster is deleted when the RayJob is suspended");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_k8s_job_mode_rayjob_completes_from_the_status_of_what_its_submitter_submitted() -> anyhow::Result<()> {
+    let head = head().await;
+    let ns = namespace("rayjob-k8sjob").await?;
+    let _operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    let entrypoint = "python -c \"print('submitted by the submitter')\"";
+    apply(&ns, &a_rayjob("batch", "K8sJobMode", entrypoint, json!({ "submitterConfig": { "backoffLimit": 3 } }))).await?;
+
+    let jobs: Api<Job> = ns.api();
+    let submitter = ns.wait_until(&jobs, "batch", |j: Option<&Job>| j.is_some(), WAIT).await?;
+    let spec = submitter.spec.as_ref().context("a Job spec")?;
+    assert_eq!(spec.backoff_limit, Some(3), "submitterConfig.backoffLimit");
+    let container = &spec.template.spec.as_ref().context("a Pod spec")?.containers[0];
+    let id = container
+        .env
+        .iter()
+        .flatten()
+        .find(|e| e.name == "RAY_JOB_SUBMISSION_ID")
+        .and_then(|e| e.value.clone())
+        .context("the submitter is told its submission id")?;
+
+    // The test plays the submitter Pod: it submits what the Pod would, then lets it succeed.
+    let pod = submitter_pod(&ns, "batch").await?;
+    head.submit_cli(&id, entrypoint).await?;
+    exit_pod(&ns, &pod, "Succeeded").await?;
+
+    let done = wait_for(&ns, "batch", deployment_is("Complete")).await?;
+    assert_eq!(done["jobStatus"], "SUCCEEDED", "{done:#}");
+    assert_eq!(done["jobId"], id.as_str());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_submitter_that_fails_ends_the_rayjob_failed_with_submission_failed() -> anyhow::Result<()> {
+    let head = head().await;
+    let ns = namespace("rayjob-submitfail").await?;
+    let _operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    apply(&ns, &a_rayjob("broken", "K8sJobMode", "python -c 'print(1)'", json!({ "submitterConfig": { "backoffLimit": 0 } }))).await?;
+
+    let pod = submitter_pod(&ns, "broken").await?;
+    exit_pod(&ns, &pod, "Failed").await?;
+    let failed = wait_for(&ns, "broken", deployment_is("Failed")).await?;
+    assert_eq!(failed["reason"], "SubmissionFailed", "{failed:#}");
+    Ok(())
+}
+
+/// The Pod the Job controller made for the submitter Job `job`.
+async fn submitter_pod(ns: &TestNamespace, job: &str) -> anyhow::Result<String> {
+    let pods: Api<Pod> = ns.api();
+    let selector = format!("job-name={job}");
+    wasmray_tests::within(WAIT, async {
+        loop {
+            if let Ok(list) = pods.list(&ListParams::default().labels(&selector)).await
+                && let Some(pod) = list.items.into_iter().find(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            {
+                return pod.metadata.name.unwrap_or_default();
+            }
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+    .await
+    .with_context(|| format!("no running Pod of the submitter Job {job}"))
+}
+
+/// Ends a KWOK Pod with `phase` (our KWOK stages read the annotation).
+async fn exit_pod(ns: &TestNamespace, pod: &str, phase: &str) -> anyhow::Result<()> {
+    let pods: Api<Pod> = ns.api();
+    let patch = json!({ "metadata": { "annotations": {
+        wasmray::dev::kwok::EXIT_ANNOTATION: phase, wasmray::dev::kwok::EXIT_AFTER_ANNOTATION: "100ms",
+    } } });
+    pods.patch(pod, &PatchParams::default(), &Patch::Merge(&patch)).await?;
+    Ok(())
+}
