@@ -262,8 +262,14 @@ impl TestNamespace {
     /// As [`TestNamespace::operator`], with every Ray dashboard reached at `dashboard` (a local
     /// Ray head's `127.0.0.1:<port>`) instead of the head Service a RayJob's status names.
     pub async fn operator_with_dashboard(&self, dashboard: &str) -> anyhow::Result<Operator> {
+        self.operator_with_dashboard_and_flags(dashboard, &[]).await
+    }
+
+    /// As [`TestNamespace::operator_with_dashboard`], with more of `wasmray run`'s flags.
+    pub async fn operator_with_dashboard_and_flags(&self, dashboard: &str, extra: &[&str]) -> anyhow::Result<Operator> {
         install_crds(&self.client).await?;
-        let flags = vec!["--operator-namespace".to_string(), self.name.clone(), "--watch-namespace".into(), self.name.clone()];
+        let mut flags = vec!["--operator-namespace".to_string(), self.name.clone(), "--watch-namespace".into(), self.name.clone()];
+        flags.extend(extra.iter().map(ToString::to_string));
         let mut settings = operator_settings(self.kubeconfig.clone(), flags)?;
         let dashboard = dashboard.to_string();
         settings.dashboard_resolver = Some(std::sync::Arc::new(move |_: &str| dashboard.clone()));
@@ -465,5 +471,41 @@ mod tests {
         assert_eq!(name, "gpu-pods-bind-to-gpu-nodes-a1b2c3");
         let long = namespace_name(&"x".repeat(100), "a1b2c3");
         assert_eq!(long.len(), 63);
+    }
+}
+
+/// Applies the sample file as a user would: `kubectl apply --server-side`, into the test namespace.
+/// (kubectl reads YAML 1.1, as KubeRay's users do: `defaultMode: 0777` is the number 511, where
+/// a YAML 1.2 reader would send the string "0777".)
+pub async fn kubectl_apply(ns: &TestNamespace, file: &Path) -> anyhow::Result<()> {
+    let file = file.display().to_string();
+    kubectl(ns, &["apply", "--server-side", "--force-conflicts", "--field-manager=wasmray-tests", "-f", &file]).await
+}
+
+/// Runs `kubectl ARGS… --namespace NS` against the test control plane; fails with its stderr.
+pub async fn kubectl(ns: &TestNamespace, args: &[&str]) -> anyhow::Result<()> {
+    let kubeconfig = cluster().await?.kubeconfig().to_path_buf();
+    let output = tokio::process::Command::new(kubectl_path())
+        .arg("--kubeconfig")
+        .arg(&kubeconfig)
+        .args(args)
+        .args(["--namespace", &ns.name])
+        .output()
+        .await
+        .context("running kubectl (tests/run installs it)")?;
+    anyhow::ensure!(output.status.success(), "kubectl {} failed: {}", args.join(" "), String::from_utf8_lossy(&output.stderr));
+    Ok(())
+}
+
+/// `$WASMRAY_KUBECTL` (set by tests/run), else the one tests/run installs in the cache, else `kubectl`.
+pub fn kubectl_path() -> PathBuf {
+    if let Some(path) = std::env::var_os("WASMRAY_KUBECTL") {
+        return path.into();
+    }
+    let cached = wasmray::dev::cache_root().join("venv/bin/kubectl");
+    if cached.exists() {
+        cached
+    } else {
+        "kubectl".into()
     }
 }

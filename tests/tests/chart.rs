@@ -236,7 +236,7 @@ async fn kuberay_shaped_values_render_with_kuberays_meanings_and_the_api_server_
     // The batch scheduler's built-in plugin is listed, and its PodGroups granted in each watched namespace.
     let plugins = find(&all, "ConfigMap", "kuberay-operator-plugins");
     let config: Value = serde_yaml::from_str(plugins["data"]["plugins.yaml"].as_str().unwrap()).unwrap();
-    assert_eq!(config["plugins"][1], serde_json::json!({ "name": "volcano", "kind": "batch-scheduler", "source": { "builtin": "wasmray-plugin-volcano" } }));
+    assert_eq!(config["plugins"][2], serde_json::json!({ "name": "volcano", "kind": "batch-scheduler", "source": { "builtin": "wasmray-plugin-volcano" } }));
     for watched in [&a.name, &b.name] {
         let role = all
             .iter()
@@ -280,11 +280,12 @@ async fn user_plugins_go_into_the_plugins_config_map_and_replace_built_ins_by_na
     let all = objects(&manifest).unwrap();
     let plugins = find(&all, "ConfigMap", "up-wasmray-operator-plugins");
     let listed: Value = serde_yaml::from_str(plugins["data"]["plugins.yaml"].as_str().unwrap()).unwrap();
-    // The user's raycluster replaces the built-in one (a name twice would be refused), and the
-    // batch scheduler's built-in plugin stays.
+    // The user's raycluster replaces the built-in one (a name twice would be refused); the
+    // built-in RayJob reconciler and the batch scheduler's plugin stay.
     assert_eq!(
         listed["plugins"],
         serde_json::json!([
+            { "name": "rayjob", "kind": "reconciler", "source": { "builtin": "wasmray-rayjob" } },
             { "name": "yunikorn", "kind": "batch-scheduler", "source": { "builtin": "wasmray-plugin-yunikorn" } },
             config[0],
             config[1],

@@ -37,20 +37,11 @@ fn documents(file: &Path) -> Vec<Value> {
         .collect()
 }
 
-/// `$WASMRAY_KUBECTL` (set by tests/run), else the one tests/run installs in the cache, else `kubectl`.
-fn kubectl() -> PathBuf {
-    if let Some(path) = std::env::var_os("WASMRAY_KUBECTL") {
-        return path.into();
-    }
-    let cached = wasmray::dev::cache_root().join("venv/bin/kubectl");
-    if cached.exists() { cached } else { "kubectl".into() }
-}
-
 /// `kubectl apply --server-side --dry-run=server -o json` of a file: the objects as the API
 /// server would store them, after defaulting and pruning.
 async fn dry_run_apply(ns: &TestNamespace, file: &Path) -> anyhow::Result<Vec<Value>> {
     let kubeconfig = wasmray_tests::cluster().await?.kubeconfig().to_path_buf();
-    let output = tokio::process::Command::new(kubectl())
+    let output = tokio::process::Command::new(wasmray_tests::kubectl_path())
         .arg("--kubeconfig")
         .arg(&kubeconfig)
         .args(["apply", "--server-side", "--dry-run=server", "--field-manager=wasmray-tests", "-o", "json"])

@@ -83,7 +83,7 @@ fn dashboard() -> Dashboard {
 async fn an_http_mode_rayjob_runs_a_real_entrypoint_to_complete() -> anyhow::Result<()> {
     let head = head().await;
     let ns = namespace("rayjob-http").await?;
-    let _operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    let operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
     apply(&ns, &a_rayjob("hello", "HTTPMode", "python -c \"print('hello from wasmray')\"", json!({}))).await?;
 
     let done = wait_for(&ns, "hello", deployment_is("Complete")).await?;
@@ -100,14 +100,14 @@ async fn an_http_mode_rayjob_runs_a_real_entrypoint_to_complete() -> anyhow::Res
     let logs = dashboard().logs_tail(&head.dashboard_address(), None, id, 2_000).await?;
     assert!(logs.contains("hello from wasmray"), "{logs}");
     assert_eq!(events(&ns, "CreatedRayCluster").await?.len(), 1);
-    Ok(())
+    finish(&ns, operator).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_failing_entrypoint_ends_failed_with_rays_message() -> anyhow::Result<()> {
     let head = head().await;
     let ns = namespace("rayjob-fail").await?;
-    let _operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    let operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
     let entrypoint = "python -c \"import sys; print('boom'); sys.exit(1)\"";
     apply(&ns, &a_rayjob("boom", "HTTPMode", entrypoint, json!({}))).await?;
 
@@ -117,14 +117,14 @@ async fn a_failing_entrypoint_ends_failed_with_rays_message() -> anyhow::Result<
     let message = failed["message"].as_str().unwrap_or_default();
     assert!(message.contains("exit code 1"), "Ray's own message: {message}");
     assert_eq!(failed["failed"], 1, "{failed:#}");
-    Ok(())
+    finish(&ns, operator).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_rayjob_past_its_active_deadline_fails_and_its_ray_job_is_stopped() -> anyhow::Result<()> {
     let head = head().await;
     let ns = namespace("rayjob-deadline").await?;
-    let _operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    let operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
     apply(&ns, &a_rayjob("slow", "HTTPMode", "sleep 600", json!({ "activeDeadlineSeconds": 20 }))).await?;
 
     let running = wait_for(&ns, "slow", |s| s["jobStatus"] == "RUNNING").await?;
@@ -144,7 +144,7 @@ async fn a_rayjob_past_its_active_deadline_fails_and_its_ray_job_is_stopped() ->
     .await
     .context("Ray was never asked to stop the job")?;
     assert_eq!(stopped.status, "STOPPED");
-    Ok(())
+    finish(&ns, operator).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -156,7 +156,7 @@ async fn an_operator_restarted_while_a_job_runs_does_not_submit_it_twice() -> an
     let running = wait_for(&ns, "steady", |s| s["jobStatus"] == "RUNNING").await?;
     tokio::task::spawn_blocking(move || drop(operator)).await?;
 
-    let _operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    let operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
     let done = wait_for(&ns, "steady", deployment_is("Complete")).await?;
     assert_eq!(done["jobId"], running["jobId"], "the same Ray job before and after the restart");
     assert_eq!(done["jobStatus"], "SUCCEEDED");
@@ -166,14 +166,14 @@ async fn an_operator_restarted_while_a_job_runs_does_not_submit_it_twice() -> an
     let jobs: Vec<Value> = serde_json::from_str(&body)?;
     let ours = jobs.iter().filter(|j| j["submission_id"].as_str().is_some_and(|id| id.starts_with("steady-"))).count();
     assert_eq!(ours, 1, "one submission for the RayJob: {body}");
-    Ok(())
+    finish(&ns, operator).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_suspended_rayjob_gets_no_cluster_until_resumed_and_loses_it_when_suspended_again() -> anyhow::Result<()> {
     let head = head().await;
     let ns = namespace("rayjob-suspend").await?;
-    let _operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    let operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
     // The CRD refuses a suspended RayJob that would keep its cluster after it finishes.
     let job = a_rayjob("later", "HTTPMode", "sleep 600", json!({ "suspend": true, "shutdownAfterJobFinishes": true }));
     apply(&ns, &job).await?;
@@ -202,14 +202,14 @@ async fn a_suspended_rayjob_gets_no_cluster_until_resumed_and_loses_it_when_susp
     })
     .await;
     assert!(gone.is_ok(), "the cluster is deleted when the RayJob is suspended");
-    Ok(())
+    finish(&ns, operator).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_k8s_job_mode_rayjob_completes_from_the_status_of_what_its_submitter_submitted() -> anyhow::Result<()> {
     let head = head().await;
     let ns = namespace("rayjob-k8sjob").await?;
-    let _operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    let operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
     let entrypoint = "python -c \"print('submitted by the submitter')\"";
     apply(&ns, &a_rayjob("batch", "K8sJobMode", entrypoint, json!({ "submitterConfig": { "backoffLimit": 3 } }))).await?;
 
@@ -234,21 +234,21 @@ async fn a_k8s_job_mode_rayjob_completes_from_the_status_of_what_its_submitter_s
     let done = wait_for(&ns, "batch", deployment_is("Complete")).await?;
     assert_eq!(done["jobStatus"], "SUCCEEDED", "{done:#}");
     assert_eq!(done["jobId"], id.as_str());
-    Ok(())
+    finish(&ns, operator).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_submitter_that_fails_ends_the_rayjob_failed_with_submission_failed() -> anyhow::Result<()> {
     let head = head().await;
     let ns = namespace("rayjob-submitfail").await?;
-    let _operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    let operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
     apply(&ns, &a_rayjob("broken", "K8sJobMode", "python -c 'print(1)'", json!({ "submitterConfig": { "backoffLimit": 0 } }))).await?;
 
     let pod = submitter_pod(&ns, "broken").await?;
     exit_pod(&ns, &pod, "Failed").await?;
     let failed = wait_for(&ns, "broken", deployment_is("Failed")).await?;
     assert_eq!(failed["reason"], "SubmissionFailed", "{failed:#}");
-    Ok(())
+    finish(&ns, operator).await
 }
 
 /// The Pod the Job controller made for the submitter Job `job`.
@@ -277,4 +277,183 @@ async fn exit_pod(ns: &TestNamespace, pod: &str, phase: &str) -> anyhow::Result<
     } } });
     pods.patch(pod, &PatchParams::default(), &Patch::Merge(&patch)).await?;
     Ok(())
+}
+
+/// Sample files applied at once (each in a namespace of its own, with its own operator).
+const SAMPLES_AT_ONCE: usize = 4;
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_rayjob_sample_applies_unchanged_and_gets_its_cluster() -> anyhow::Result<()> {
+    let files: Vec<String> = wasmray_samples::files()
+        .into_iter()
+        .filter(|f| wasmray_samples::load(f).iter().any(|o| o["apiVersion"] == "ray.io/v1" && o["kind"] == "RayJob"))
+        .collect();
+    assert!(files.len() >= 15, "KubeRay v1.5.2 has 17 RayJob samples: {files:?}");
+    let permits = std::sync::Arc::new(tokio::sync::Semaphore::new(SAMPLES_AT_ONCE));
+    let mut running = tokio::task::JoinSet::new();
+    for file in files {
+        let permits = permits.clone();
+        running.spawn(async move {
+            let _permit = permits.acquire_owned().await;
+            let outcome = run_sample(&file).await;
+            (file, outcome)
+        });
+    }
+    let mut results: Vec<(String, anyhow::Result<String>)> = running.join_all().await;
+    results.sort_by(|a, b| a.0.cmp(&b.0));
+    let failures: Vec<String> = results.iter().filter_map(|(f, r)| r.as_ref().err().map(|e| format!("{f}: {e:#}"))).collect();
+    for (file, outcome) in &results {
+        if let Ok(what) = outcome {
+            println!("{file}: {what}");
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} samples failed:\n{}", failures.len(), results.len(), failures.join("\n"));
+    Ok(())
+}
+
+/// One sample, as its comments say to use it: `kubectl apply --server-side`, or `kubectl create`
+/// for a sample whose RayJob has only a `generateName`. Each of its RayJobs gets its own
+/// cluster, or the one its `clusterSelector` names (created first: the sample expects it to
+/// exist), or — created suspended, as for Kueue — stays Suspended with none. The
+/// `RayJobDeletionPolicy` gate is on, since the deletion-rules sample needs it.
+async fn run_sample(file: &str) -> anyhow::Result<String> {
+    let ns = namespace(&format!("rjs-{}", file.rsplit('/').next().unwrap_or(file).trim_end_matches(".yaml").trim_start_matches("ray-job."))).await?;
+    let operator = ns.operator_with_dashboard_and_flags("127.0.0.1:1", &["--feature-gates", "RayJobDeletionPolicy=true"]).await?;
+    let documents: Vec<Value> =
+        wasmray_samples::load(file).into_iter().filter(|o| o["apiVersion"] == "ray.io/v1" && o["kind"] == "RayJob").collect();
+    for job in &documents {
+        if let Some(selected) = job["spec"]["clusterSelector"]["ray.io/cluster"].as_str() {
+            wasmray_tests::fixtures::apply(&ns, &wasmray_tests::fixtures::ray_cluster(selected, &[])).await?;
+        }
+    }
+    let path = wasmray_samples::samples_dir().join(file);
+    if documents.iter().any(|j| j["metadata"]["name"].is_null()) {
+        wasmray_tests::kubectl(&ns, &["create", "-f", &path.display().to_string()]).await?;
+    } else {
+        wasmray_tests::kubectl_apply(&ns, &path).await?;
+    }
+    let api: Api<RayJob> = ns.api();
+    let jobs = api.list(&ListParams::default()).await?.items;
+    anyhow::ensure!(jobs.len() == documents.len(), "{} RayJobs for {} in the file", jobs.len(), documents.len());
+    let mut seen = Vec::new();
+    for job in &jobs {
+        let name = job.metadata.name.clone().unwrap_or_default();
+        let selected = job.spec.cluster_selector.as_ref().and_then(|s| s.get("ray.io/cluster")).cloned();
+        if job.spec.suspend == Some(true) {
+            wait_for(&ns, &name, deployment_is("Suspended")).await?;
+            seen.push(format!("{name} Suspended"));
+            continue;
+        }
+        let named = wait_for(&ns, &name, |s| s["rayClusterName"].as_str().is_some_and(|n| !n.is_empty())).await?;
+        let cluster = named["rayClusterName"].as_str().unwrap_or_default().to_string();
+        match &selected {
+            Some(selected) => anyhow::ensure!(&cluster == selected, "{name} runs on {cluster}, not the selected {selected}"),
+            None => {
+                // The name is in the status before the cluster is created (so a restart reuses it).
+                let clusters: Api<RayCluster> = ns.api();
+                let created = ns.wait_until(&clusters, &cluster, |c: Option<&RayCluster>| c.is_some(), WAIT).await;
+                let created = match created {
+                    Ok(created) => created,
+                    Err(error) => {
+                        let now = status(api.get_opt(&name).await?.as_ref());
+                        let warnings: Vec<String> = events_of(&ns).await?.into_iter().filter(|e| e.type_.as_deref() == Some("Warning")).filter_map(|e| e.message).collect();
+                        anyhow::bail!("{name}'s cluster {cluster} never appeared ({error:#}); its status now: {now}; Warnings: {warnings:?}");
+                    }
+                };
+                let owner = created.metadata.owner_references.unwrap_or_default();
+                anyhow::ensure!(owner.first().is_some_and(|o| o.kind == "RayJob" && o.name == name), "{cluster} is not owned by {name}");
+            }
+        }
+        seen.push(format!("{name} on {cluster}"));
+    }
+    finish(&ns, operator).await?;
+    Ok(seen.join(", "))
+}
+
+/// Deletes the namespace's RayJobs while the operator still runs, so it releases their
+/// finalizers and the namespace can go; then stops the operator.
+async fn finish(ns: &TestNamespace, operator: wasmray_tests::Operator) -> anyhow::Result<()> {
+    let api: Api<RayJob> = ns.api();
+    api.delete_collection(&kube::api::DeleteParams::background(), &ListParams::default()).await?;
+    wasmray_tests::within(WAIT, async {
+        while !api.list(&ListParams::default()).await.is_ok_and(|l| l.items.is_empty()) {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+    .await
+    .context("the operator did not release its RayJobs")?;
+    tokio::task::spawn_blocking(move || drop(operator)).await?;
+    Ok(())
+}
+
+async fn events_of(ns: &TestNamespace) -> anyhow::Result<Vec<Event>> {
+    let api: Api<Event> = ns.api();
+    Ok(api.list(&ListParams::default()).await?.items)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rayjob_whose_worker_asks_for_99_gpus_says_so() -> anyhow::Result<()> {
+    let head = head().await;
+    let ns = namespace("rayjob-99gpus").await?;
+    let operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    let mut job = a_rayjob("greedy", "HTTPMode", "python -c 'print(1)'", json!({}));
+    job["spec"]["rayClusterSpec"]["workerGroupSpecs"] = json!([{
+        "groupName": "gpu", "replicas": 1, "minReplicas": 1, "maxReplicas": 1, "rayStartParams": {},
+        "template": { "spec": { "containers": [{ "name": "ray-worker", "image": "rayproject/ray:2.54.0",
+            "resources": { "limits": { "cpu": "1", "memory": "1Gi", "nvidia.com/gpu": "99" } } }] } },
+    }]);
+    apply(&ns, &job).await?;
+    let applied = std::time::Instant::now();
+    let waiting = wait_for(&ns, "greedy", |s| s["message"].as_str().is_some_and(|m| m.contains("nvidia.com/gpu"))).await?;
+    let took = applied.elapsed();
+    assert_eq!(waiting["jobDeploymentStatus"], "Initializing", "{waiting:#}");
+    println!("the RayJob named the missing nvidia.com/gpu {took:?} after it was applied: {}", waiting["message"]);
+    let warnings = events(&ns, "RayClusterNotReady").await?;
+    assert!(warnings.iter().any(|e| e.message.as_deref().is_some_and(|n| n.contains("nvidia.com/gpu"))), "{warnings:#?}");
+    finish(&ns, operator).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failing_rayjob_with_backoff_limit_1_gets_a_second_cluster_and_ends_failed_twice() -> anyhow::Result<()> {
+    let head = head().await;
+    let ns = namespace("rayjob-retry").await?;
+    let operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    let entrypoint = "python -c \"import sys; sys.exit(3)\"";
+    apply(&ns, &a_rayjob("flaky", "HTTPMode", entrypoint, json!({ "backoffLimit": 1 }))).await?;
+
+    let first = wait_for(&ns, "flaky", |s| s["failed"] == 1).await?;
+    let done = wait_for(&ns, "flaky", |s| s["jobDeploymentStatus"] == "Failed" && s["failed"] == 2).await?;
+    assert_eq!(done["reason"], "AppFailed", "{done:#}");
+    assert_ne!(done["rayClusterName"], first["rayClusterName"], "the retry ran on a new cluster: {first:#} {done:#}");
+    assert_eq!(events(&ns, "CreatedRayCluster").await?.len(), 2);
+    finish(&ns, operator).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_finished_rayjobs_cluster_goes_after_its_ttl_even_across_an_operator_restart() -> anyhow::Result<()> {
+    let head = head().await;
+    let ns = namespace("rayjob-ttl").await?;
+    let operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    let spec = json!({ "shutdownAfterJobFinishes": true, "ttlSecondsAfterFinished": 20 });
+    apply(&ns, &a_rayjob("brief", "HTTPMode", "python -c 'print(1)'", spec)).await?;
+    let done = wait_for(&ns, "brief", deployment_is("Complete")).await?;
+    let cluster = done["rayClusterName"].as_str().context("a cluster")?.to_string();
+
+    // Stopped during the TTL: the timer is the status's end time, not a clock in the process.
+    tokio::task::spawn_blocking(move || drop(operator)).await?;
+    let clusters: Api<RayCluster> = ns.api();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(clusters.get_opt(&cluster).await?.is_some(), "nothing deletes the cluster while no operator runs");
+    let operator = ns.operator_with_dashboard(&head.dashboard_address()).await?;
+    let gone = wasmray_tests::within(WAIT, async {
+        while clusters.get_opt(&cluster).await.ok().flatten().is_some_and(|c| c.metadata.deletion_timestamp.is_none()) {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    })
+    .await;
+    assert!(gone.is_ok(), "the cluster {cluster} was deleted after the TTL");
+    let end = done["endTime"].as_str().context("an end time")?.parse::<k8s_openapi::jiff::Timestamp>()?;
+    let after = k8s_openapi::jiff::Timestamp::now().duration_since(end).as_secs_f64();
+    assert!(after >= 20.0, "not before the TTL: {after:.1} s after the end");
+    finish(&ns, operator).await
 }

@@ -7,7 +7,6 @@
 //! Every RayCluster sample is classified in [`SAMPLES`]; a new one fails the test until it is.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -246,7 +245,7 @@ async fn run_sample(file: &str, documents: &[Value], class: Class) -> anyhow::Re
     };
     let outcome = async {
         prerequisites(&ns).await?;
-        kubectl_apply(&ns, &wasmray_samples::samples_dir().join(file)).await?;
+        wasmray_tests::kubectl_apply(&ns, &wasmray_samples::samples_dir().join(file)).await?;
         let mut summaries = Vec::new();
         for object in documents.iter().filter(|o| is_ray_cluster(o)) {
             let name = object["metadata"]["name"].as_str().unwrap_or_default();
@@ -299,48 +298,6 @@ async fn prerequisites(ns: &TestNamespace) -> anyhow::Result<()> {
         )
         .await?;
     Ok(())
-}
-
-/// Applies the sample file as a user would: `kubectl apply --server-side`, into the test namespace.
-/// (kubectl reads YAML 1.1, as KubeRay's users do: `defaultMode: 0777` is the number 511, where
-/// a YAML 1.2 reader would send the string "0777".)
-async fn kubectl_apply(ns: &TestNamespace, file: &Path) -> anyhow::Result<()> {
-    let kubeconfig = wasmray_tests::cluster().await?.kubeconfig().to_path_buf();
-    let output = tokio::process::Command::new(kubectl())
-        .arg("--kubeconfig")
-        .arg(&kubeconfig)
-        .args([
-            "apply",
-            "--server-side",
-            "--force-conflicts",
-            "--field-manager=wasmray-tests",
-            "--namespace",
-            &ns.name,
-            "-f",
-        ])
-        .arg(file)
-        .output()
-        .await
-        .context("running kubectl (tests/run installs it)")?;
-    anyhow::ensure!(
-        output.status.success(),
-        "kubectl apply failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    Ok(())
-}
-
-/// `$WASMRAY_KUBECTL` (set by tests/run), else the one tests/run installs in the cache, else `kubectl`.
-fn kubectl() -> PathBuf {
-    if let Some(path) = std::env::var_os("WASMRAY_KUBECTL") {
-        return path.into();
-    }
-    let cached = wasmray::dev::cache_root().join("venv/bin/kubectl");
-    if cached.exists() {
-        cached
-    } else {
-        "kubectl".into()
-    }
 }
 
 /// Server-side applies one object through the API (for objects that are not sample files).

@@ -152,6 +152,8 @@ pub struct Report {
     pub failures: Vec<Failure>,
     /// The first error of any write (the reconcile returns it so the error policy retries).
     pub error: Option<ApplyError>,
+    /// The primary's status as written, if a status write succeeded.
+    pub status: Option<Value>,
 }
 
 /// Performs writes as `field_manager`; cheap to clone.
@@ -235,11 +237,12 @@ impl Writer {
                         report.error.get_or_insert(error);
                     }
                 },
-                Write::Status { status } => {
-                    if let Err(error) = self.status(primary, status).await {
+                Write::Status { status } => match self.status(primary, status.clone()).await {
+                    Ok(()) => report.status = Some(status),
+                    Err(error) => {
                         report.error.get_or_insert(error);
                     }
-                }
+                },
                 Write::Dashboard { call, group } => match &self.jobs {
                     Some(jobs) => jobs.call(&primary.resource.kind, &crate::cache::Key::new(primary.namespace, primary.name), call),
                     None => {

@@ -209,6 +209,8 @@ struct Context<K> {
     shared: Shared,
     config: Config,
     expectations: Expectations,
+    /// The status each primary was last written with, until the cache shows it.
+    written: WrittenStatus,
     reporter: Reporter,
     resource: ApiResource,
     in_flight: Gauge,
@@ -252,6 +254,7 @@ pub async fn run<K: Kind>(
     );
     let ctx = Arc::new(Context::<K> {
         expectations: Expectations::default(),
+        written: WrittenStatus::default(),
         reporter,
         resource: ApiResource::erase::<K>(&()),
         in_flight,
@@ -298,12 +301,16 @@ async fn reconcile<K: Kind>(primary: Arc<K>, ctx: Arc<Context<K>>) -> Result<Act
     result
 }
 
-async fn reconcile_inner<K: Kind>(primary: &K, key: &Key, ctx: &Context<K>) -> Result<Action, Error> {
+async fn reconcile_inner<K: Kind>(cached: &K, key: &Key, ctx: &Context<K>) -> Result<Action, Error> {
     let shared = &ctx.shared;
     let kind = K::kind(&());
     let now = (shared.clock)();
     let now_ms = unix_millis(now);
-    let primary_json = crate::cache::typed_json(primary);
+    // A reconcile triggered before the watch delivered our last status write must not decide
+    // from the status before it (a RayJob would pick a second cluster name).
+    let mut primary_json = crate::cache::typed_json(cached);
+    let overlaid = ctx.written.overlay(key, &mut primary_json, now).then(|| serde_json::from_value::<K>(primary_json.clone()).ok()).flatten();
+    let primary = overlaid.as_ref().unwrap_or(cached);
     let uid = primary.meta().uid.clone();
     let owner = Owner { kind: &kind, namespace: &key.namespace, name: &key.name, uid: uid.as_deref(), label: K::CHILD_LABEL };
     let mut children = shared.children.of(&owner);
@@ -402,6 +409,9 @@ async fn reconcile_inner<K: Kind>(primary: &K, key: &Key, ctx: &Context<K>) -> R
         after["status"] = status.clone();
     }
     let report = shared.writer.perform(&target, prepared.writes).await;
+    if let Some(status) = &report.status {
+        ctx.written.wrote(key, status.clone(), now);
+    }
     let mut polls = K::polls(if report.error.is_none() { &after } else { &primary_json });
     crate::ray::jobs::authorize_polls(&mut polls, &shared.children, &key.namespace);
     shared.jobs.track(&kind, key, polls);
@@ -451,6 +461,34 @@ async fn plugin_failed<K: Kind>(ctx: &Context<K>, target: &Primary<'_>, error: P
     Error::Plugin(format!("{reason}: {message}"))
 }
 
+/// Read your own status writes: the status last written for each primary, laid over the cached
+/// one until the cache shows it (or [`WRITTEN_STATUS_TTL`] passed, in case another writer
+/// changed it since). Each controller is its primaries' only status writer.
+#[derive(Default)]
+struct WrittenStatus(std::sync::Mutex<std::collections::HashMap<Key, (Value, SystemTime)>>);
+
+/// How long a written status is laid over a cache that does not show it.
+const WRITTEN_STATUS_TTL: Duration = Duration::from_secs(30);
+
+impl WrittenStatus {
+    fn wrote(&self, key: &Key, status: Value, now: SystemTime) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), (status, now));
+    }
+
+    /// Lays the written status over `primary` if the cache lags behind it; whether it did.
+    fn overlay(&self, key: &Key, primary: &mut Value, now: SystemTime) -> bool {
+        let mut written = self.0.lock().unwrap_or_else(|p| p.into_inner());
+        let Some((status, at)) = written.get(key) else { return false };
+        let expired = now.duration_since(*at).is_ok_and(|age| age > WRITTEN_STATUS_TTL);
+        if expired || primary["status"] == *status {
+            written.remove(key);
+            return false;
+        }
+        primary["status"] = status.clone();
+        true
+    }
+}
+
 fn error_policy<K: Kind>(_primary: Arc<K>, error: &Error, _ctx: Arc<Context<K>>) -> Action {
     Action::requeue(error.retry())
 }
@@ -484,5 +522,41 @@ pub(crate) fn random_bytes(out: &mut [u8]) {
             let value = std::collections::hash_map::RandomState::new().build_hasher().finish().to_le_bytes();
             chunk.copy_from_slice(&value[..chunk.len()]);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(seconds: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(1_800_000_000 + seconds)
+    }
+
+    #[test]
+    fn a_written_status_is_read_back_until_the_cache_shows_it() {
+        let written = WrittenStatus::default();
+        let key = Key::new("ml", "pi");
+        written.wrote(&key, serde_json::json!({ "rayClusterName": "pi-abc12" }), at(0));
+
+        let mut stale = serde_json::json!({ "metadata": { "name": "pi" } });
+        assert!(written.overlay(&key, &mut stale, at(1)), "the cache has not caught up");
+        assert_eq!(stale["status"]["rayClusterName"], "pi-abc12");
+
+        let mut fresh = serde_json::json!({ "metadata": { "name": "pi" }, "status": { "rayClusterName": "pi-abc12" } });
+        assert!(!written.overlay(&key, &mut fresh, at(2)), "the cache shows the write");
+        let mut later = serde_json::json!({ "status": { "rayClusterName": "other" } });
+        assert!(!written.overlay(&key, &mut later, at(3)), "once seen, the write is forgotten");
+        assert_eq!(later["status"]["rayClusterName"], "other");
+    }
+
+    #[test]
+    fn a_written_status_the_cache_never_shows_is_forgotten_after_a_while() {
+        let written = WrittenStatus::default();
+        let key = Key::new("ml", "pi");
+        written.wrote(&key, serde_json::json!({ "state": "ready" }), at(0));
+        let mut changed_by_someone_else = serde_json::json!({ "status": { "state": "suspended" } });
+        assert!(!written.overlay(&key, &mut changed_by_someone_else, at(31)));
+        assert_eq!(changed_by_someone_else["status"]["state"], "suspended");
     }
 }

@@ -461,6 +461,8 @@ mod tests {
                 ("ENABLE_PROBES_INJECTION", "FALSE"),
                 ("ENABLE_GCS_FT_REDIS_CLEANUP", "false"),
                 ("RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV", "42"),
+                ("DELETE_RAYJOB_CR_AFTER_JOB_FINISHES", "true"),
+                ("RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS", "60"),
             ],
         )
         .unwrap();
@@ -468,7 +470,20 @@ mod tests {
         assert_eq!(build.cluster_domain, "corp.example");
         assert!(!build.enable_init_container_injection && !build.enable_probes_injection);
         assert_eq!(s.controller.default_requeue, Duration::from_secs(42));
-        assert_eq!(s.settings_fact().as_deref(), Some(r#"{"enableGcsFtRedisCleanup":false}"#));
+        // What the reconcilers decide with reaches them in the settings fact; the RayJob
+        // reconciler builds dashboard addresses with the cluster domain.
+        let fact: serde_json::Value = serde_json::from_str(&s.settings_fact().unwrap()).unwrap();
+        assert_eq!(
+            fact,
+            serde_json::json!({
+                "clusterDomain": "corp.example",
+                "enableGcsFtRedisCleanup": false,
+                "deleteRayJobAfterJobFinishes": true,
+                "rayJobTransitionGracePeriodSeconds": 60,
+            })
+        );
+        let gated = read(&["--feature-gates", "RayJobDeletionPolicy=true"], &[]).unwrap();
+        assert_eq!(gated.settings_fact().as_deref(), Some(r#"{"rayJobDeletionPolicy":true}"#));
     }
 
     #[test]
