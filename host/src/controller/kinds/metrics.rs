@@ -52,51 +52,64 @@ struct ExecutionLabels {
     retry_count: String,
 }
 
-/// The RayCluster caches of every namespace scope, read at each scrape.
-#[derive(Default)]
-pub struct ClusterMetrics {
-    stores: Mutex<Vec<Store<RayCluster>>>,
+/// One kind's caches, of every namespace scope, read at each scrape.
+pub struct Scraped<K: Resource<DynamicType = ()> + Clone + 'static> {
+    stores: Mutex<Vec<Store<K>>>,
 }
 
-impl std::fmt::Debug for ClusterMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ClusterMetrics").finish_non_exhaustive()
+/// KubeRay's RayCluster metrics.
+pub type ClusterMetrics = Scraped<RayCluster>;
+/// KubeRay's RayJob metrics.
+pub type JobMetrics = Scraped<RayJob>;
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Default for Scraped<K> {
+    fn default() -> Self {
+        Self { stores: Mutex::default() }
     }
 }
 
-impl ClusterMetrics {
-    /// Adds one scope's RayCluster cache.
-    pub fn watch(&self, store: Store<RayCluster>) {
+impl<K: Resource<DynamicType = ()> + Clone + 'static> std::fmt::Debug for Scraped<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Scraped").field("kind", &K::kind(&())).finish_non_exhaustive()
+    }
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Scraped<K> {
+    /// Adds one scope's cache.
+    pub fn watch(&self, store: Store<K>) {
         self.stores.lock().unwrap_or_else(|p| p.into_inner()).push(store);
     }
+
+    /// Every cached object of every scope.
+    fn objects(&self) -> Vec<std::sync::Arc<K>> {
+        self.stores.lock().unwrap_or_else(|p| p.into_inner()).iter().flat_map(Store::state).collect()
+    }
 }
 
-impl Collector for ClusterMetrics {
+impl Collector for Scraped<RayCluster> {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let info: Family<InfoLabels, Gauge> = Family::default();
         let provisioned_seconds: Family<ObjectLabels, Gauge<f64, std::sync::atomic::AtomicU64>> = Family::default();
         let provisioned: Family<ConditionLabels, Gauge> = Family::default();
-        for store in self.stores.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            for cluster in store.state() {
-                let object = ObjectLabels {
-                    name: cluster.name_any(),
-                    namespace: cluster.namespace().unwrap_or_default(),
-                    uid: cluster.meta().uid.clone().unwrap_or_default(),
-                };
-                let owner_kind = cluster.labels().get(wasmray_api::labels::ORIGINATED_FROM_CRD).cloned().unwrap_or_else(|| "None".into());
-                info.get_or_create(&InfoLabels { name: object.name.clone(), namespace: object.namespace.clone(), uid: object.uid.clone(), owner_kind }).set(1);
-                let status = serde_json::to_value(&cluster.status).unwrap_or(Value::Null);
-                let condition = status["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "RayClusterProvisioned");
-                let is_true = condition.is_some_and(|c| c["status"] == "True");
-                let labels = |value: &str| ConditionLabels { name: object.name.clone(), namespace: object.namespace.clone(), uid: object.uid.clone(), condition: value.into() };
-                provisioned.get_or_create(&labels(if is_true { "true" } else { "false" })).set(1);
-                // Seconds from creation to the first time every Pod was Ready, as KubeRay sets it.
-                let created = cluster.meta().creation_timestamp.as_ref().map(|t| t.0);
-                let at = condition.filter(|_| is_true).and_then(|c| c["lastTransitionTime"].as_str()).and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok());
-                if let (Some(created), Some(at)) = (created, at) {
-                    let seconds = at.duration_since(created).as_secs_f64();
-                    provisioned_seconds.get_or_create(&object).set(seconds.max(0.0));
-                }
+        for cluster in self.objects() {
+            let object = ObjectLabels {
+                name: cluster.name_any(),
+                namespace: cluster.namespace().unwrap_or_default(),
+                uid: cluster.meta().uid.clone().unwrap_or_default(),
+            };
+            let owner_kind = cluster.labels().get(wasmray_api::labels::ORIGINATED_FROM_CRD).cloned().unwrap_or_else(|| "None".into());
+            info.get_or_create(&InfoLabels { name: object.name.clone(), namespace: object.namespace.clone(), uid: object.uid.clone(), owner_kind }).set(1);
+            let status = serde_json::to_value(&cluster.status).unwrap_or(Value::Null);
+            let condition = status["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "RayClusterProvisioned");
+            let is_true = condition.is_some_and(|c| c["status"] == "True");
+            let labels = |value: &str| ConditionLabels { name: object.name.clone(), namespace: object.namespace.clone(), uid: object.uid.clone(), condition: value.into() };
+            provisioned.get_or_create(&labels(if is_true { "true" } else { "false" })).set(1);
+            // Seconds from creation to the first time every Pod was Ready, as KubeRay sets it.
+            let created = cluster.meta().creation_timestamp.as_ref().map(|t| t.0);
+            let at = condition.filter(|_| is_true).and_then(|c| c["lastTransitionTime"].as_str()).and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok());
+            if let (Some(created), Some(at)) = (created, at) {
+                let seconds = at.duration_since(created).as_secs_f64();
+                provisioned_seconds.get_or_create(&object).set(seconds.max(0.0));
             }
         }
         info.encode(encoder.encode_descriptor("kuberay_cluster_info", "Metadata of each RayCluster", None, info.metric_type())?)?;
@@ -116,51 +129,30 @@ impl Collector for ClusterMetrics {
     }
 }
 
-/// The RayJob caches of every namespace scope, read at each scrape.
-#[derive(Default)]
-pub struct JobMetrics {
-    stores: Mutex<Vec<Store<RayJob>>>,
-}
-
-impl std::fmt::Debug for JobMetrics {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JobMetrics").finish_non_exhaustive()
-    }
-}
-
-impl JobMetrics {
-    /// Adds one scope's RayJob cache.
-    pub fn watch(&self, store: Store<RayJob>) {
-        self.stores.lock().unwrap_or_else(|p| p.into_inner()).push(store);
-    }
-}
-
-impl Collector for JobMetrics {
+impl Collector for Scraped<RayJob> {
     fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         let info: Family<ObjectLabels, Gauge> = Family::default();
         let deployment: Family<DeploymentLabels, Gauge> = Family::default();
         let execution: Family<ExecutionLabels, Gauge<f64, std::sync::atomic::AtomicU64>> = Family::default();
-        for store in self.stores.lock().unwrap_or_else(|p| p.into_inner()).iter() {
-            for job in store.state() {
-                let (name, namespace, uid) = (job.name_any(), job.namespace().unwrap_or_default(), job.meta().uid.clone().unwrap_or_default());
-                info.get_or_create(&ObjectLabels { name: name.clone(), namespace: namespace.clone(), uid: uid.clone() }).set(1);
-                let status = serde_json::to_value(&job.status).unwrap_or(Value::Null);
-                let state = status["jobDeploymentStatus"].as_str().unwrap_or_default().to_string();
-                if state.is_empty() {
-                    continue;
-                }
-                let labels = DeploymentLabels { name: name.clone(), namespace: namespace.clone(), uid: uid.clone(), deployment_status: state.clone() };
-                deployment.get_or_create(&labels).set(1);
-                // KubeRay records it on the move to a terminal state or to Retrying: from the
-                // attempt's start to its end.
-                let time = |field: &str| status[field].as_str().and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok());
-                if matches!(state.as_str(), "Complete" | "Failed" | "Retrying")
-                    && let (Some(start), Some(end)) = (time("startTime"), time("endTime"))
-                {
-                    let retry_count = status["failed"].as_i64().unwrap_or(0).to_string();
-                    let labels = ExecutionLabels { name, namespace, uid, job_deployment_status: state, retry_count };
-                    execution.get_or_create(&labels).set(end.duration_since(start).as_secs_f64().max(0.0));
-                }
+        for job in self.objects() {
+            let (name, namespace, uid) = (job.name_any(), job.namespace().unwrap_or_default(), job.meta().uid.clone().unwrap_or_default());
+            info.get_or_create(&ObjectLabels { name: name.clone(), namespace: namespace.clone(), uid: uid.clone() }).set(1);
+            let status = serde_json::to_value(&job.status).unwrap_or(Value::Null);
+            let state = status["jobDeploymentStatus"].as_str().unwrap_or_default().to_string();
+            if state.is_empty() {
+                continue;
+            }
+            let labels = DeploymentLabels { name: name.clone(), namespace: namespace.clone(), uid: uid.clone(), deployment_status: state.clone() };
+            deployment.get_or_create(&labels).set(1);
+            // KubeRay records it on the move to a terminal state or to Retrying: from the
+            // attempt's start to its end.
+            let time = |field: &str| status[field].as_str().and_then(|t| t.parse::<k8s_openapi::jiff::Timestamp>().ok());
+            if matches!(state.as_str(), "Complete" | "Failed" | "Retrying")
+                && let (Some(start), Some(end)) = (time("startTime"), time("endTime"))
+            {
+                let retry_count = status["failed"].as_i64().unwrap_or(0).to_string();
+                let labels = ExecutionLabels { name, namespace, uid, job_deployment_status: state, retry_count };
+                execution.get_or_create(&labels).set(end.duration_since(start).as_secs_f64().max(0.0));
             }
         }
         info.encode(encoder.encode_descriptor("kuberay_job_info", "Metadata of each RayJob", None, info.metric_type())?)?;
@@ -177,5 +169,49 @@ impl Collector for JobMetrics {
             execution.metric_type(),
         )?)?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use kube::runtime::{reflector, watcher};
+    use prometheus_client::encoding::text::encode;
+    use prometheus_client::registry::Registry;
+
+    fn a_rayjob(name: &str, status: serde_json::Value) -> RayJob {
+        serde_json::from_value(serde_json::json!({
+            "apiVersion": "ray.io/v1", "kind": "RayJob",
+            "metadata": { "name": name, "namespace": "ml", "uid": format!("uid-{name}") },
+            "spec": { "entrypoint": "python pi.py" },
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn rayjobs_are_scraped_with_kuberays_names_and_labels() {
+        let (store, mut writer) = reflector::store::<RayJob>();
+        writer.apply_watcher_event(&watcher::Event::Apply(a_rayjob(
+            "done",
+            serde_json::json!({ "jobDeploymentStatus": "Complete", "failed": 1,
+                                "startTime": "2026-12-02T00:00:00Z", "endTime": "2026-12-02T00:01:30Z" }),
+        )));
+        writer.apply_watcher_event(&watcher::Event::Apply(a_rayjob("fresh", serde_json::json!(null))));
+        let metrics = std::sync::Arc::new(JobMetrics::default());
+        metrics.watch(store);
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(metrics));
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+
+        assert!(text.contains(r#"kuberay_job_info{name="done",namespace="ml",uid="uid-done"} 1"#), "{text}");
+        assert!(text.contains(r#"kuberay_job_info{name="fresh",namespace="ml",uid="uid-fresh"} 1"#), "{text}");
+        assert!(text.contains(r#"kuberay_job_deployment_status{name="done",namespace="ml",uid="uid-done",deployment_status="Complete"} 1"#), "{text}");
+        assert!(!text.contains(r#"kuberay_job_deployment_status{name="fresh""#), "no status yet, no deployment status: {text}");
+        assert!(
+            text.contains(r#"kuberay_job_execution_duration_seconds{name="done",namespace="ml",uid="uid-done",job_deployment_status="Complete",retry_count="1"} 90.0"#),
+            "{text}"
+        );
     }
 }
