@@ -26,6 +26,9 @@ pub struct JobInfo {
     pub start_time: Option<i64>,
     #[serde(default)]
     pub end_time: Option<i64>,
+    /// For a FAILED job: the end of its logs, fetched once by the host (a few KB at most).
+    #[serde(default)]
+    pub logs_tail: Option<String>,
 }
 
 /// Whether the dashboard answers (`wasmray.dev/dashboard`).

@@ -160,6 +160,14 @@ pub fn ray_says(snapshot: Snapshot, status: &str) -> Snapshot {
     with_fact(snapshot, "ray.io/job-info", info)
 }
 
+/// The dashboard's answer that [`JOB_ID`] FAILED, with `message` and the end of its logs as
+/// the host fetched them.
+pub fn ray_says_failed(snapshot: Snapshot, message: &str, logs_tail: &str) -> Snapshot {
+    let info = json!({ "jobId": JOB_ID, "status": "FAILED", "message": message, "startTime": NOW_MS - 50_000,
+                       "endTime": NOW_MS - 1_000, "logsTail": logs_tail });
+    with_fact(snapshot, "ray.io/job-info", info)
+}
+
 /// The dashboard knows no job [`JOB_ID`].
 pub fn ray_knows_no_such_job(snapshot: Snapshot) -> Snapshot {
     with_fact(snapshot, "ray.io/job-info", json!({ "jobId": JOB_ID, "notFound": true }))

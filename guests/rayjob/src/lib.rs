@@ -28,7 +28,9 @@
 //! - `ray.io/job-info` ([`vocab::facts::JOB_INFO`]): the dashboard's latest answer to
 //!   `GET /api/jobs/<status.jobId>`: `{"jobId": "…", "status": "PENDING|RUNNING|STOPPED|SUCCEEDED|FAILED",
 //!   "message": "…", "startTime": <ms>, "endTime": <ms>}`, or `{"jobId": "…", "notFound": true}`
-//!   for a 404. `jobId` is required; a fact about another id (an earlier attempt's) is ignored.
+//!   for a 404; a FAILED answer also carries `"logsTail": "…"`, the end of the job's logs (a few
+//!   KB), when the host could read them. `jobId` is required; a fact about another id (an
+//!   earlier attempt's) is ignored.
 //!   The host polls while `status.jobDeploymentStatus` is `Running` and `status.jobId` and
 //!   `status.dashboardURL` are set, and triggers a reconcile when the answer changes.
 //! - `wasmray.dev/dashboard` ([`vocab::facts::DASHBOARD`]): `{"reachable": false, "since": <ms>,
@@ -88,6 +90,11 @@
 //!   also waits for the submitter (which by then only follows the logs) to finish. A submitter
 //!   still following when the cluster is deleted may end Failed; the RayJob's status is Ray's.
 //! - A RayJob that gives up on a running Ray job (a deadline) asks the host to stop it.
+//! - Every failed attempt (retried or not) is told by a Warning Event whose reason is the
+//!   status's (`AppFailed`, `SubmissionFailed`, `DeadlineExceeded`, …) and whose note is the
+//!   first line of the status message; for `AppFailed` it ends with the last lines of the job's
+//!   logs (at most 1 000 characters, and the whole note within the 1 024 bytes the API server
+//!   allows), so `kubectl describe` shows the traceback without a trip to the dashboard.
 //! - The RayJob's head Service `<rayjob>-head-svc` is deleted with the cluster on a retry or a
 //!   suspend and rendered again for the next cluster (KubeRay updates its selector in place).
 //! - A RayJob whose cluster cannot start says why (KubeRay leaves `status.message` empty in

@@ -8,7 +8,9 @@ use crate::children::{head_service_name, terminating};
 use wasmray_guest_sdk::k8s::{millis, rfc3339};
 use crate::suffixes::Suffixes;
 use crate::validate::Invalid;
-use crate::vocab::{SUBMITTER_FINISHED_TIMEOUT_S, events, reasons};
+use crate::vocab::{
+    EVENT_NOTE_MAX_BYTES, LOGS_IN_EVENT_MAX_CHARS, MESSAGE_IN_EVENT_MAX_BYTES, SUBMITTER_FINISHED_TIMEOUT_S, events, reasons,
+};
 use crate::{Ctx, Mode, Out, cluster, submitter, timers};
 
 /// Where the RayJob is, as far as this pass is concerned.
@@ -69,6 +71,7 @@ pub fn run(ctx: &Ctx, out: &mut Out) {
         State::Stuck => false,
     };
     if bottom {
+        tell_the_failure(ctx, out);
         count_and_retry(ctx, out);
     }
     if !out.status.deployment().is_terminal() && out.status.deployment() != D::ValidationFailed {
@@ -494,6 +497,57 @@ fn sidecar_failure(ctx: &Ctx) -> Option<String> {
         return Some(failure);
     }
     ctx.children.head_failed().then(|| "The Ray head Pod failed before the job was submitted.".into())
+}
+
+/// An attempt that failed in this pass is told once, as a Warning named by its reason (retried
+/// or not); a Ray job that failed brings the end of its logs, where the cause usually is.
+fn tell_the_failure(ctx: &Ctx, out: &mut Out) {
+    if out.status.deployment() != D::Failed || out.status.old_deployment() == D::Failed {
+        return;
+    }
+    let reason = out.status.str("reason").unwrap_or(reasons::APP_FAILED).to_owned();
+    let logs = ctx.facts.job_info.as_ref().filter(|_| reason == reasons::APP_FAILED).and_then(|i| i.logs_tail.as_deref());
+    let note = failure_note(out.status.str("message").unwrap_or_default(), logs);
+    out.event(EventType::Warning, &reason, note);
+}
+
+/// The status message's first line, then the end of the logs, within the API server's limit
+/// on an Event's note.
+pub fn failure_note(message: &str, logs: Option<&str>) -> String {
+    let first_line = message.lines().map(str::trim).find(|l| !l.is_empty()).unwrap_or("The Ray job failed.");
+    let summary = head_within(first_line, MESSAGE_IN_EVENT_MAX_BYTES);
+    let Some(logs) = logs.map(str::trim_end).filter(|l| !l.trim().is_empty()) else {
+        return summary;
+    };
+    let intro = format!("{summary}\nThe end of the job's logs:\n");
+    let room = EVENT_NOTE_MAX_BYTES.saturating_sub(intro.len());
+    format!("{intro}{}", tail_within(logs, room, LOGS_IN_EVENT_MAX_CHARS))
+}
+
+/// The start of `text` in at most `max_bytes`, cut at a char boundary, `…` when cut.
+fn head_within(text: &str, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text.to_owned();
+    }
+    let ellipsis = '…';
+    let mut end = max_bytes.saturating_sub(ellipsis.len_utf8());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}{ellipsis}", &text[..end])
+}
+
+/// The end of `text`: at most `max_chars` characters in at most `max_bytes`.
+fn tail_within(text: &str, max_bytes: usize, max_chars: usize) -> &str {
+    let start = text
+        .char_indices()
+        .rev()
+        .take(max_chars)
+        .map(|(at, _)| at)
+        .take_while(|at| text.len() - at <= max_bytes)
+        .last()
+        .unwrap_or(text.len());
+    &text[start..]
 }
 
 /// KubeRay's end of the pass: count the attempt that just ended, and retry a failure while

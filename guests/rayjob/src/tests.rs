@@ -334,6 +334,55 @@ fn a_failed_ray_job_fails_the_rayjob_as_app_failed() {
 }
 
 #[test]
+fn a_failed_ray_job_is_told_as_a_warning_ending_with_the_end_of_its_logs() {
+    let message = "Job entrypoint command failed with exit code 1, last available logs (truncated to 20,000 chars):\nloading\nKeyError: 'lr'\n";
+    let snapshot = ray_says_failed(rayjob().http().running().with([cluster().ready().into(), head_svc().into()]), message, "loading\nKeyError: 'lr'\n");
+    let plan = reconciled(snapshot);
+    let told = events(&plan);
+    assert_eq!(told.len(), 1, "{told:?}");
+    assert_eq!((told[0].type_, told[0].reason.as_str()), (EventType::Warning, "AppFailed"));
+    assert_eq!(
+        told[0].message,
+        "Job entrypoint command failed with exit code 1, last available logs (truncated to 20,000 chars):\n\
+         The end of the job's logs:\nloading\nKeyError: 'lr'"
+    );
+    assert!(matches!(plan.ops.last(), Some(Op::Status(_))), "the Event comes before the status");
+}
+
+#[test]
+fn a_failure_event_keeps_the_last_1000_characters_of_the_logs_within_the_1024_bytes_of_a_note() {
+    let message = format!("{}\nsecond line", "m".repeat(2_000));
+    let logs = format!("{}\nthe last line: é🚀", "ü".repeat(5_000));
+    let plan = reconciled(ray_says_failed(rayjob().http().running().with([cluster().ready().into(), head_svc().into()]), &message, &logs));
+    let note = &events(&plan)[0].message;
+    assert!(note.len() <= 1024, "{} bytes", note.len());
+    assert!(note.starts_with("mmm") && !note.contains("second line"), "the message's first line, cut: {note}");
+    assert!(note.contains("m…\nThe end of the job's logs:\n"), "{note}");
+    assert!(note.ends_with("\nthe last line: é🚀"), "{note}");
+    let tail = note.split_once("The end of the job's logs:\n").unwrap().1;
+    assert!(tail.chars().count() <= 1_000 && tail.chars().count() > 300, "{} characters", tail.chars().count());
+
+    let long_logs = "x".repeat(3_000);
+    let plan = reconciled(ray_says_failed(rayjob().http().running().with([cluster().ready().into(), head_svc().into()]), "failed", &long_logs));
+    let note = events(&plan)[0].message.clone();
+    assert_eq!(note.len(), 1024, "as much of the logs as the note holds: {note}");
+    assert!(note.starts_with("failed\nThe end of the job's logs:\nxxx"), "{note}");
+}
+
+#[test]
+fn every_failed_attempt_is_told_once_even_when_retried_and_without_logs_when_ray_did_not_fail() {
+    let retried = reconciled(ray_says_failed(rayjob().http().backoff_limit(1).running().with([cluster().ready().into(), head_svc().into()]), "boom", "boom"));
+    assert_eq!(moved_to(&retried).0, "Retrying");
+    assert_eq!(event_reasons(&retried), ["AppFailed"]);
+    let deadline = reconciled(rayjob().http().running().active_deadline(60).with([cluster().ready().into(), head_svc().into()]));
+    let told = events(&deadline);
+    assert_eq!((told.len(), told[0].reason.as_str()), (1, "DeadlineExceeded"));
+    assert!(told[0].message.starts_with("The RayJob has passed the activeDeadlineSeconds.") && !told[0].message.contains("logs"), "{}", told[0].message);
+    let failed = rayjob().http().finished("Failed", "FAILED", 5);
+    assert_eq!(events(&reconciled(failed.with([cluster().ready().into(), head_svc().into()]))), [], "a finished RayJob is not told again");
+}
+
+#[test]
 fn http_mode_asks_the_host_to_submit_when_ray_knows_no_such_job() {
     let job = rayjob().http().running().with_spec("metadata", json!({ "owner": "me" }))
         .with_spec("entrypointResources", json!("{\"TPU\": 1}"));
@@ -464,6 +513,16 @@ fn a_dashboard_that_stays_unreachable_fails_the_rayjob_after_the_status_check_ti
     assert!(changed(&plan)["message"].as_str().unwrap().ends_with("connection refused"));
     let snapshot = with_fact(rayjob().http().running().with([cluster().ready().into()]), "wasmray.dev/dashboard", down(10));
     assert_eq!(moved_to(&reconciled(snapshot)).0, "");
+
+    // RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS reaches the reconciler in the settings fact.
+    let short = json!({ "rayJobStatusCheckTimeoutSeconds": 5 });
+    let snapshot = with_fact(rayjob().http().running().with([cluster().ready().into()]), "wasmray.dev/dashboard", down(5));
+    let plan = reconciled(settings(snapshot, short.clone()));
+    assert_eq!(moved_to(&plan), (s("Failed"), s("JobStatusCheckTimeoutExceeded")));
+    assert!(changed(&plan)["message"].as_str().unwrap().starts_with("The Ray job status could not be checked for 5s since"));
+    let snapshot = with_fact(rayjob().http().running().with([cluster().ready().into()]), "wasmray.dev/dashboard", down(3));
+    let plan = reconciled(settings(snapshot, short));
+    assert_eq!((moved_to(&plan).0, plan.requeue_after_ms), (s(""), Some(2_000)), "back when the 5 s are up");
 }
 
 // Retrying.

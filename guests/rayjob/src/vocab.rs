@@ -78,5 +78,12 @@ pub const DEFAULT_STATUS_CHECK_TIMEOUT_S: i64 = 300;
 pub const SUBMITTER_FINISHED_TIMEOUT_S: i64 = 30;
 /// The submitter Job's `backoffLimit` unless `submitterConfig` says otherwise.
 pub const DEFAULT_SUBMITTER_BACKOFF_LIMIT: i32 = 2;
+/// The longest Event note the API server takes (events.k8s.io/v1), in bytes.
+pub const EVENT_NOTE_MAX_BYTES: usize = 1024;
+/// Characters of a failed job's logs a failure Event carries at most.
+pub const LOGS_IN_EVENT_MAX_CHARS: usize = 1_000;
+/// Bytes of the status message a failure Event starts with at most (Ray's own message of a
+/// failed job carries up to 20 000 characters of logs).
+pub const MESSAGE_IN_EVENT_MAX_BYTES: usize = 300;
 /// The dashboard port when the head container names none.
 pub const DEFAULT_DASHBOARD_PORT: i64 = 8265;
