@@ -6,6 +6,7 @@ use k8s_openapi::api::core::v1::{
     EnvFromSource, EnvVar, EnvVarSource, PodTemplateSpec, ResourceRequirements, SecurityContext,
     Service, VolumeMount,
 };
+use k8s_openapi::api::networking::v1::IngressTLS;
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use serde::{Deserialize, Serialize};
@@ -62,6 +63,30 @@ pub struct RayClusterSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[cfg_attr(feature = "schema", schemars(transform = crate::schema::worker_groups_rules))]
     pub worker_group_specs: Option<Vec<WorkerGroupSpec>>,
+    /// What happens to running Pods when their templates change (KubeRay v1.6).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_strategy: Option<RayClusterUpgradeStrategy>,
+}
+
+/// `spec.upgradeStrategy` (KubeRay v1.6).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct RayClusterUpgradeStrategy {
+    /// `Recreate` replaces every Pod when the Pod-shaping spec changes; `None` (the default)
+    /// leaves running Pods alone.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<RayClusterUpgradeType>,
+}
+
+/// `upgradeStrategy.type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum RayClusterUpgradeType {
+    /// Delete every Pod once the spec hash on the head Pod differs from the spec's.
+    Recreate,
+    /// Running Pods keep the template they were created from.
+    None,
 }
 
 /// `spec.authOptions`.
@@ -222,6 +247,9 @@ pub struct HeadGroupSpec {
     /// Create an Ingress for the dashboard.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub enable_ingress: Option<bool>,
+    /// The dashboard Ingress's host, path and TLS (KubeRay v1.7); read with `enableIngress`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ingress_options: Option<IngressOptions>,
     /// Ray logical resources of the head (`CPU`, `memory`, `GPU`, custom), as quantities.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resources: Option<BTreeMap<String, String>>,
@@ -234,6 +262,49 @@ pub struct HeadGroupSpec {
     /// The head Service's type; an empty or `ClusterIP` type gives a headless Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub service_type: Option<String>,
+}
+
+/// `headGroupSpec.ingressOptions` (KubeRay v1.7).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct IngressOptions {
+    /// The rule's host; unset, the rule matches every host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+    /// The dashboard's path (default `/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// How the path matches (default `Prefix`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path_type: Option<IngressPathType>,
+    /// The Ingress's TLS entries, as in `networking.k8s.io/v1` Ingress `spec.tls`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(
+        feature = "schema",
+        schemars(schema_with = "crate::schema::embedded::<Vec<IngressTLS>>")
+    )]
+    pub tls: Option<Vec<IngressTLS>>,
+}
+
+/// `ingressOptions.pathType`: the Ingress path types.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+pub enum IngressPathType {
+    Exact,
+    Prefix,
+    ImplementationSpecific,
+}
+
+impl IngressPathType {
+    /// The value as the Ingress API spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            IngressPathType::Exact => "Exact",
+            IngressPathType::Prefix => "Prefix",
+            IngressPathType::ImplementationSpecific => "ImplementationSpecific",
+        }
+    }
 }
 
 /// `spec.workerGroupSpecs[]`: a group of identical worker Pods.

@@ -38,6 +38,11 @@ pub struct RayPod {
     pub first_not_ready: Option<(String, String, String)>,
     /// Why the Pod cannot run, when its status names a cause (see [`Cause`]).
     pub cause: Option<Cause>,
+    /// The host's record of the group spec the Pod was built from
+    /// (`wasmray_api::template_hash::TEMPLATE_HASH_ANNOTATION`); absent on Pods from before it.
+    pub template_hash: Option<String>,
+    /// The cluster's recreate hash when the Pod was built (KubeRay v1.6's annotation).
+    pub recreate_hash: Option<String>,
 }
 
 /// Why a Pod cannot run, as its status says, first found in this order: the scheduler refused it
@@ -162,6 +167,7 @@ impl RayPod {
             .and_then(|s| s.state.as_ref())
             .is_some_and(|s| s.terminated.is_some());
         let name = meta.name.map(Text::into_string).unwrap_or_default();
+        let hashes = meta.annotations.unwrap_or_default();
         let restart_policy = spec.restart_policy.as_ref().map_or("Always", |p| &p.0);
         let unhealthy = if phase == "Failed" || phase == "Succeeded" {
             Some(format!("Pod {name} is {phase}, a terminal phase"))
@@ -199,6 +205,8 @@ impl RayPod {
             pod_ip: owned(status.pod_ip),
             first_not_ready,
             cause,
+            template_hash: owned(hashes.template),
+            recreate_hash: owned(hashes.recreate),
             name,
         })
     }
@@ -398,6 +406,8 @@ struct MetaView<'a> {
     uid: Option<Text<'a>>,
     #[serde(borrow)]
     labels: Option<RayLabels<'a>>,
+    #[serde(borrow)]
+    annotations: Option<HashAnnotations<'a>>,
     /// Only whether it is set matters.
     deletion_timestamp: Option<IgnoredAny>,
 }
@@ -418,6 +428,16 @@ struct RayLabels<'a> {
     replica_name: Option<Text<'a>>,
     #[serde(borrow, rename = "ray.io/worker-group-replica-index")]
     replica_index: Option<Text<'a>>,
+}
+
+/// The upgrade strategies' annotations (`wasmray_api::template_hash`'s keys written out, checked
+/// by `hash_annotations_are_read_under_wasmray_api_keys`); every other annotation is skipped.
+#[derive(Deserialize, Default)]
+struct HashAnnotations<'a> {
+    #[serde(borrow, rename = "wasmray.dev/template-hash")]
+    template: Option<Text<'a>>,
+    #[serde(borrow, rename = "ray.io/upgrade-strategy-recreate-hash")]
+    recreate: Option<Text<'a>>,
 }
 
 #[derive(Deserialize, Default)]
@@ -526,6 +546,14 @@ mod tests {
             read.map(owned),
             ["rc", "worker", "gpu", "gpu-a", "1"].map(|v| Some(v.to_owned()))
         );
+    }
+
+    #[test]
+    fn hash_annotations_are_read_under_wasmray_api_keys() {
+        use wasmray_api::template_hash::{RECREATE_HASH_ANNOTATION, TEMPLATE_HASH_ANNOTATION};
+        let json = json!({ TEMPLATE_HASH_ANNOTATION: "t", RECREATE_HASH_ANNOTATION: "r", "other": "x" }).to_string();
+        let a: HashAnnotations = serde_json::from_str(&json).unwrap();
+        assert_eq!((owned(a.template), owned(a.recreate)), (Some("t".into()), Some("r".into())));
     }
 
     fn cause(status: serde_json::Value) -> Option<Cause> {

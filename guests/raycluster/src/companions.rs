@@ -96,6 +96,38 @@ fn autoscaler_rbac(ctx: &Ctx, out: &mut Out) {
     }
 }
 
+/// KubeRay's `AutoscalerServiceAccountNotFound` Warning: autoscaling is on, the head template
+/// names a ServiceAccount, and it does not exist. That account is the user's, not a child, so
+/// the reconciler learns of it from the head Pod's create, which the API server's ServiceAccount
+/// admission refuses (`serviceaccount "<name>" not found`) and the host reports as the
+/// replica-failure fact `failure` (reason, message).
+pub fn missing_autoscaler_account(ctx: &Ctx, out: &mut Out, failure: Option<&(String, String)>) {
+    let Some((reason, message)) = failure else { return };
+    let account = ctx
+        .cluster
+        .spec
+        .head_group_spec
+        .template
+        .spec
+        .as_ref()
+        .and_then(|s| s.service_account_name.as_deref())
+        .filter(|n| !n.is_empty());
+    let Some(account) = account.filter(|_| ctx.autoscaling) else { return };
+    if reason == crate::vocab::reasons::FAILED_CREATE_HEAD_POD && message.contains(&format!("serviceaccount \"{account}\" not found")) {
+        out.event(
+            EventType::Warning,
+            events::AUTOSCALER_SERVICE_ACCOUNT_NOT_FOUND,
+            format!(
+                "the head group's serviceAccountName {account} does not exist in namespace {}: with enableInTreeAutoscaling the \
+                 autoscaler runs under it and the operator creates only the account it names itself; create {account} or remove \
+                 serviceAccountName",
+                ctx.namespace
+            ),
+        );
+        out.fail(format!("the autoscaler's ServiceAccount {account} does not exist"));
+    }
+}
+
 fn kind_words(kind: &str) -> &'static str {
     match kind {
         "ServiceAccount" => "service account",

@@ -27,6 +27,7 @@ pub fn cluster() -> ClusterFx {
 }
 
 /// A RayCluster under construction.
+#[derive(Clone)]
 pub struct ClusterFx(pub Value);
 
 impl ClusterFx {
@@ -76,6 +77,27 @@ impl ClusterFx {
         self.group(group)["template"]["spec"]["containers"][0]["resources"] =
             json!({ "limits": { "cpu": cpu, "memory": memory, "nvidia.com/gpu": gpu } });
         self
+    }
+    /// The image of the group's Ray container.
+    pub fn worker_image(mut self, group: &str, image: &str) -> Self {
+        self.group(group)["template"]["spec"]["containers"][0]["image"] = json!(image);
+        self
+    }
+    /// The image of the head's Ray container.
+    pub fn head_image(mut self, image: &str) -> Self {
+        self.0["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] = json!(image);
+        self
+    }
+    /// `spec.upgradeStrategy.type: Recreate`.
+    pub fn recreate(mut self) -> Self {
+        self.0["spec"]["upgradeStrategy"] = json!({ "type": "Recreate" });
+        self
+    }
+    /// The rolling update with this surge and unavailable budget.
+    pub fn rolling(self, max_surge: &str, max_unavailable: &str) -> Self {
+        self.annotated(crate::upgrade::STRATEGY_ANNOTATION, crate::upgrade::ROLLING_UPDATE)
+            .annotated(crate::upgrade::MAX_SURGE_ANNOTATION, max_surge)
+            .annotated(crate::upgrade::MAX_UNAVAILABLE_ANNOTATION, max_unavailable)
     }
     pub fn autoscaling(mut self) -> Self {
         self.0["spec"]["enableInTreeAutoscaling"] = json!(true);
@@ -287,6 +309,19 @@ impl PodFx {
         self.0["spec"]["restartPolicy"] = json!(restart_policy);
         self.0["status"] = json!({ "phase": "Running",
             "containerStatuses": [ { "name": "ray", "ready": false, "state": { "terminated": { "exitCode": 1 } } } ] });
+        self
+    }
+    /// Stamped as the host stamps a Pod it builds from `cluster`'s spec as it is now.
+    pub fn built_from(mut self, cluster: &ClusterFx) -> Self {
+        use wasmray_api::template_hash;
+        let rc: wasmray_api::RayCluster = serde_json::from_value(cluster.0.clone()).unwrap();
+        let labels = &self.0["metadata"]["labels"];
+        let group = (labels["ray.io/node-type"] == "worker").then(|| labels["ray.io/group"].as_str().unwrap().to_owned());
+        let template = template_hash::group_hash(&rc.spec, group.as_deref()).expect("no such group");
+        self.0["metadata"]["annotations"] = json!({
+            template_hash::RECREATE_HASH_ANNOTATION: template_hash::recreate_hash(&rc.spec),
+            template_hash::TEMPLATE_HASH_ANNOTATION: template,
+        });
         self
     }
     pub fn terminating(mut self) -> Self {

@@ -8,7 +8,9 @@
 //! The object is KubeRay's: `<cluster>-head-ingress`, the head Service's labels, every
 //! RayCluster annotation but `kubernetes.io/ingress.class` (whose value becomes
 //! `ingressClassName`), one rule with path `/<cluster>/(.*)` of type `Exact` to the head
-//! Service's dashboard port. One deliberate difference: `kubectl`'s
+//! Service's dashboard port. With v1.7's `headGroupSpec.ingressOptions` the rule takes its
+//! `host`, its `path` (default `/`) and `pathType` (default `Prefix`), and `spec.tls` its `tls`.
+//! One deliberate difference: `kubectl`'s
 //! `last-applied-configuration` annotation describes the RayCluster, not the Ingress, and is not
 //! copied (a `kubectl apply` of the Ingress would otherwise diff against the RayCluster).
 //!
@@ -19,7 +21,7 @@
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
-use wasmray_api::{RayCluster, names};
+use wasmray_api::{IngressPathType, RayCluster, names};
 use wasmray_guest_sdk::{EventType, ObjectRef};
 
 use crate::vocab::{events, labels};
@@ -29,6 +31,8 @@ use crate::{Ctx, Out};
 pub const INGRESS_CLASS_ANNOTATION: &str = "kubernetes.io/ingress.class";
 /// Not copied: it is the RayCluster's own `kubectl apply` record.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+/// The path under `ingressOptions` when it names none (KubeRay v1.7's default).
+const DEFAULT_OPTIONS_PATH: &str = "/";
 /// The dashboard port when the head container names none.
 const DEFAULT_DASHBOARD_PORT: i32 = 8265;
 pub const API_VERSION: &str = "networking.k8s.io/v1";
@@ -100,13 +104,33 @@ pub fn build(cluster: &RayCluster, namespace: &str) -> Option<Value> {
     let class = annotations.remove(INGRESS_CLASS_ANNOTATION);
     annotations.remove(LAST_APPLIED);
     let service = names::head_service_name(name, head.custom_head_service_name());
-    let mut spec = json!({
-        "rules": [{ "http": { "paths": [{
-            "path": format!("/{name}/(.*)"),
-            "pathType": "Exact",
-            "backend": { "service": { "name": service, "port": { "number": dashboard_port(cluster) } } },
-        }] } }],
-    });
+    let backend = json!({ "service": { "name": service, "port": { "number": dashboard_port(cluster) } } });
+    let mut spec = match &head.ingress_options {
+        // KubeRay v1.7: a host of its own, and the dashboard at `/` unless a path is given.
+        Some(options) => {
+            let path_type = options.path_type.unwrap_or(IngressPathType::Prefix);
+            let mut rule = json!({ "http": { "paths": [{
+                "path": options.path.as_deref().filter(|p| !p.is_empty()).unwrap_or(DEFAULT_OPTIONS_PATH),
+                "pathType": path_type.as_str(),
+                "backend": backend,
+            }] } });
+            if let Some(host) = options.host.as_deref().filter(|h| !h.is_empty()) {
+                rule["host"] = json!(host);
+            }
+            let mut spec = json!({ "rules": [rule] });
+            if let Some(tls) = options.tls.as_ref().filter(|t| !t.is_empty()) {
+                spec["tls"] = serde_json::to_value(tls).unwrap_or(Value::Null);
+            }
+            spec
+        }
+        None => json!({
+            "rules": [{ "http": { "paths": [{
+                "path": format!("/{name}/(.*)"),
+                "pathType": "Exact",
+                "backend": backend,
+            }] } }],
+        }),
+    };
     if let Some(class) = class.filter(|c| !c.is_empty()) {
         spec["ingressClassName"] = json!(class);
     }

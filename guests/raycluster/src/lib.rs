@@ -70,6 +70,7 @@ mod ingress;
 mod pods;
 mod status;
 mod suffixes;
+pub mod upgrade;
 pub mod vocab;
 
 #[cfg(test)]
@@ -151,6 +152,8 @@ pub(crate) struct Ctx<'a> {
     pub autoscaling: bool,
     pub now_ms: i64,
     pub suffixes: Suffixes,
+    /// What a template change does to running Pods.
+    pub strategy: upgrade::Strategy,
 }
 
 /// The plan being built, and whether the pass met what KubeRay counts as a reconcile error.
@@ -158,6 +161,8 @@ pub(crate) struct Ctx<'a> {
 pub(crate) struct Out {
     pub plan: Plan,
     pub failure: Option<String>,
+    /// What the rolling update has left to do, for its condition.
+    pub rollout: upgrade::Rollout,
 }
 
 impl Out {
@@ -210,6 +215,7 @@ pub fn reconcile(snapshot: &Snapshot) -> Result<Plan, PluginError> {
         autoscaling: cluster.spec.enable_in_tree_autoscaling == Some(true),
         now_ms: snapshot.now,
         suffixes: Suffixes::new(snapshot.seed, existing),
+        strategy: upgrade::Strategy::None,
     };
     let mut out = Out::default();
     let phase = Phase::of(&cluster);
@@ -218,6 +224,7 @@ pub fn reconcile(snapshot: &Snapshot) -> Result<Plan, PluginError> {
         return Ok(out.plan);
     }
     validate(&cluster)?;
+    ctx.strategy = upgrade::Strategy::of(&cluster).map_err(PluginError::InvalidSpec)?;
     let ignored = ignored::find(&cluster);
     // First in the plan, so the Warnings hang on no write; only when the findings changed.
     let recorded = status::condition_message(&cluster, conditions::IGNORED_SETTINGS);
@@ -231,6 +238,8 @@ pub fn reconcile(snapshot: &Snapshot) -> Result<Plan, PluginError> {
         out.apply(gcs::finalizer_patch(&ctx, true));
     }
     companions::reconcile(&ctx, &mut out);
+    let replica_failure = replica_failure(snapshot);
+    companions::missing_autoscaler_account(&ctx, &mut out, replica_failure.as_ref());
     match phase {
         Phase::Suspending { invalid, .. } => {
             if invalid {
@@ -247,8 +256,13 @@ pub fn reconcile(snapshot: &Snapshot) -> Result<Plan, PluginError> {
     let inputs = status::Inputs {
         phase,
         failed: out.failure.is_some(),
-        replica_failure: replica_failure(snapshot),
+        replica_failure,
         ignored: &ignored,
+        rollout: upgrade::condition(
+            ctx.strategy,
+            &out.rollout,
+            status::has_condition(&cluster, conditions::ROLLING_UPDATE_IN_PROGRESS),
+        ),
         now_ms: snapshot.now,
         children: &children,
     };

@@ -2,12 +2,13 @@
 
 use std::collections::BTreeMap;
 
-use wasmray_api::{WorkerGroupSpec, names};
+use wasmray_api::{WorkerGroupSpec, names, template_hash};
 use wasmray_guest_sdk::{Child, EventType, MultiHostReplica, WorkerPod};
 
-use crate::children::RayPod;
+use crate::children::{NodeType, RayPod};
 use crate::desired;
 use crate::suffixes::stable_hash;
+use crate::upgrade::{self, Progress, Strategy};
 use crate::vocab::{conditions, events, labels};
 use crate::{Ctx, Out};
 
@@ -32,8 +33,12 @@ pub fn delete_all(ctx: &Ctx, out: &mut Out, why: &str) {
 }
 
 /// The head Pod, then each worker group. A head Pod replaced in this pass stops the pass, as in
-/// KubeRay: the workers are looked at again once the new head exists.
+/// KubeRay: the workers are looked at again once the new head exists. Under `Recreate`, a pass
+/// that finds Pods built from an older spec deletes them and does nothing else.
 pub fn reconcile(ctx: &mut Ctx, out: &mut Out) {
+    if ctx.strategy == Strategy::Recreate && recreate(ctx, out) {
+        return;
+    }
     if !head(ctx, out) {
         return;
     }
@@ -42,7 +47,40 @@ pub fn reconcile(ctx: &mut Ctx, out: &mut Out) {
     }
 }
 
-/// Returns false when the head Pod was deleted for being unhealthy.
+/// `upgradeStrategy: Recreate`: once the head Pod's recreate hash differs from the spec's, every
+/// live Pod goes; a worker whose own hash differs goes too (its delete failed last time).
+/// Returns whether anything was deleted.
+fn recreate(ctx: &Ctx, out: &mut Out) -> bool {
+    let current = template_hash::recreate_hash(&ctx.cluster.spec);
+    let stale = |p: &RayPod| p.recreate_hash.as_deref().is_some_and(|h| h != current);
+    let live: Vec<&RayPod> = ctx.children.pods.iter().filter(|p| !p.terminating).collect();
+    let head_stale = live.iter().any(|p| p.node_type == NodeType::Head && stale(p));
+    let doomed: Vec<&RayPod> = live.into_iter().filter(|p| head_stale || stale(p)).collect();
+    if doomed.is_empty() {
+        return false;
+    }
+    for pod in &doomed {
+        out.delete(pod.object_ref());
+    }
+    let message = format!(
+        "Deleted {} Pods of RayCluster {}/{} for upgradeStrategy Recreate: they were built from an earlier spec",
+        doomed.len(),
+        ctx.namespace,
+        ctx.name
+    );
+    out.event(EventType::Normal, events::DELETED_POD, message);
+    true
+}
+
+/// Whether a single-host worker group has a live Pod on an old template (rolling update only).
+fn workers_outdated(ctx: &Ctx) -> bool {
+    ctx.cluster.spec.worker_group_specs.iter().flatten().filter(|g| !desired::group_suspended(g) && desired::hosts(g) == 1).any(|g| {
+        let current = template_hash::worker_group_hash(&ctx.cluster.spec, g);
+        ctx.children.workers(&g.group_name).any(|p| !p.terminating && upgrade::outdated(p, &current))
+    })
+}
+
+/// Returns false when the head Pod was deleted (unhealthy, or replaced by the rolling update).
 fn head(ctx: &mut Ctx, out: &mut Out) -> bool {
     let live: Vec<&RayPod> = ctx.children.heads().filter(|p| !p.terminating).collect();
     match live.as_slice() {
@@ -69,7 +107,7 @@ fn head(ctx: &mut Ctx, out: &mut Out) -> bool {
                 out.fail(format!("deleted the unhealthy head Pod: {reason}"));
                 false
             }
-            None => true,
+            None => rolled_head(ctx, out, pod),
         },
         many => {
             // Keep the heads that may still come up; the spares are KubeRay's to delete too.
@@ -87,6 +125,26 @@ fn head(ctx: &mut Ctx, out: &mut Out) -> bool {
             true
         }
     }
+}
+
+/// The rolling update's last step: a head Pod on an old template of its own is deleted once no
+/// worker group has an outdated Pod (the next pass creates the new one). Returns false when
+/// it was deleted.
+fn rolled_head(ctx: &Ctx, out: &mut Out, pod: &RayPod) -> bool {
+    if !matches!(ctx.strategy, Strategy::Rolling(_)) || !upgrade::outdated(pod, &template_hash::head_hash(&ctx.cluster.spec)) {
+        return true;
+    }
+    out.rollout.head_outdated = true;
+    if workers_outdated(ctx) {
+        return true;
+    }
+    out.delete(pod.object_ref());
+    out.event(
+        EventType::Normal,
+        events::DELETED_HEAD_POD,
+        format!("Deleted head Pod {}/{}: its template changed (rolling update)", ctx.namespace, pod.name),
+    );
+    false
 }
 
 /// A RayJob's cluster that was provisioned once does not get a new head: its job is lost, and the
@@ -169,6 +227,21 @@ fn single_host(
         delete_worker(ctx, out, pod, None);
     }
     let want = usize::try_from(desired::pods(group)).unwrap_or(usize::MAX);
+    if let Strategy::Rolling(budget) = ctx.strategy {
+        let current = template_hash::worker_group_hash(&ctx.cluster.spec, group);
+        let (old, fresh): (Vec<&RayPod>, Vec<&RayPod>) = remaining.iter().partition(|p| upgrade::outdated(p, &current));
+        if !old.is_empty() {
+            let step = upgrade::roll(want, &fresh, &old, &budget);
+            for _ in 0..step.create {
+                create_worker(ctx, out, group, None);
+            }
+            for pod in &step.delete {
+                delete_worker(ctx, out, pod, Some("its group's template changed (rolling update)"));
+            }
+            out.rollout.groups.push(Progress { group: group.group_name.clone(), updated: fresh.len(), want });
+            return;
+        }
+    }
     if remaining.len() < want {
         for _ in remaining.len()..want {
             create_worker(ctx, out, group, None);

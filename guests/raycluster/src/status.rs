@@ -23,6 +23,8 @@ pub struct Inputs<'a> {
     pub replica_failure: Option<(String, String)>,
     /// Settings the spec holds that do nothing.
     pub ignored: &'a [crate::ignored::Finding],
+    /// The rolling update's condition, when it has one to set or remove.
+    pub rollout: Option<Condition>,
     pub now_ms: i64,
     pub children: &'a Children,
 }
@@ -149,6 +151,9 @@ fn conditions(
         set(ignored);
     }
     set(head_pod_ready(head));
+    if let Some(rollout) = &inputs.rollout {
+        set(rollout.clone());
+    }
     match worker_pods_ready(cluster, inputs) {
         Some(c) => set(c),
         None if has_condition(cluster, conditions::WORKER_PODS_READY) => {

@@ -1327,3 +1327,144 @@ fn ray_redis_address_without_fault_tolerance_is_rejected_as_kuberay_does_naming_
     let legacy_ft = cluster().annotated("ray.io/ft-enabled", "true").raw(env);
     assert!(reconcile(&legacy_ft.with([])).is_ok(), "with the legacy annotation it is how FT is configured");
 }
+
+// Upgrades of running clusters: `upgradeStrategy: Recreate` and the rolling update.
+
+/// `n` Running and Ready workers of `group`, stamped as built from `from`.
+fn workers_built_from(from: &crate::fixtures::ClusterFx, group: &str, n: usize) -> Vec<PodFx> {
+    ready_workers(group, n).into_iter().map(|w| w.built_from(from)).collect()
+}
+
+fn ready_head_built_from(from: &crate::fixtures::ClusterFx) -> PodFx {
+    head("rc-head-x").running_ready().built_from(from)
+}
+
+#[test]
+fn recreate_deletes_every_pod_once_the_spec_on_the_head_is_old() {
+    let before = cluster().with_workers("cpu", 2).recreate();
+    let after = before.clone().worker_image("cpu", "rayproject/ray:2.53.0");
+    let pods = || std::iter::once(ready_head_built_from(&before)).chain(workers_built_from(&before, "cpu", 2));
+    let plan = reconciled(after.clone().with_pods(pods()));
+    assert_eq!(deletes(&plan), ["rc-cpu-worker-w0", "rc-cpu-worker-w1", "rc-head-x"]);
+    assert_eq!(renders(&plan), [], "the new Pods come in the next pass");
+    let event = events(&plan).into_iter().find(|e| e.reason == "DeletedPod").unwrap();
+    assert_eq!(event.message, "Deleted 3 Pods of RayCluster ns/rc for upgradeStrategy Recreate: they were built from an earlier spec");
+
+    assert_eq!(deletes(&reconciled(before.clone().with_pods(pods()))), Vec::<String>::new(), "an unchanged spec keeps its Pods");
+    let none = after.clone().raw(|c| c["spec"]["upgradeStrategy"] = json!({ "type": "None" }));
+    assert_eq!(deletes(&reconciled(none.with_pods(pods()))), Vec::<String>::new(), "None keeps running Pods, as unset does");
+}
+
+#[test]
+fn recreate_leaves_pods_from_before_the_hashes_and_ignores_the_scale_fields() {
+    let before = cluster().with_workers("cpu", 2).recreate();
+    let unstamped = reconciled(before.clone().worker_image("cpu", "x").with_pods([head("rc-head-x").running_ready()]));
+    assert_eq!(deletes(&unstamped), Vec::<String>::new());
+    let scaled = before.clone().raw(|c| c["spec"]["workerGroupSpecs"][0]["replicas"] = json!(3));
+    let plan = reconciled(scaled.with_pods(std::iter::once(ready_head_built_from(&before)).chain(workers_built_from(&before, "cpu", 2))));
+    assert_eq!((deletes(&plan).len(), rendered_workers(&plan).len()), (0, 1), "a new replica count scales, it does not recreate");
+}
+
+#[test]
+fn the_rolling_update_surges_then_deletes_within_the_budget_and_says_how_far_it_is() {
+    let before = cluster().with_workers("cpu", 10).rolling("1", "1");
+    let after = before.clone().worker_image("cpu", "rayproject/ray:2.53.0");
+    let plan = reconciled(after.clone().with_pods(std::iter::once(ready_head_built_from(&after)).chain(workers_built_from(&before, "cpu", 10))));
+    assert_eq!(rendered_workers(&plan), ["cpu"], "one Pod beyond the 10");
+    assert_eq!(deletes(&plan).len(), 1, "one of 10 Ready may go");
+    let c = condition(&plan, "RollingUpdateInProgress").unwrap();
+    assert_eq!((c.status, c.reason.as_str()), (True, "PodsOnOldTemplate"));
+    assert_eq!(c.message, "0/10 workers of group cpu on the new template");
+    let deleted = events(&plan).into_iter().find(|e| e.reason == "DeletedWorkerPod").unwrap();
+    assert!(deleted.message.ends_with("its group's template changed (rolling update)"), "{}", deleted.message);
+}
+
+#[test]
+fn the_rolling_update_waits_for_new_pods_to_be_ready_before_deleting_more() {
+    let before = cluster().with_workers("cpu", 4).rolling("1", "1");
+    let after = before.clone().worker_image("cpu", "rayproject/ray:2.53.0");
+    let old = workers_built_from(&before, "cpu", 3);
+    let coming = worker("cpu", "rc-cpu-worker-new").built_from(&after);
+    let plan = reconciled(after.clone().with_pods(std::iter::once(ready_head_built_from(&after)).chain(old).chain([coming])));
+    assert_eq!((rendered_workers(&plan).len(), deletes(&plan).len()), (1, 0), "3 Ready is the floor of 4 - 1");
+    assert_eq!(condition(&plan, "RollingUpdateInProgress").unwrap().message, "1/4 workers of group cpu on the new template");
+}
+
+#[test]
+fn the_rolling_update_keeps_the_autoscalers_replicas_and_ends_false() {
+    let before = cluster().autoscaling().with_workers("cpu", 3).min_max("cpu", 1, 10).rolling("0", "1");
+    let after = before.clone().worker_image("cpu", "rayproject/ray:2.53.0");
+    let rbac = [object("v1", "ServiceAccount", "rc"), object("rbac.authorization.k8s.io/v1", "Role", "rc"), object("rbac.authorization.k8s.io/v1", "RoleBinding", "rc")];
+    let pods = std::iter::once(ready_head_built_from(&after)).chain(workers_built_from(&before, "cpu", 3)).map(|p| p.0);
+    let plan = reconciled(after.clone().with(std::iter::once(head_service()).chain(rbac.clone()).chain(pods)));
+    assert_eq!((rendered_workers(&plan).len(), deletes(&plan).len()), (0, 1), "no surge: one of 3 goes, then it is replaced");
+    assert!(applies(&plan).iter().all(|a| a["kind"] != "RayCluster"), "replicas are never written");
+
+    let done = std::iter::once(ready_head_built_from(&after)).chain(workers_built_from(&after, "cpu", 3)).map(|p| p.0);
+    let plan = reconciled(after.condition("RollingUpdateInProgress", "True").with(std::iter::once(head_service()).chain(rbac).chain(done)));
+    assert_eq!(condition_is(&plan, "RollingUpdateInProgress"), (False, "AllPodsOnCurrentTemplate".into()));
+    assert_eq!(deletes(&plan), Vec::<String>::new());
+}
+
+#[test]
+fn the_head_is_replaced_last_and_only_when_its_own_template_changed() {
+    let before = cluster().with_workers("cpu", 2).rolling("1", "1");
+    let both = before.clone().worker_image("cpu", "rayproject/ray:2.53.0").head_image("rayproject/ray:2.53.0");
+    let plan = reconciled(both.clone().with_pods(std::iter::once(ready_head_built_from(&before)).chain(workers_built_from(&before, "cpu", 2))));
+    assert!(!deletes(&plan).contains(&"rc-head-x".to_owned()), "workers first");
+    assert!(condition(&plan, "RollingUpdateInProgress").unwrap().message.ends_with("the head Pod is replaced once every worker group is on its new template"));
+
+    let plan = reconciled(both.clone().with_pods(std::iter::once(ready_head_built_from(&before)).chain(workers_built_from(&both, "cpu", 2))));
+    assert_eq!(deletes(&plan), ["rc-head-x"]);
+    assert_eq!(event_reasons(&plan), ["DeletedHeadPod"]);
+
+    let workers_only = before.clone().worker_image("cpu", "rayproject/ray:2.53.0");
+    let plan = reconciled(workers_only.clone().with_pods(std::iter::once(ready_head_built_from(&before)).chain(workers_built_from(&workers_only, "cpu", 2))));
+    assert_eq!(deletes(&plan), Vec::<String>::new(), "a worker-only change leaves the head alone");
+}
+
+#[test]
+fn a_bad_upgrade_annotation_or_two_strategies_are_an_invalid_spec_naming_the_annotation() {
+    let bad = cluster().annotated("wasmray.dev/upgrade-strategy", "RollingUpdate").annotated("wasmray.dev/max-surge", "many");
+    assert!(matches!(reconcile(&bad.with([])), Err(PluginError::InvalidSpec(m)) if m.contains("wasmray.dev/max-surge")));
+    let unknown = cluster().annotated("wasmray.dev/upgrade-strategy", "Rolling");
+    assert!(matches!(reconcile(&unknown.with([])), Err(PluginError::InvalidSpec(m)) if m.contains("\"Rolling\"")));
+    let both = cluster().rolling("1", "1").recreate();
+    assert!(matches!(reconcile(&both.with([])), Err(PluginError::InvalidSpec(m)) if m.contains("two strategies")));
+}
+
+// v1.7's ingressOptions.
+
+#[test]
+fn ingress_options_give_the_rule_a_host_a_prefix_path_and_tls() {
+    let c = with_ingress(cluster()).raw(|c| {
+        c["spec"]["headGroupSpec"]["ingressOptions"] = json!({ "host": "ray.example.com", "tls": [{ "hosts": ["ray.example.com"], "secretName": "ray-tls" }] });
+    });
+    let ingress = applies(&reconciled(c.with_pods([]))).into_iter().find(|a| a["kind"] == "Ingress").unwrap();
+    assert_eq!(
+        ingress["spec"]["rules"],
+        json!([{ "host": "ray.example.com", "http": { "paths": [{ "path": "/", "pathType": "Prefix",
+            "backend": { "service": { "name": "rc-head-svc", "port": { "number": 8265 } } } }] } }])
+    );
+    assert_eq!(ingress["spec"]["tls"], json!([{ "hosts": ["ray.example.com"], "secretName": "ray-tls" }]));
+    let exact = with_ingress(cluster()).raw(|c| c["spec"]["headGroupSpec"]["ingressOptions"] = json!({ "path": "/ray", "pathType": "Exact" }));
+    let ingress = applies(&reconciled(exact.with_pods([]))).into_iter().find(|a| a["kind"] == "Ingress").unwrap();
+    let path = &ingress["spec"]["rules"][0];
+    assert_eq!((path.get("host"), &path["http"]["paths"][0]["path"], &path["http"]["paths"][0]["pathType"]), (None, &json!("/ray"), &json!("Exact")));
+}
+
+// AutoscalerServiceAccountNotFound.
+
+#[test]
+fn a_missing_autoscaler_service_account_named_by_the_head_gets_kuberays_warning() {
+    let named = cluster().autoscaling().raw(|c| c["spec"]["headGroupSpec"]["template"]["spec"]["serviceAccountName"] = json!("ray-sa"));
+    let refused = json!({ "reason": "FailedCreateHeadPod",
+        "message": "pods \"rc-head-x\" is forbidden: error looking up service account ns/ray-sa: serviceaccount \"ray-sa\" not found" });
+    let plan = reconciled(with_fact(named.clone().with_pods([]), "wasmray.dev/replica-failure", refused));
+    assert_eq!(warnings(&plan), ["AutoscalerServiceAccountNotFound"]);
+    let warning = events(&plan).into_iter().find(|e| e.reason == "AutoscalerServiceAccountNotFound").unwrap();
+    assert!(warning.message.contains("serviceAccountName ray-sa does not exist in namespace ns"), "{}", warning.message);
+
+    let other = json!({ "reason": "FailedCreateHeadPod", "message": "exceeded quota" });
+    assert!(warnings(&reconciled(with_fact(named.with_pods([]), "wasmray.dev/replica-failure", other))).is_empty());
+}

@@ -24,6 +24,9 @@ pub mod conditions {
     /// reason (`Unschedulable`, `ImagePullBackOff`…) and `worker Pod <name> (group <g>): <message>`,
     /// else [`super::reasons::WORKER_PODS_NOT_READY`]; absent without workers.
     pub const WORKER_PODS_READY: &str = "WorkerPodsReady";
+    /// Ours, not KubeRay's: with the rolling update on (`crate::upgrade`), True while Pods are on
+    /// an old template (the message gives each group's progress), False once none are.
+    pub const ROLLING_UPDATE_IN_PROGRESS: &str = "RollingUpdateInProgress";
 }
 
 /// Condition reasons.
@@ -41,6 +44,8 @@ pub mod reasons {
     pub const WORKER_PODS_NOT_READY: &str = "WorkerPodsNotReady";
     /// The replica-failure condition's default reason when the host's fact names none.
     pub const FAILED_CREATE_WORKER_POD: &str = "FailedCreateWorkerPod";
+    /// The replica-failure reason of a head Pod the API server refused.
+    pub const FAILED_CREATE_HEAD_POD: &str = "FailedCreateHeadPod";
 }
 
 /// Event reasons (KubeRay's, §7.7 of the feature inventory).
@@ -63,6 +68,8 @@ pub mod events {
     /// Ours: a setting KubeRay would silently ignore (see [`super::conditions::IGNORED_SETTINGS`]).
     pub const IGNORED_SETTING: &str = "IgnoredSetting";
     pub const INVALID_STATUS: &str = "InvalidRayClusterStatus";
+    /// The head template names a ServiceAccount for the autoscaler that does not exist.
+    pub const AUTOSCALER_SERVICE_ACCOUNT_NOT_FOUND: &str = "AutoscalerServiceAccountNotFound";
     /// The finalizer was removed because the cleanup took too long (KubeRay v1.7's name).
     pub const FORCE_DELETED_STUCK_CLUSTER: &str = "ForceDeletedStuckCluster";
 }

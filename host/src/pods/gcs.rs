@@ -32,6 +32,11 @@ pub fn redis_cleanup_job(cluster: &RayCluster, ctx: &BuildContext) -> Result<Job
         .insert(labels::NODE_TYPE.into(), "redis-cleanup".into());
     // A Job's Pods are named by the Job controller.
     meta.name = None;
+    // The Job is no Ray node: no upgrade strategy looks at it.
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(wasmray_api::template_hash::RECREATE_HASH_ANNOTATION);
+        annotations.remove(wasmray_api::template_hash::TEMPLATE_HASH_ANNOTATION);
+    }
 
     spec.containers.truncate(1);
     let ray = &mut spec.containers[0];

@@ -15,6 +15,9 @@
 //!    them empty (the client fills them in); k8s-openapi always writes them. Dropped when the golden has none.
 //! 5. `targetPort: 0` in a Service port is Go's zero `IntOrString`, which means unset (the API
 //!    server defaults it to `port`); dropped.
+//! 6. The upgrade strategies' hashes on our Pods (`ray.io/upgrade-strategy-recreate-hash`, which
+//!    KubeRay v1.6 adds and v1.5.2 does not, and `wasmray.dev/template-hash`): checked to be
+//!    there, then dropped.
 //!
 //! Everything else — command, args, env (in order), probes, resources, labels, annotations,
 //! volumes, mounts, ports, init containers, owner references — must be identical.
@@ -165,6 +168,14 @@ fn pod_value(pod: k8s_openapi::api::core::v1::Pod, theirs: &Value) -> Value {
         meta.remove("name"),
         Some(Value::String(format!("{prefix}{SUFFIX}")))
     );
+    // Normalisation 6.
+    let annotations = meta["annotations"].as_object_mut().unwrap();
+    for key in [
+        wasmray_api::template_hash::RECREATE_HASH_ANNOTATION,
+        wasmray_api::template_hash::TEMPLATE_HASH_ANNOTATION,
+    ] {
+        assert!(annotations.remove(key).is_some(), "{key} on every Pod");
+    }
     value
 }
 

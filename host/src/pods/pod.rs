@@ -14,7 +14,7 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
-use wasmray_api::{RayCluster, WorkerGroupSpec};
+use wasmray_api::{RayCluster, WorkerGroupSpec, template_hash};
 
 use super::start::{self, StartParams};
 use super::{BuildContext, BuildError, ClusterFacts, CreatedBy, NodeType, labels, names};
@@ -111,7 +111,7 @@ pub fn head_pod(cluster: &RayCluster, suffix: &str, ctx: &BuildContext) -> Resul
     spec.containers
         .extend(ctx.head_sidecar_containers.iter().cloned());
 
-    finish_pod(
+    let pod = finish_pod(
         &facts,
         NodeType::Head,
         labels::HEAD_GROUP,
@@ -119,7 +119,8 @@ pub fn head_pod(cluster: &RayCluster, suffix: &str, ctx: &BuildContext) -> Resul
         spec,
         params,
         ctx,
-    )
+    )?;
+    Ok(stamp_hashes(pod, &cluster.spec, template_hash::head_hash(&cluster.spec)))
 }
 
 /// A worker Pod of group `group_index`.
@@ -190,7 +191,7 @@ pub fn worker_pod(
     spec.containers
         .extend(ctx.worker_sidecar_containers.iter().cloned());
 
-    finish_pod(
+    let pod = finish_pod(
         &facts,
         NodeType::Worker,
         group_name,
@@ -198,7 +199,19 @@ pub fn worker_pod(
         spec,
         params,
         ctx,
-    )
+    )?;
+    let hash = template_hash::worker_group_hash(&cluster.spec, group);
+    Ok(stamp_hashes(pod, &cluster.spec, hash))
+}
+
+/// The upgrade strategies' record of what the Pod was built from (see
+/// [`wasmray_api::template_hash`]): the cluster's recreate hash and the group's template hash.
+/// Written over any value a template carries under the same keys.
+fn stamp_hashes(mut pod: Pod, spec: &wasmray_api::RayClusterSpec, template: String) -> Pod {
+    let annotations = pod.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    annotations.insert(template_hash::RECREATE_HASH_ANNOTATION.into(), template_hash::recreate_hash(spec));
+    annotations.insert(template_hash::TEMPLATE_HASH_ANNOTATION.into(), template);
+    pod
 }
 
 /// The template's metadata and spec, checked to have a Ray container.
