@@ -178,6 +178,9 @@ pub struct Settings {
     pub delete_rayjob_after_finish: bool,
     /// `RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS`.
     pub rayjob_grace_period_s: Option<u64>,
+    /// v1.7's `RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS`: how long a running RayJob's dashboard may
+    /// fail to answer before the RayJob fails (the reconciler's default is 300).
+    pub rayjob_status_check_timeout_s: Option<u64>,
     /// Where Ray dashboards are reached (default: the address a status names). Only code that
     /// embeds the operator sets it — tests point it at a local Ray; no flag does, because the
     /// cluster's auth token is sent wherever it points.
@@ -265,14 +268,8 @@ impl Settings {
         build.enable_ray_head_cluster_ip_service = env_bool(env, "ENABLE_RAY_HEAD_CLUSTER_IP_SERVICE", false)?;
         let redis_cleanup = env_bool(env, "ENABLE_GCS_FT_REDIS_CLEANUP", true)?;
         let delete_rayjob_after_finish = env_bool(env, "DELETE_RAYJOB_CR_AFTER_JOB_FINISHES", false)?;
-        let rayjob_grace_period_s = match env("RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS").filter(|v| !v.is_empty()) {
-            Some(value) => Some(value.trim().parse::<u64>().map_err(|_| SettingsError::Env {
-                name: "RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS",
-                value,
-                expected: "a number of seconds",
-            })?),
-            None => None,
-        };
+        let rayjob_grace_period_s = env_seconds(env, "RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS")?;
+        let rayjob_status_check_timeout_s = env_seconds(env, "RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS")?;
         let default_requeue = match env("RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV").filter(|v| !v.is_empty()) {
             Some(value) => match value.trim().parse::<u64>() {
                 Ok(seconds) if seconds > 0 => Duration::from_secs(seconds),
@@ -334,6 +331,7 @@ impl Settings {
             redis_cleanup,
             delete_rayjob_after_finish,
             rayjob_grace_period_s,
+            rayjob_status_check_timeout_s,
             dashboard_resolver: None,
         };
         settings.controller.settings_fact = settings.settings_fact();
@@ -354,6 +352,9 @@ impl Settings {
         }
         if let Some(seconds) = self.rayjob_grace_period_s {
             fact.insert("rayJobTransitionGracePeriodSeconds".into(), seconds.into());
+        }
+        if let Some(seconds) = self.rayjob_status_check_timeout_s {
+            fact.insert("rayJobStatusCheckTimeoutSeconds".into(), seconds.into());
         }
         if self.controller.build.cluster_domain != BuildContext::default().cluster_domain {
             fact.insert("clusterDomain".into(), self.controller.build.cluster_domain.clone().into());
@@ -384,6 +385,17 @@ fn parse_bool(text: &str) -> Option<bool> {
 
 fn parse_flag_bool(flag: &'static str, text: &str) -> Result<bool, SettingsError> {
     parse_bool(text).ok_or_else(|| SettingsError::Flag { flag, value: text.into(), expected: "true or false" })
+}
+
+/// A number of seconds, or `None` when the variable is unset or empty.
+fn env_seconds(env: &dyn Fn(&str) -> Option<String>, name: &'static str) -> Result<Option<u64>, SettingsError> {
+    match env(name).filter(|v| !v.is_empty()) {
+        None => Ok(None),
+        Some(value) => match value.trim().parse::<u64>() {
+            Ok(seconds) => Ok(Some(seconds)),
+            Err(_) => Err(SettingsError::Env { name, value, expected: "a number of seconds" }),
+        },
+    }
 }
 
 fn env_bool(env: &dyn Fn(&str) -> Option<String>, name: &'static str, default: bool) -> Result<bool, SettingsError> {
@@ -463,6 +475,7 @@ mod tests {
                 ("RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV", "42"),
                 ("DELETE_RAYJOB_CR_AFTER_JOB_FINISHES", "true"),
                 ("RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS", "60"),
+                ("RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS", "45"),
             ],
         )
         .unwrap();
@@ -480,6 +493,7 @@ mod tests {
                 "enableGcsFtRedisCleanup": false,
                 "deleteRayJobAfterJobFinishes": true,
                 "rayJobTransitionGracePeriodSeconds": 60,
+                "rayJobStatusCheckTimeoutSeconds": 45,
             })
         );
         let gated = read(&["--feature-gates", "RayJobDeletionPolicy=true"], &[]).unwrap();
@@ -497,6 +511,11 @@ mod tests {
         assert!(error(&["--reconcile-concurrency", "0"], &[]).starts_with("--reconcile-concurrency:"));
         assert!(error(&[], &[("ENABLE_PROBES_INJECTION", "nope")]).starts_with("environment variable ENABLE_PROBES_INJECTION:"));
         assert!(error(&[], &[("RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV", "soon")]).starts_with("environment variable RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV:"));
+        assert_eq!(
+            error(&[], &[("RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS", "5m")]),
+            "environment variable RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS: \"5m\" is not a number of seconds"
+        );
+        assert!(error(&[], &[("RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS", "-1")]).contains("is not a number of seconds"));
     }
 
     #[test]

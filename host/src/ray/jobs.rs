@@ -6,6 +6,8 @@
 //! - after each reconcile the skeleton says what to poll ([`Jobs::track`]); each target gets a
 //!   task that asks `GET /api/jobs/<id>` every [`POLL_INTERVAL`] and puts the answer into the
 //!   facts store as [`JOB_INFO_FACT`] and [`DASHBOARD_FACT`]; a changed fact wakes the RayJob.
+//!   When the job has FAILED, the poller asks once for the end of its logs
+//!   ([`LOGS_TAIL_CHARS`]) before it tells, so the fact that fails the RayJob carries them;
 //!   A target no reconcile renewed for [`EXPIRY`] stops by itself, so a deleted RayJob is not
 //!   polled forever;
 //! - a plan's `dashboard.wasmray.dev/v1` writes become [`Call`]s that the writer hands to
@@ -50,6 +52,9 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 pub const MAX_CALLS: usize = 16;
 /// A target that no reconcile asked for this long is dropped.
 pub const EXPIRY: Duration = Duration::from_secs(30);
+/// Characters of a FAILED job's logs its fact carries (`logsTail`): the cause is usually at the
+/// end, and the fact is copied into every reconcile of the RayJob.
+pub const LOGS_TAIL_CHARS: usize = 4_000;
 
 /// Maps a dashboard address as a status holds it (`<svc>.<ns>.svc.cluster.local:8265`) to the
 /// one dialled.
@@ -155,18 +160,37 @@ fn auth_token(children: &Children, namespace: &str, cluster: &str) -> Option<Str
     String::from_utf8(bytes).ok()
 }
 
-/// The fact a poll's answer becomes: the contract of the RayJob reconciler.
-pub fn job_info_fact(id: &str, answer: Option<&JobInfo>) -> Value {
+/// The fact a poll's answer becomes: the contract of the RayJob reconciler. `logs_tail` is the
+/// end of a FAILED job's logs, when they could be read.
+pub fn job_info_fact(id: &str, answer: Option<&JobInfo>, logs_tail: Option<&str>) -> Value {
     match answer {
-        Some(info) => json!({
-            "jobId": id,
-            "status": info.status,
-            "message": info.message,
-            "startTime": info.start_time,
-            "endTime": info.end_time,
-        }),
+        Some(info) => {
+            let mut fact = json!({
+                "jobId": id,
+                "status": info.status,
+                "message": info.message,
+                "startTime": info.start_time,
+                "endTime": info.end_time,
+            });
+            if let Some(logs) = logs_tail.filter(|_| info.status == FAILED) {
+                fact["logsTail"] = logs.into();
+            }
+            fact
+        }
         None => json!({ "jobId": id, "notFound": true }),
     }
+}
+
+/// Ray's status of a job that failed.
+const FAILED: &str = "FAILED";
+
+/// What a poller remembers between its questions.
+#[derive(Debug, Default)]
+struct Followed {
+    /// When the current run of failed questions began (Unix milliseconds).
+    failing_since: Option<i64>,
+    /// The end of a FAILED job's logs, asked for once: `Some(None)` when that failed.
+    logs_tail: Option<Option<String>>,
 }
 
 /// One followed job: what is polled, when a reconcile last asked for it, and its task.
@@ -263,7 +287,7 @@ impl Jobs {
                     jobs.put(&kind, &key, SUBMISSION_FACT, &fact);
                     if outcome.is_ok() {
                         // The reconciler waits for the job's status: ask at once, not at the next tick.
-                        jobs.ask(&kind, &key, &target, &mut None).await;
+                        jobs.ask(&kind, &key, &target, &mut Followed::default()).await;
                     }
                 }
                 Call::Stop { id, .. } => {
@@ -279,7 +303,7 @@ impl Jobs {
 
     /// Asks about `target` every [`POLL_INTERVAL`] until it expires or is replaced.
     async fn poll(self: Arc<Self>, kind: String, key: Key, target: Target, renewed: Arc<Mutex<Instant>>) {
-        let mut failing_since: Option<i64> = None;
+        let mut followed = Followed::default();
         loop {
             if renewed.lock().unwrap_or_else(|p| p.into_inner()).elapsed() > EXPIRY {
                 let slot = (kind.clone(), key.clone());
@@ -292,27 +316,42 @@ impl Jobs {
                 return;
             }
             if self.leadership.leading() {
-                self.ask(&kind, &key, &target, &mut failing_since).await;
+                self.ask(&kind, &key, &target, &mut followed).await;
             }
             tokio::time::sleep(POLL_INTERVAL).await;
         }
     }
 
-    /// One question about the job; the answer (or the failure) becomes facts.
-    async fn ask(&self, kind: &str, key: &Key, target: &Target, failing_since: &mut Option<i64>) {
+    /// One question about the job (and, the first time it says FAILED, one about its logs); the
+    /// answers (or the failure) become facts.
+    async fn ask(&self, kind: &str, key: &Key, target: &Target, followed: &mut Followed) {
         let id = target.job_id.clone();
         let result = self.request("job", target, |d, address, token| async move { d.job(&address, token.as_deref(), &id).await }).await;
         match result {
             Ok(answer) => {
-                *failing_since = None;
+                followed.failing_since = None;
+                if answer.as_ref().is_some_and(|info| info.status == FAILED) && followed.logs_tail.is_none() {
+                    followed.logs_tail = Some(self.logs_tail(key, target).await);
+                }
+                let logs = followed.logs_tail.as_ref().and_then(Option::as_deref);
                 self.put(kind, key, DASHBOARD_FACT, &json!({ "reachable": true }));
-                self.put(kind, key, JOB_INFO_FACT, &job_info_fact(&target.job_id, answer.as_ref()));
+                self.put(kind, key, JOB_INFO_FACT, &job_info_fact(&target.job_id, answer.as_ref(), logs));
             }
             Err(error) => {
-                let since = *failing_since.get_or_insert_with(now_ms);
+                let since = *followed.failing_since.get_or_insert_with(now_ms);
                 self.put(kind, key, DASHBOARD_FACT, &json!({ "reachable": false, "since": since, "message": error.to_string() }));
             }
         }
+    }
+
+    /// The end of the job's logs, or `None` (logged) when they cannot be read: the failure is
+    /// told without them rather than later.
+    async fn logs_tail(&self, key: &Key, target: &Target) -> Option<String> {
+        let id = target.job_id.clone();
+        let result = self
+            .request("logs", target, |d, address, token| async move { d.logs_tail(&address, token.as_deref(), &id, LOGS_TAIL_CHARS).await })
+            .await;
+        result.map_err(|error| tracing::warn!(object.ref = %key, job = %target.job_id, %error, "Reading the failed Ray job's logs failed")).ok()
     }
 
     /// One request, within the operator's bound on requests in flight, counted in the metrics.
@@ -384,9 +423,29 @@ mod tests {
             driver_exit_code: Some(0),
         };
         assert_eq!(
-            job_info_fact("j", Some(&info)),
+            job_info_fact("j", Some(&info), None),
             json!({ "jobId": "j", "status": "SUCCEEDED", "message": "Job finished successfully.", "startTime": 1, "endTime": 2 })
         );
-        assert_eq!(job_info_fact("j", None), json!({ "jobId": "j", "notFound": true }));
+        assert_eq!(job_info_fact("j", None, None), json!({ "jobId": "j", "notFound": true }));
+    }
+
+    #[test]
+    fn a_failed_jobs_fact_carries_the_end_of_its_logs_and_no_other_does() {
+        let info = |status: &str| JobInfo {
+            submission_id: Some("j".into()),
+            job_id: None,
+            status: status.into(),
+            message: Some("Job entrypoint command failed with exit code 1".into()),
+            error_type: Some("JOB_ENTRYPOINT_COMMAND_ERROR".into()),
+            start_time: Some(1),
+            end_time: Some(2),
+            driver_exit_code: Some(1),
+        };
+        let failed = job_info_fact("j", Some(&info("FAILED")), Some("Traceback…\nKeyError: 'lr'\n"));
+        assert_eq!(failed["logsTail"], "Traceback…\nKeyError: 'lr'\n");
+        assert_eq!(failed["status"], "FAILED");
+        let running = job_info_fact("j", Some(&info("RUNNING")), Some("stale"));
+        assert!(running.get("logsTail").is_none(), "{running}");
+        assert!(job_info_fact("j", Some(&info("FAILED")), None).get("logsTail").is_none(), "logs that could not be read are left out");
     }
 }
