@@ -44,8 +44,19 @@ pub fn name(cluster: &str) -> String {
 
 /// Applies the Ingress while `enableIngress` is true (`CreatedIngress` the first time,
 /// `UpdatedIngress` when the cached one differs; the host drops both when nothing changes);
-/// deletes the one this cluster owns once it is turned off.
+/// deletes the one this cluster owns once it is turned off. On OpenShift (the operator's
+/// settings say so) the dashboard gets KubeRay's Route instead.
 pub fn reconcile(ctx: &Ctx, out: &mut Out) {
+    if ctx.openshift_route {
+        if ctx.cluster.spec.head_group_spec.enable_ingress == Some(true)
+            && let Some(route) = route(ctx.cluster, ctx.namespace)
+        {
+            out.apply(route.to_string());
+            let name = route_name(ctx.name);
+            out.event(EventType::Normal, events::CREATED_ROUTE, format!("Created route {}/{name}", ctx.namespace));
+        }
+        return;
+    }
     let name = name(ctx.name);
     let existing = ctx.children.ingress(&name);
     if ctx.cluster.spec.head_group_spec.enable_ingress == Some(true) {
@@ -157,6 +168,46 @@ pub fn build(cluster: &RayCluster, namespace: &str) -> Option<Value> {
     }
     Some(json!({ "apiVersion": API_VERSION, "kind": "Ingress", "metadata": metadata, "spec": spec }))
 }
+
+/// `<cluster>-head-route`, KubeRay's name for the dashboard Route.
+pub fn route_name(cluster: &str) -> String {
+    format!("{cluster}-head-route")
+}
+
+/// KubeRay's OpenShift Route to the head Service's `dashboard` port (weight 100, no wildcard),
+/// with the RayCluster's annotations and the head Service's labels, owned by the cluster.
+pub fn route(cluster: &RayCluster, namespace: &str) -> Option<Value> {
+    let mut ingress = build(cluster, namespace)?;
+    let name = cluster.metadata.name.as_deref()?;
+    let service = names::head_service_name(name, cluster.spec.head_group_spec.custom_head_service_name());
+    let mut metadata = ingress["metadata"].take();
+    metadata["name"] = json!(route_name(name));
+    // A Route has no class to move the ingress-class annotation to: every annotation is copied.
+    let mut annotations = cluster.metadata.annotations.clone().unwrap_or_default();
+    annotations.remove(LAST_APPLIED);
+    match metadata.as_object_mut() {
+        Some(m) if annotations.is_empty() => {
+            m.remove("annotations");
+        }
+        Some(m) => {
+            m.insert("annotations".into(), json!(annotations));
+        }
+        None => {}
+    }
+    Some(json!({
+        "apiVersion": ROUTE_API_VERSION,
+        "kind": "Route",
+        "metadata": metadata,
+        "spec": {
+            "to": { "kind": "Service", "name": service, "weight": 100 },
+            "port": { "targetPort": "dashboard" },
+            "wildcardPolicy": "None",
+        },
+    }))
+}
+
+/// The OpenShift Route's API.
+pub const ROUTE_API_VERSION: &str = "route.openshift.io/v1";
 
 /// The head container's port named `dashboard`, else 8265, as the head Service exposes it.
 fn dashboard_port(cluster: &RayCluster) -> i32 {

@@ -60,6 +60,11 @@
 //!   `RayClusterIgnoredSettings` (ours) while they last; they still do what KubeRay does with them.
 //! - `enableIngress` applies the Ingress rather than creating it once, so spec changes reach it,
 //!   and turning it off deletes it (see [`ingress`]).
+//! - Upgrades ([`upgrade`]): v1.6's `upgradeStrategy: Recreate`, with the recreate hash on every
+//!   Pod rather than the head alone, and a rolling worker-group update of our own, opted into by
+//!   the annotation `wasmray.dev/upgrade-strategy: RollingUpdate`.
+//! - `AutoscalerServiceAccountNotFound` is recorded when the API server refuses the head Pod for
+//!   the missing account (the account is not a child, so it is not looked up beforehand).
 
 mod children;
 mod companions;
@@ -154,6 +159,8 @@ pub(crate) struct Ctx<'a> {
     pub suffixes: Suffixes,
     /// What a template change does to running Pods.
     pub strategy: upgrade::Strategy,
+    /// The dashboard gets an OpenShift Route instead of an Ingress (the operator's settings).
+    pub openshift_route: bool,
 }
 
 /// The plan being built, and whether the pass met what KubeRay counts as a reconcile error.
@@ -216,6 +223,7 @@ pub fn reconcile(snapshot: &Snapshot) -> Result<Plan, PluginError> {
         now_ms: snapshot.now,
         suffixes: Suffixes::new(snapshot.seed, existing),
         strategy: upgrade::Strategy::None,
+        openshift_route: setting(snapshot, "useOpenShiftRoute").unwrap_or(false),
     };
     let mut out = Out::default();
     let phase = Phase::of(&cluster);
@@ -320,11 +328,15 @@ fn validate(cluster: &RayCluster) -> Result<(), PluginError> {
 /// The operator's `ENABLE_GCS_FT_REDIS_CLEANUP` (default true), from the host's settings fact:
 /// without it a fault-tolerant cluster gets no cleanup finalizer, as in KubeRay.
 fn redis_cleanup_enabled(snapshot: &Snapshot) -> bool {
+    setting(snapshot, "enableGcsFtRedisCleanup").unwrap_or(true)
+}
+
+/// A boolean of the host's settings fact, if it names it.
+fn setting(snapshot: &Snapshot, key: &str) -> Option<bool> {
     snapshot
         .fact(vocab::OPERATOR_SETTINGS_FACT)
         .and_then(|f| serde_json::from_str::<Value>(&f.value).ok())
-        .and_then(|v| v["enableGcsFtRedisCleanup"].as_bool())
-        .unwrap_or(true)
+        .and_then(|v| v[key].as_bool())
 }
 
 /// The host's report of a failed create: (reason, message).

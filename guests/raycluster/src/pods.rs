@@ -238,7 +238,7 @@ fn single_host(
             for pod in &step.delete {
                 delete_worker(ctx, out, pod, Some("its group's template changed (rolling update)"));
             }
-            out.rollout.groups.push(Progress { group: group.group_name.clone(), updated: fresh.len(), want });
+            out.rollout.groups.push(Progress { group: group.group_name.clone(), updated: fresh.len(), outdated: old.len(), want });
             return;
         }
     }

@@ -1374,7 +1374,7 @@ fn the_rolling_update_surges_then_deletes_within_the_budget_and_says_how_far_it_
     assert_eq!(deletes(&plan).len(), 1, "one of 10 Ready may go");
     let c = condition(&plan, "RollingUpdateInProgress").unwrap();
     assert_eq!((c.status, c.reason.as_str()), (True, "PodsOnOldTemplate"));
-    assert_eq!(c.message, "0/10 workers of group cpu on the new template");
+    assert_eq!(c.message, "0/10 workers of group cpu on the new template, 10 on an old one");
     let deleted = events(&plan).into_iter().find(|e| e.reason == "DeletedWorkerPod").unwrap();
     assert!(deleted.message.ends_with("its group's template changed (rolling update)"), "{}", deleted.message);
 }
@@ -1387,7 +1387,7 @@ fn the_rolling_update_waits_for_new_pods_to_be_ready_before_deleting_more() {
     let coming = worker("cpu", "rc-cpu-worker-new").built_from(&after);
     let plan = reconciled(after.clone().with_pods(std::iter::once(ready_head_built_from(&after)).chain(old).chain([coming])));
     assert_eq!((rendered_workers(&plan).len(), deletes(&plan).len()), (1, 0), "3 Ready is the floor of 4 - 1");
-    assert_eq!(condition(&plan, "RollingUpdateInProgress").unwrap().message, "1/4 workers of group cpu on the new template");
+    assert_eq!(condition(&plan, "RollingUpdateInProgress").unwrap().message, "1/4 workers of group cpu on the new template, 3 on an old one");
 }
 
 #[test]
@@ -1467,4 +1467,26 @@ fn a_missing_autoscaler_service_account_named_by_the_head_gets_kuberays_warning(
 
     let other = json!({ "reason": "FailedCreateHeadPod", "message": "exceeded quota" });
     assert!(warnings(&reconciled(with_fact(named.with_pods([]), "wasmray.dev/replica-failure", other))).is_empty());
+}
+
+// The OpenShift Route.
+
+#[test]
+fn on_openshift_enable_ingress_applies_kuberays_route_instead_of_the_ingress() {
+    let c = with_ingress(cluster()).annotated("kubernetes.io/ingress.class", "nginx").annotated("example.com/team", "a");
+    let openshift = with_fact(c.clone().with_pods([]), "wasmray.dev/operator-settings", json!({ "useOpenShiftRoute": true }));
+    let plan = reconciled(openshift);
+    let applied = applies(&plan);
+    assert!(applied.iter().all(|a| a["kind"] != "Ingress"), "a Route instead of the Ingress");
+    let route = applied.into_iter().find(|a| a["kind"] == "Route").expect("a Route");
+    assert_eq!(route["apiVersion"], "route.openshift.io/v1");
+    assert_eq!(route["metadata"]["name"], "rc-head-route");
+    assert_eq!(route["metadata"]["annotations"], json!({ "example.com/team": "a", "kubernetes.io/ingress.class": "nginx" }));
+    assert_eq!(route["metadata"]["ownerReferences"][0]["uid"], "uid-rc");
+    assert_eq!(
+        route["spec"],
+        json!({ "to": { "kind": "Service", "name": "rc-head-svc", "weight": 100 }, "port": { "targetPort": "dashboard" }, "wildcardPolicy": "None" })
+    );
+    assert!(event_reasons(&plan).contains(&"CreatedRoute".to_owned()));
+    assert!(applies(&reconciled(c.with_pods([]))).iter().all(|a| a["kind"] != "Route"), "elsewhere the Ingress");
 }

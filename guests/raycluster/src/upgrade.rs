@@ -194,6 +194,8 @@ pub struct Progress {
     pub group: String,
     /// Live Pods on the current template.
     pub updated: usize,
+    /// Live Pods on an old one.
+    pub outdated: usize,
     /// The group's desired size.
     pub want: usize,
 }
@@ -217,7 +219,7 @@ pub fn condition(strategy: Strategy, rollout: &Rollout, had_condition: bool) -> 
     let mut parts: Vec<String> = rollout
         .groups
         .iter()
-        .map(|p| format!("{}/{} workers of group {} on the new template", p.updated, p.want, p.group))
+        .map(|p| format!("{}/{} workers of group {} on the new template, {} on an old one", p.updated, p.want, p.group, p.outdated))
         .collect();
     if rollout.head_outdated {
         parts.push(if rollout.groups.is_empty() {
@@ -352,10 +354,10 @@ mod tests {
 
     #[test]
     fn the_condition_tells_each_groups_progress_and_the_head_last() {
-        let rollout = Rollout { groups: vec![Progress { group: "x".into(), updated: 3, want: 10 }], head_outdated: true };
+        let rollout = Rollout { groups: vec![Progress { group: "x".into(), updated: 3, outdated: 8, want: 10 }], head_outdated: true };
         let c = condition(Strategy::Rolling(Budget::default()), &rollout, false).unwrap();
         assert_eq!((c.status, c.reason.as_str()), (ConditionStatus::True, reasons::PODS_ON_OLD_TEMPLATE));
-        assert!(c.message.starts_with("3/10 workers of group x on the new template; the head Pod is replaced once"), "{}", c.message);
+        assert!(c.message.starts_with("3/10 workers of group x on the new template, 8 on an old one; the head Pod is replaced once"), "{}", c.message);
         let done = condition(Strategy::Rolling(Budget::default()), &Rollout::default(), true).unwrap();
         assert_eq!(done.status, ConditionStatus::False);
         assert!(condition(Strategy::None, &Rollout::default(), false).is_none());

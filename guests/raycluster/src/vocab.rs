@@ -61,6 +61,7 @@ pub mod events {
     pub const CREATED_ROLE_BINDING: &str = "CreatedRoleBinding";
     pub const CREATED_REDIS_CLEANUP_JOB: &str = "CreatedRedisCleanupJob";
     pub const CREATED_INGRESS: &str = "CreatedIngress";
+    pub const CREATED_ROUTE: &str = "CreatedRoute";
     /// Ours: KubeRay never updates or deletes the Ingress it created.
     pub const UPDATED_INGRESS: &str = "UpdatedIngress";
     /// Ours, when `enableIngress` is turned off.
@@ -82,7 +83,9 @@ pub use wasmray_api::labels::REDIS_CLEANUP_FINALIZER;
 pub const REPLICA_FAILURE_FACT: &str = "wasmray.dev/replica-failure";
 
 /// The fact carrying the operator's settings that change decisions, as JSON
-/// (`{"enableGcsFtRedisCleanup": false}`); absent settings keep KubeRay's defaults.
+/// (`{"enableGcsFtRedisCleanup": false, "useOpenShiftRoute": true}`); absent settings keep
+/// KubeRay's defaults. `useOpenShiftRoute` is what KubeRay decides at start: the API server
+/// serves an `*.openshift.io` group and `USE_INGRESS_ON_OPENSHIFT` is not true.
 pub const OPERATOR_SETTINGS_FACT: &str = "wasmray.dev/operator-settings";
 
 /// The only `managedBy` value under which this reconciler acts.

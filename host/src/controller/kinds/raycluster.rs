@@ -37,6 +37,8 @@ impl Kind for RayCluster {
         ("batch/v1", "Job"),
         // The dashboard Ingress of `enableIngress`, which the reconciler builds and applies.
         ("networking.k8s.io/v1", "Ingress"),
+        // Its OpenShift Route instead, when the settings fact says `useOpenShiftRoute`.
+        ("route.openshift.io/v1", "Route"),
     ];
     const INVALID_SPEC_REASON: &'static str = "InvalidRayClusterSpec";
 
@@ -164,5 +166,6 @@ mod tests {
     #[test]
     fn the_reconciler_may_write_its_dashboard_ingress() {
         assert!(<RayCluster as Kind>::WRITABLE.contains(&("networking.k8s.io/v1", "Ingress")));
+        assert!(<RayCluster as Kind>::WRITABLE.contains(&("route.openshift.io/v1", "Route")));
     }
 }
