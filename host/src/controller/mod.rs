@@ -21,6 +21,7 @@ pub mod apply;
 pub mod kinds;
 pub mod metrics;
 pub mod prepare;
+pub mod schedule;
 mod watch;
 
 use std::fmt::Debug;
@@ -380,7 +381,7 @@ async fn reconcile_inner<K: Kind>(cached: &K, key: &Key, ctx: &Context<K>) -> Re
             let scheduled = match shared.registry.get(name) {
                 Some(scheduler) => {
                     let started = Instant::now();
-                    let result = prepare::schedule(&mut prepared.writes, &scheduler, &primary_json, now_ms).await;
+                    let result = schedule::schedule(&mut prepared.writes, &scheduler, &primary_json, now_ms).await;
                     let outcome = match &result {
                         Ok(()) => "ok",
                         Err(Error::Runtime(e)) => e.label(),
@@ -394,7 +395,7 @@ async fn reconcile_inner<K: Kind>(cached: &K, key: &Key, ctx: &Context<K>) -> Re
             scheduled.err().inspect(|error| {
                 // Without the scheduler's PodGroup or labels the Pods would be scheduled
                 // wrongly: none are created until the plugin works.
-                prepare::withhold_pods(&mut prepared.writes);
+                schedule::withhold_scheduled(&mut prepared.writes, &primary_json);
                 prepared.writes.push(prepare::Write::Event { event: warning("FailedToScheduleBatch", &error.to_string()), after: None });
             })
         }

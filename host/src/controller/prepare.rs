@@ -1,19 +1,18 @@
 //! Decide, then write: a validated plan becomes the list of writes the one writer performs.
 //!
-//! Pure but for [`schedule`], which asks the batch-scheduler plugin (itself a pure component)
-//! for its decorations. Here children are rendered by the kind's builders, writes whose result
+//! Pure (the batch-scheduler plugin's decorations are added afterwards by
+//! [`super::schedule`]). Here children are rendered by the kind's builders, writes whose result
 //! already holds are dropped, status updates are merged into the status they will produce, and
 //! each Event that follows a write in the plan is tied to it: the writer records it only if
 //! that write succeeded, so an Event never claims a write that did not happen.
 
 use serde_json::Value;
 
-use crate::runtime::{Child, Event, EventType, Op, OwnerContext, PodContext, PodDecoration, StatusUpdate};
-use crate::runtime::{LoadedPlugin, ObjectRef as WitRef};
+use crate::runtime::{Child, Event, EventType, ObjectRef as WitRef, Op, StatusUpdate};
 
 use super::apply::merged_status;
 use crate::ray::jobs::{Call, DASHBOARD_API_VERSION};
-use super::{Error, Kind};
+use super::Kind;
 use crate::pods::{BuildContext, BuildError};
 
 /// Whether a Pod is a head, a worker, or not a Ray node at all, as the plan said.
@@ -192,7 +191,7 @@ fn next_status(primary: &Value, update: &StatusUpdate, now: &k8s_openapi::apimac
 
 /// Events tied to a group none of whose writes remain (they all already held, or the child
 /// could not be built) would claim writes that will not happen: they go.
-fn drop_orphaned_events(writes: &mut Vec<Write>) {
+pub(super) fn drop_orphaned_events(writes: &mut Vec<Write>) {
     let groups: std::collections::HashSet<usize> = writes.iter().filter_map(group_of).collect();
     writes.retain(|w| match w {
         Write::Event { after: Some(group), .. } => groups.contains(group),
@@ -208,86 +207,6 @@ pub fn group_of(write: &Write) -> Option<usize> {
         }
         _ => None,
     }
-}
-
-/// Lets the batch-scheduler plugin see the Pods about to be created: its companion objects for
-/// the owner (a PodGroup, say) are applied first, owned by the primary, and each Pod gets the
-/// plugin's labels, annotations and scheduler name. Nothing to create, nothing asked.
-///
-/// # Errors
-///
-/// If the plugin fails or answers with a companion of a kind it did not declare: then no Pod
-/// may be created, since without its PodGroup or labels it would be scheduled wrongly.
-pub async fn schedule(writes: &mut Vec<Write>, plugin: &LoadedPlugin, owner: &Value, now_ms: i64) -> Result<(), Error> {
-    let Some(first_pod) = writes.iter().position(is_pod_create) else { return Ok(()) };
-    let owner_text = owner.to_string();
-    let kinds = plugin.companion_kinds()?;
-    let companions =
-        plugin.on_submission(OwnerContext { owner: owner_text.clone(), companions: Vec::new(), now: now_ms }).await?;
-    let mut companion_writes = Vec::new();
-    for companion in companions {
-        let mut object: Value = serde_json::from_str(&companion).unwrap_or(Value::Null);
-        let declared = kinds.iter().any(|k| object["apiVersion"] == k.api_version.as_str() && object["kind"] == k.kind.as_str());
-        if !declared {
-            return Err(Error::Apply(super::apply::ApplyError::Refused {
-                action: format!("applying {} {}", object["kind"], object["metadata"]["name"]),
-                reason: "the plugin did not declare this kind in companion-kinds".into(),
-            }));
-        }
-        object["metadata"]["namespace"] = owner["metadata"]["namespace"].clone();
-        object["metadata"]["ownerReferences"] = serde_json::json!([owner_reference(owner)]);
-        companion_writes.push(Write::Companion { object });
-    }
-    for write in writes.iter_mut() {
-        if let Write::Create { object, .. } = write
-            && object["kind"] == "Pod"
-        {
-            let group_name = object["metadata"]["labels"]["ray.io/group"].as_str().unwrap_or_default().to_string();
-            let decoration =
-                plugin.decorate_pod(PodContext { owner: owner_text.clone(), group_name, pod: object.to_string() }).await?;
-            decorate(object, decoration);
-        }
-    }
-    writes.splice(first_pod..first_pod, companion_writes);
-    Ok(())
-}
-
-/// Takes every Pod create out of `writes` (the batch scheduler failed), with the Events tied to them.
-pub fn withhold_pods(writes: &mut Vec<Write>) {
-    writes.retain(|w| !is_pod_create(w));
-    drop_orphaned_events(writes);
-}
-
-fn is_pod_create(write: &Write) -> bool {
-    matches!(write, Write::Create { object, .. } if object["kind"] == "Pod")
-}
-
-/// Merges a plugin's decoration into a rendered Pod.
-pub fn decorate(pod: &mut Value, decoration: PodDecoration) {
-    for (key, value) in decoration.labels {
-        pod["metadata"]["labels"][key] = value.into();
-    }
-    for (key, value) in decoration.annotations {
-        if !pod["metadata"]["annotations"].is_object() {
-            pod["metadata"]["annotations"] = serde_json::json!({});
-        }
-        pod["metadata"]["annotations"][key] = value.into();
-    }
-    if let Some(scheduler) = decoration.scheduler_name {
-        pod["spec"]["schedulerName"] = scheduler.into();
-    }
-}
-
-/// The controller owner reference to a primary given as JSON.
-pub fn owner_reference(owner: &Value) -> Value {
-    serde_json::json!({
-        "apiVersion": owner["apiVersion"],
-        "kind": owner["kind"],
-        "name": owner["metadata"]["name"],
-        "uid": owner["metadata"]["uid"],
-        "controller": true,
-        "blockOwnerDeletion": true,
-    })
 }
 
 /// Whether the children already hold an object of this kind and name.
@@ -316,13 +235,13 @@ fn warning(reason: &str, message: &str) -> Event {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::runtime::{Condition, ConditionStatus, WorkerPod};
     use serde_json::json;
     use wasmray_api::RayCluster;
 
-    fn a_cluster_with_one_cpu_group() -> (RayCluster, Value) {
+    pub(crate) fn a_cluster_with_one_cpu_group() -> (RayCluster, Value) {
         let primary = json!({
             "apiVersion": "ray.io/v1", "kind": "RayCluster",
             "metadata": { "name": "demo", "namespace": "ml", "uid": "uid-demo", "finalizers": ["ray.io/gcs-ft-redis-cleanup-finalizer"] },
@@ -344,23 +263,23 @@ mod tests {
         (serde_json::from_value(primary.clone()).unwrap(), primary)
     }
 
-    fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
+    pub(crate) fn now() -> k8s_openapi::apimachinery::pkg::apis::meta::v1::Time {
         serde_json::from_value(json!("2026-12-01T12:00:00Z")).unwrap()
     }
 
-    fn input<'a>(primary: &'a Value, children: &'a [Value], now: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Time, build: &'a BuildContext) -> Input<'a> {
+    pub(crate) fn input<'a>(primary: &'a Value, children: &'a [Value], now: &'a k8s_openapi::apimachinery::pkg::apis::meta::v1::Time, build: &'a BuildContext) -> Input<'a> {
         Input { primary, namespace: "ml", children, now, build, status_conditions: true }
     }
 
-    fn event(reason: &str) -> Op {
+    pub(crate) fn event(reason: &str) -> Op {
         Op::Event(Event { type_: EventType::Normal, reason: reason.into(), message: format!("{reason} message"), regarding: None })
     }
 
-    fn worker(suffix: &str) -> Op {
+    pub(crate) fn worker(suffix: &str) -> Op {
         Op::Render(Child::WorkerPod(WorkerPod { group: "cpu".into(), suffix: suffix.into(), replica: None }))
     }
 
-    fn reasons(writes: &[Write]) -> Vec<String> {
+    pub(crate) fn reasons(writes: &[Write]) -> Vec<String> {
         writes.iter().filter_map(|w| if let Write::Event { event, .. } = w { Some(event.reason.clone()) } else { None }).collect()
     }
 
@@ -509,64 +428,5 @@ mod tests {
         else {
             panic!("{:#?}", prepared.writes)
         };
-    }
-
-    #[test]
-    fn a_decoration_sets_labels_annotations_and_the_scheduler() {
-        let mut pod = json!({ "metadata": { "labels": { "ray.io/group": "cpu" } }, "spec": {} });
-        decorate(&mut pod, PodDecoration {
-            labels: vec![("volcano.sh/queue-name".into(), "ml".into())],
-            annotations: vec![("scheduling.k8s.io/group-name".into(), "ray-demo-pg".into())],
-            scheduler_name: Some("volcano".into()),
-        });
-        assert_eq!(pod["metadata"]["labels"]["volcano.sh/queue-name"], "ml");
-        assert_eq!(pod["metadata"]["annotations"]["scheduling.k8s.io/group-name"], "ray-demo-pg");
-        assert_eq!(pod["spec"]["schedulerName"], "volcano");
-    }
-
-    #[tokio::test]
-    async fn the_volcano_plugin_puts_its_pod_group_before_the_first_pod_and_decorates_every_pod() {
-        let runtime = crate::runtime::Runtime::new(crate::runtime::RuntimeConfig::default()).unwrap();
-        let volcano = runtime.load("volcano", crate::plugin::builtin::bytes("wasmray-plugin-volcano").unwrap()).unwrap();
-        let (cluster, primary) = a_cluster_with_one_cpu_group();
-        let build = BuildContext::default();
-        let time = now();
-        let mut prepared = prepare(&cluster, &input(&primary, &[], &time, &build), vec![
-            Op::Render(Child::HeadService),
-            Op::Render(Child::HeadPod("abcde".into())),
-            worker("x1y2z"),
-        ]);
-        schedule(&mut prepared.writes, &volcano, &primary, 0).await.unwrap();
-
-        let kinds: Vec<&str> = prepared.writes.iter().map(|w| match w {
-            Write::Create { object, .. } | Write::Companion { object } => object["kind"].as_str().unwrap_or_default(),
-            _ => "",
-        }).collect();
-        assert_eq!(kinds, ["Service", "PodGroup", "Pod", "Pod"]);
-        let Write::Companion { object: pod_group } = &prepared.writes[1] else { panic!() };
-        assert_eq!(pod_group["metadata"]["namespace"], "ml");
-        assert_eq!(pod_group["metadata"]["ownerReferences"][0]["uid"], "uid-demo");
-        assert_eq!(pod_group["spec"]["minMember"], 3, "the head and two workers are one gang");
-        for write in &prepared.writes[2..] {
-            let Write::Create { object: pod, .. } = write else { panic!() };
-            assert_eq!(pod["spec"]["schedulerName"], "volcano");
-            assert!(pod["metadata"]["annotations"]["scheduling.k8s.io/group-name"].is_string(), "{}", pod["metadata"]);
-        }
-    }
-
-    #[test]
-    fn withheld_pods_take_their_events_along_and_leave_the_rest() {
-        let (cluster, primary) = a_cluster_with_one_cpu_group();
-        let build = BuildContext::default();
-        let time = now();
-        let mut prepared = prepare(&cluster, &input(&primary, &[], &time, &build), vec![
-            Op::Render(Child::HeadService),
-            event("CreatedService"),
-            worker("a"),
-            event("CreatedWorkerPod"),
-        ]);
-        withhold_pods(&mut prepared.writes);
-        assert_eq!(reasons(&prepared.writes), ["CreatedService"]);
-        assert_eq!(prepared.writes.len(), 2);
     }
 }
