@@ -450,30 +450,6 @@ fn random_suffix() -> anyhow::Result<String> {
     Ok(hex::encode(bytes))
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_test_nodes_are_the_default_ones_plus_tpu_slices_and_amd_gpus() {
-        let names: Vec<String> = test_nodes().to_nodes().into_iter().filter_map(|n| n.metadata.name).collect();
-        for default in NodeSet::default().to_nodes().into_iter().filter_map(|n| n.metadata.name) {
-            assert!(names.contains(&default), "{default} is missing from {names:?}");
-        }
-        for extra in ["tpu-v4-2x2x1-0", "tpu-v4-2x2x2-1", "tpu-v6e-2x2-0", "tpu-v6e-4x4-3", "amd-gpu-1", "n4-0"] {
-            assert!(names.contains(&extra.to_string()), "{extra} is missing from {names:?}");
-        }
-    }
-
-    #[test]
-    fn namespace_names_are_dns_labels() {
-        let name = namespace_name("GPU pods bind to GPU nodes!", "a1b2c3");
-        assert_eq!(name, "gpu-pods-bind-to-gpu-nodes-a1b2c3");
-        let long = namespace_name(&"x".repeat(100), "a1b2c3");
-        assert_eq!(long.len(), 63);
-    }
-}
-
 /// Applies the sample file as a user would: `kubectl apply --server-side`, into the test namespace.
 /// (kubectl reads YAML 1.1, as KubeRay's users do: `defaultMode: 0777` is the number 511, where
 /// a YAML 1.2 reader would send the string "0777".)
@@ -507,5 +483,29 @@ pub fn kubectl_path() -> PathBuf {
         cached
     } else {
         "kubectl".into()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_test_nodes_are_the_default_ones_plus_tpu_slices_and_amd_gpus() {
+        let names: Vec<String> = test_nodes().to_nodes().into_iter().filter_map(|n| n.metadata.name).collect();
+        for default in NodeSet::default().to_nodes().into_iter().filter_map(|n| n.metadata.name) {
+            assert!(names.contains(&default), "{default} is missing from {names:?}");
+        }
+        for extra in ["tpu-v4-2x2x1-0", "tpu-v4-2x2x2-1", "tpu-v6e-2x2-0", "tpu-v6e-4x4-3", "amd-gpu-1", "n4-0"] {
+            assert!(names.contains(&extra.to_string()), "{extra} is missing from {names:?}");
+        }
+    }
+
+    #[test]
+    fn namespace_names_are_dns_labels() {
+        let name = namespace_name("GPU pods bind to GPU nodes!", "a1b2c3");
+        assert_eq!(name, "gpu-pods-bind-to-gpu-nodes-a1b2c3");
+        let long = namespace_name(&"x".repeat(100), "a1b2c3");
+        assert_eq!(long.len(), 63);
     }
 }

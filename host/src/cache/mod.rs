@@ -157,11 +157,14 @@ struct Touched {
     labels: std::collections::BTreeMap<String, String>,
 }
 
+/// The controllers a child change wakes: each one's child label, and its queue of primaries.
+type Subscribers = Arc<Mutex<Vec<(String, UnboundedSender<Key>)>>>;
+
 /// The owned kinds' caches of one namespace scope (`None`: all namespaces).
 #[derive(Clone)]
 pub struct Children {
     stores: Arc<Vec<Box<dyn ChildStore>>>,
-    subscribers: Arc<Mutex<Vec<(String, UnboundedSender<Key>)>>>,
+    subscribers: Subscribers,
     touch: UnboundedSender<Touched>,
 }
 
@@ -190,7 +193,7 @@ impl Children {
         stores.extend(lent.into_iter().map(|l| l.0));
         let (touch, touched) = unbounded();
         changes.push(touched.boxed());
-        let subscribers: Arc<Mutex<Vec<(String, UnboundedSender<Key>)>>> = Arc::default();
+        let subscribers: Subscribers = Arc::default();
         let fan_out = subscribers.clone();
         tokio::spawn(futures::stream::select_all(changes).for_each(move |touched| {
             for (label, tx) in fan_out.lock().unwrap_or_else(|p| p.into_inner()).iter() {

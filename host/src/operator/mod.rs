@@ -133,18 +133,18 @@ impl Operator {
         // Standby replicas keep warm caches too, so a take-over does not start from an empty one.
         // Each scope's RayClusters are watched once, by their controller; the RayJob
         // controller reads its clusters from that same store.
-        let scopes: Vec<(Option<String>, Children, reflector::Store<RayCluster>, reflector::store::Writer<RayCluster>)> = settings
+        let scopes: Vec<Scope> = settings
             .scopes
             .iter()
-            .map(|scope| {
+            .map(|namespace| {
                 let (clusters, clusters_writer) = reflector::store::<RayCluster>();
-                let children = Children::start(&client, scope.as_deref(), vec![Lent::store(clusters.clone(), ORIGINATED_LABEL)]);
-                (scope.clone(), children, clusters, clusters_writer)
+                let children = Children::start(&client, namespace.as_deref(), vec![Lent::store(clusters.clone(), ORIGINATED_LABEL)]);
+                Scope { namespace: namespace.clone(), children, clusters, clusters_writer }
             })
             .collect();
         let synced = async {
-            for (_, children, _, _) in &scopes {
-                children.ready().await;
+            for scope in &scopes {
+                scope.children.ready().await;
             }
         };
         tokio::select! {
@@ -183,7 +183,7 @@ impl Operator {
         });
 
         let mut controllers = Vec::new();
-        for (scope, children, clusters, clusters_writer) in scopes {
+        for Scope { namespace: scope, children, clusters, clusters_writer } in scopes {
             let shared = Shared {
                 registry: registry.clone(),
                 children,
@@ -234,6 +234,15 @@ impl Operator {
         }
         Ok(())
     }
+}
+
+/// One watched scope (a namespace, or the whole cluster when `None`): its shared child caches,
+/// and the RayCluster store its RayCluster controller fills and its RayJob controller reads.
+struct Scope {
+    namespace: Option<String>,
+    children: Children,
+    clusters: reflector::Store<RayCluster>,
+    clusters_writer: reflector::store::Writer<RayCluster>,
 }
 
 /// The operator's namespace: the flag (or `$POD_NAMESPACE`), else the kubeconfig's.
