@@ -240,3 +240,61 @@ async fn a_missing_autoscaler_service_account_records_autoscaler_service_account
     assert_eq!(head.spec.as_ref().and_then(|s| s.service_account_name.as_deref()), Some("ray-autoscaler"));
     Ok(())
 }
+
+#[tokio::test]
+async fn the_rolling_update_replaces_the_head_last_when_its_own_template_changed() -> anyhow::Result<()> {
+    let ns = namespace("raycluster-rolling-head").await?;
+    let _operator = ns.operator().await?;
+    let mut cluster = ray_cluster("headlast", &[("cpu", 3, 0, 6)]);
+    cluster["metadata"]["annotations"] =
+        json!({ "wasmray.dev/upgrade-strategy": "RollingUpdate", "wasmray.dev/max-surge": "1", "wasmray.dev/max-unavailable": "0" });
+    apply(&ns, &cluster).await?;
+    wait_for_state(&ns, "headlast", "ready").await?;
+    let selector = "ray.io/cluster=headlast";
+    let old_head = pods(&ns, &format!("{selector},ray.io/node-type=head")).await?.remove(0);
+
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = {
+        let (stop, pods_api): (_, Api<Pod>) = (stop.clone(), ns.api());
+        tokio::spawn(async move {
+            // (samples, samples with a new head while an old worker was still live)
+            let (mut samples, mut early) = (0, Vec::new());
+            while !stop.load(Ordering::SeqCst) {
+                let live: Vec<Pod> =
+                    pods_api.list(&ListParams::default().labels(selector)).await?.items.into_iter().filter(wasmray_tests::fixtures::is_live).collect();
+                let node = |p: &Pod| p.metadata.labels.as_ref().and_then(|l| l.get("ray.io/node-type")).cloned().unwrap_or_default();
+                let new_head = live.iter().any(|p| node(p) == "head" && image(p) == NEW_IMAGE);
+                let old_workers = live.iter().filter(|p| node(p) == "worker" && image(p) == OLD_IMAGE).count();
+                samples += 1;
+                if new_head && old_workers > 0 {
+                    early.push(old_workers);
+                }
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            anyhow::Ok((samples, early))
+        })
+    };
+
+    let mut both = with_worker_image(cluster, NEW_IMAGE);
+    both["spec"]["headGroupSpec"]["template"]["spec"]["containers"][0]["image"] = json!(NEW_IMAGE);
+    apply(&ns, &both).await?;
+    let clusters: Api<RayCluster> = ns.api();
+    eventually("a new head and 3 new workers, the update over", WAIT, || async {
+        let live = pods(&ns, selector).await?;
+        let on_new = live.iter().filter(|p| image(p) == NEW_IMAGE && ready(p)).count();
+        let head_replaced = live.iter().any(|p| image(p) == NEW_IMAGE && uid(p) != uid(&old_head) && p.metadata.labels.as_ref().and_then(|l| l.get("ray.io/node-type")).map(String::as_str) == Some("head"));
+        let rc = clusters.get("headlast").await?;
+        let over = condition(&rc, "RollingUpdateInProgress").is_some_and(|(status, _)| status == "False");
+        Ok(if live.len() == 4 && on_new == 4 && head_replaced && over {
+            Ok(())
+        } else {
+            Err(format!("{} Pods, {on_new} Ready on {NEW_IMAGE}, head replaced {head_replaced}, condition {:?}", live.len(), condition(&rc, "RollingUpdateInProgress")))
+        })
+    })
+    .await?;
+    stop.store(true, Ordering::SeqCst);
+    let (samples, early) = sampler.await??;
+    assert!(samples >= 3, "the sampler ran {samples} times");
+    assert!(early.is_empty(), "the new head came while old workers were live, in samples: {early:?}");
+    Ok(())
+}
