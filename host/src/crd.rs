@@ -78,6 +78,29 @@ mod tests {
         );
     }
 
+    /// `kubectl apply`'s client-side validation refuses an `enum` that lists `null` (what
+    /// schemars writes for an optional enum whose variants carry no docs).
+    #[test]
+    fn no_enum_lists_null() {
+        fn nulls(value: &serde_json::Value, path: &str, out: &mut Vec<String>) {
+            match value {
+                serde_json::Value::Object(map) => {
+                    if map.get("enum").and_then(|e| e.as_array()).is_some_and(|e| e.iter().any(serde_json::Value::is_null)) {
+                        out.push(path.to_owned());
+                    }
+                    map.iter().for_each(|(k, v)| nulls(v, &format!("{path}.{k}"), out));
+                }
+                serde_json::Value::Array(items) => items.iter().for_each(|v| nulls(v, path, out)),
+                _ => {}
+            }
+        }
+        let mut found = Vec::new();
+        for (name, yaml) in files().unwrap() {
+            nulls(&serde_yaml::from_str(&yaml).unwrap(), &name, &mut found);
+        }
+        assert!(found.is_empty(), "enums listing null: {found:?}");
+    }
+
     #[test]
     fn printed_yaml_holds_the_three_kinds() {
         let kinds: Vec<String> = files()

@@ -291,8 +291,11 @@ pub struct IngressOptions {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum IngressPathType {
+    /// The URL path exactly.
     Exact,
+    /// The path and everything under it, element by element.
     Prefix,
+    /// As the Ingress class says.
     ImplementationSpecific,
 }
 
