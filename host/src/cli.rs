@@ -22,6 +22,9 @@ enum Command {
     /// Plugin tools: check a component, scaffold a plugin crate.
     #[command(subcommand)]
     Plugin(crate::plugin::cli::PluginCommand),
+    /// Benchmarks on a local control plane: the operator against the apiserver's own limit.
+    #[command(subcommand)]
+    Bench(crate::bench::BenchCommand),
 }
 
 impl Cli {
@@ -30,12 +33,13 @@ impl Cli {
         // The dev commands poll an apiserver that is still starting; its expected refusals are
         // not worth an ERROR line each.
         let json = matches!(&self.command, Command::Run(args) if args.log_json());
-        init_tracing(if matches!(self.command, Command::Dev(_)) { "wasmray=info,kube_client=off,warn" } else { "wasmray=info,warn" }, json);
+        init_tracing(if matches!(self.command, Command::Dev(_) | Command::Bench(_)) { "wasmray=info,kube_client=off,warn" } else { "wasmray=info,warn" }, json);
         match self.command {
             Command::Dev(cmd) => cmd.run(),
             Command::Crd(cmd) => cmd.run(),
             Command::Plugin(cmd) => cmd.run(),
             Command::Run(args) => args.run(),
+            Command::Bench(cmd) => cmd.run(),
         }
     }
 }

@@ -1,5 +1,6 @@
 //! wasmray: a Kubernetes operator for Ray whose decisions are made by WebAssembly components.
 
+pub mod bench;
 pub mod cache;
 pub mod cli;
 pub mod controller;
