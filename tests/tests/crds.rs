@@ -627,3 +627,26 @@ async fn fields_kubernetes_defaults_may_be_left_out_and_get_kubernetes_defaults(
     assert_eq!(head["headService"]["spec"]["type"], "ClusterIP");
     Ok(())
 }
+
+#[tokio::test]
+async fn kuberay_v1_6_upgrade_strategy_and_v1_7_ingress_options_apply_strictly_and_bad_values_are_refused() -> anyhow::Result<()> {
+    let ns = wasmray_tests::namespace("crds-upgrade").await?;
+    install_crds(&ns.client).await?;
+    let mut cluster = a_small_cluster("upgraded");
+    cluster["spec"]["upgradeStrategy"] = json!({ "type": "Recreate" });
+    cluster["spec"]["headGroupSpec"]["enableIngress"] = json!(true);
+    cluster["spec"]["headGroupSpec"]["ingressOptions"] =
+        json!({ "host": "ray.example.com", "path": "/ray", "pathType": "Prefix", "tls": [{ "hosts": ["ray.example.com"], "secretName": "ray-tls" }] });
+    let applied = apply(&ns.client, &ns.name, &cluster).await.context("upgradeStrategy and ingressOptions")?;
+    let back: RayCluster = serde_json::from_value(serde_json::to_value(&applied)?)?;
+    assert_eq!(back.spec.upgrade_strategy.and_then(|s| s.type_), Some(wasmray_api::RayClusterUpgradeType::Recreate));
+    assert_eq!(back.spec.head_group_spec.ingress_options.and_then(|o| o.host).as_deref(), Some("ray.example.com"));
+
+    let mut unknown = a_small_cluster("rolling-field");
+    unknown["spec"]["upgradeStrategy"] = json!({ "type": "RollingUpdate" });
+    expect_rejected(&ns.client, &ns.name, unknown, "spec.upgradeStrategy.type").await?;
+    let mut bad_path = a_small_cluster("bad-path-type");
+    bad_path["spec"]["headGroupSpec"]["ingressOptions"] = json!({ "pathType": "Regex" });
+    expect_rejected(&ns.client, &ns.name, bad_path, "spec.headGroupSpec.ingressOptions.pathType").await?;
+    Ok(())
+}

@@ -227,7 +227,10 @@ fn single_host(
         delete_worker(ctx, out, pod, None);
     }
     let want = usize::try_from(desired::pods(group)).unwrap_or(usize::MAX);
-    if let Strategy::Rolling(budget) = ctx.strategy {
+    // Multi-host groups, even handled Pod by Pod, are not rolled: a replica is all or nothing.
+    if let Strategy::Rolling(budget) = ctx.strategy
+        && desired::hosts(group) == 1
+    {
         let current = template_hash::worker_group_hash(&ctx.cluster.spec, group);
         let (old, fresh): (Vec<&RayPod>, Vec<&RayPod>) = remaining.iter().partition(|p| upgrade::outdated(p, &current));
         if !old.is_empty() {

@@ -1490,3 +1490,16 @@ fn on_openshift_enable_ingress_applies_kuberays_route_instead_of_the_ingress() {
     assert!(event_reasons(&plan).contains(&"CreatedRoute".to_owned()));
     assert!(applies(&reconciled(c.with_pods([]))).iter().all(|a| a["kind"] != "Route"), "elsewhere the Ingress");
 }
+
+#[test]
+fn multi_host_groups_are_not_rolled_even_without_replica_labels() {
+    let before = cluster().with_workers("tpu", 1).hosts("tpu", 2).rolling("1", "1");
+    let after = before.clone().worker_image("tpu", "rayproject/ray:2.53.0");
+    let plan = reconciled(after.clone().with(
+        [head_service(), object("v1", "Service", "rc-headless")]
+            .into_iter()
+            .chain(std::iter::once(ready_head_built_from(&after)).chain(workers_built_from(&before, "tpu", 2)).map(|p| p.0)),
+    ));
+    assert_eq!((deletes(&plan).len(), rendered_workers(&plan).len()), (0, 0), "a replica is all or nothing");
+    assert_eq!(condition_is(&plan, "RollingUpdateInProgress"), (False, "AllPodsOnCurrentTemplate".into()));
+}
