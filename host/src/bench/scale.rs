@@ -38,7 +38,8 @@ pub struct ScaleArgs {
     /// measured alone and while this one scales up. 0 skips the phase.
     #[arg(long, default_value_t = 500)]
     pub fairness_workers: usize,
-    /// Where to write the report as JSON; the plot goes next to it, as `.svg`.
+    /// Where to write the report as JSON; the plot goes next to it as `.svg`, the operator's
+    /// last `/metrics` as `.metrics.txt`.
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// How long each phase may take, in seconds.
@@ -82,6 +83,9 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
     eprintln!("Raw client: {total} Pods, {} in flight", args.raw_concurrency);
     let raw = raw_phase(&client, &cluster, total, args.raw_concurrency, timeout).await?;
     eprintln!("Operator: {} RayClusters × {} workers", args.clusters, args.workers);
+    // The namespace first: an operator watching a namespace being deleted would spend the run
+    // retrying creates there.
+    recreate_namespace(&client, OPERATOR_NS, timeout).await?;
     let operator = OperatorProcess::start(&kubeconfig, &args.operator_args)?;
     let result = operator_phase(&client, &operator, &args, timeout).await;
     let usage = operator.usage();
@@ -97,6 +101,7 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
     println!("{}", report.table());
     if let Some(out) = &args.out {
         std::fs::write(out, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", out.display()))?;
+        std::fs::write(out.with_extension("metrics.txt"), &metrics).with_context(|| format!("writing the operator's metrics next to {}", out.display()))?;
         let plot = out.with_extension("svg");
         super::plot::svg(&report, &plot)?;
         eprintln!("Report written to {} and {}", out.display(), plot.display());
@@ -177,7 +182,6 @@ async fn operator_phase(
     args: &ScaleArgs,
     timeout: Duration,
 ) -> anyhow::Result<(Phase, f64, Option<Fairness>)> {
-    recreate_namespace(client, OPERATOR_NS, timeout).await?;
     operator.wait_ready(Duration::from_secs(120)).await?;
     let total = args.clusters * (args.workers + 1);
     let clusters: Api<RayCluster> = Api::namespaced(client.clone(), OPERATOR_NS);
