@@ -1,4 +1,4 @@
-//! RayJobs through the batch-scheduler plugins end to end: one gang for the RayJob's cluster, its submitter reserved and decorated, with the test playing the batch scheduler's part by binding the Pods it would place.
+//! RayJobs with batch schedulers and queues end to end: one gang for the RayJob's cluster, its submitter reserved and decorated (the test plays the batch scheduler by binding the Pods it would place), and `managedBy` left to MultiKueue.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -213,5 +213,30 @@ async fn a_yunikorn_gang_rayjob_gives_its_cluster_and_submitter_one_set_of_task_
     }
 
     binder.abort();
+    finish(&ns, operator).await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rayjob_managed_by_multikueue_is_left_to_it_and_one_managed_by_the_operator_is_not() -> anyhow::Result<()> {
+    let ns = namespace("rayjob-managedby").await?;
+    let operator = ns.operator().await?;
+    let mut elsewhere = a_gang_rayjob("elsewhere", json!({}));
+    elsewhere["spec"]["managedBy"] = json!("kueue.x-k8s.io/multikueue");
+    let mut here = a_gang_rayjob("here", json!({}));
+    here["spec"]["managedBy"] = json!("ray.io/kuberay-operator");
+    apply(&ns, &elsewhere).await?;
+    apply(&ns, &here).await?;
+
+    // The one the operator manages gets its cluster; by then the other has had as long and has
+    // neither a cluster nor a status (MultiKueue writes it).
+    cluster_of(&ns, "here").await?;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let jobs: Api<RayJob> = ns.api();
+    let left = jobs.get("elsewhere").await?;
+    assert!(left.status.is_none(), "{:?}", left.status);
+    assert!(left.metadata.finalizers.unwrap_or_default().is_empty(), "no finalizer on a RayJob another controller manages");
+    let clusters: Api<RayCluster> = ns.api();
+    let names: Vec<String> = clusters.list(&ListParams::default()).await?.items.into_iter().filter_map(|c| c.metadata.name).collect();
+    assert!(names.iter().all(|n| !n.starts_with("elsewhere")), "{names:?}");
     finish(&ns, operator).await
 }
