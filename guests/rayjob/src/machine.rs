@@ -77,6 +77,11 @@ pub fn run(ctx: &Ctx, out: &mut Out) {
     if !out.status.deployment().is_terminal() && out.status.deployment() != D::ValidationFailed {
         out.poll();
     }
+    // The status write that ends the attempt wakes nothing (the host does not reconcile on its
+    // own status writes), so the cleanup's first look, which schedules its TTLs, is asked for here.
+    if out.status.deployment().is_terminal() && !out.status.old_deployment().is_terminal() && timers::has_cleanup(ctx) {
+        out.wake_at(ctx.now_ms, ctx.now_ms);
+    }
 }
 
 // Each arm returns whether KubeRay's pass would reach its end (counters, retry, status write).

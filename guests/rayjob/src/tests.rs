@@ -611,6 +611,19 @@ fn shutdown_after_job_finishes_deletes_the_cluster_once_the_ttl_has_passed() {
 }
 
 #[test]
+fn the_pass_that_finishes_a_rayjob_with_a_cleanup_comes_back_at_once_to_schedule_it() {
+    // Nothing else wakes it: the host does not reconcile on its own status writes.
+    let plan = reconciled(ray_says(rayjob().http().shutdown_after(60).running().with([cluster().ready().into(), head_svc().into()]), "SUCCEEDED"));
+    assert_eq!((moved_to(&plan).0, plan.requeue_after_ms), (s("Complete"), Some(1)));
+    let rules = json!([{ "policy": "DeleteWorkers", "condition": { "jobStatus": "FAILED", "ttlSeconds": 0 } }]);
+    let gated = rayjob().http().deletion_rules(rules.clone()).running().with([cluster().ready().into(), head_svc().into()]);
+    let plan = reconciled(settings(ray_says(gated, "FAILED"), json!({ "rayJobDeletionPolicy": true })));
+    assert_eq!((moved_to(&plan).0, plan.requeue_after_ms), (s("Failed"), Some(1)));
+    let ungated = rayjob().http().deletion_rules(rules).running().with([cluster().ready().into(), head_svc().into()]);
+    assert_eq!(reconciled(ray_says(ungated, "FAILED")).requeue_after_ms, None, "without the gate the rules do nothing");
+}
+
+#[test]
 fn delete_rayjob_after_job_finishes_deletes_the_rayjob_itself() {
     let snapshot = rayjob().shutdown_after(0).finished("Failed", "FAILED", 1).with([cluster().ready().into()]);
     let plan = reconciled(settings(snapshot, json!({ "deleteRayJobAfterJobFinishes": true })));

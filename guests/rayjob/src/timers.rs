@@ -43,6 +43,14 @@ pub struct Cleanup {
     pub next_ms: Option<i64>,
 }
 
+/// Whether a finished RayJob has any cleanup to carry out (a deletion strategy under the gate,
+/// or `shutdownAfterJobFinishes`), however long its TTLs.
+pub fn has_cleanup(ctx: &Ctx) -> bool {
+    let spec = &ctx.job.spec;
+    let rules = spec.deletion_strategy.is_some() && ctx.settings().ray_job_deletion_policy;
+    ctx.selector().is_none() && (rules || spec.shutdown_after_job_finishes == Some(true))
+}
+
 /// The cleanup of a Complete or Failed RayJob (never anything with `clusterSelector`).
 pub fn cleanup(ctx: &Ctx) -> Cleanup {
     let mut out = Cleanup::default();
