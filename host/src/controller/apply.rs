@@ -124,7 +124,32 @@ impl Recorders {
     }
 }
 
+/// The creates of a run that starts with `first`, as one slow-start batch, and the Events tied
+/// to them, which wait for the batch. A plan says each create's Event right after it (`Created
+/// WorkerPod` after each worker): taking only adjacent creates would make every create a batch
+/// of its own, sent one at a time and never stopped by a failure.
+fn gather_creates(first: Pending, writes: &mut std::iter::Peekable<impl Iterator<Item = Write>>) -> (Vec<Pending>, Vec<(Event, usize)>) {
+    let mut batch = vec![first];
+    let mut tied = Vec::new();
+    loop {
+        match writes.peek() {
+            Some(Write::Create { .. }) => {
+                if let Some(Write::Create { object, role, group, failure_reason }) = writes.next() {
+                    batch.push(Pending { object, role, group, failure_reason });
+                }
+            }
+            Some(Write::Event { after: Some(group), .. }) if batch.iter().any(|p| p.group == *group) => {
+                if let Some(Write::Event { event, after: Some(group) }) = writes.next() {
+                    tied.push((event, group));
+                }
+            }
+            _ => return (batch, tied),
+        }
+    }
+}
+
 /// A create waiting for its slow-start batch.
+#[derive(Debug)]
 struct Pending {
     object: Value,
     role: Role,
@@ -198,14 +223,13 @@ impl Writer {
             }
             match write {
                 Write::Create { object, role, group, failure_reason } => {
-                    // Consecutive creates go out as one slow-start batch.
-                    let mut batch = vec![Pending { object, role, group, failure_reason }];
-                    while let Some(Write::Create { .. }) = writes.peek() {
-                        if let Some(Write::Create { object, role, group, failure_reason }) = writes.next() {
-                            batch.push(Pending { object, role, group, failure_reason });
+                    let (batch, tied) = gather_creates(Pending { object, role, group, failure_reason }, &mut writes);
+                    self.create_batch(primary, batch, &mut report, &mut failed_groups).await;
+                    for (event, group) in tied {
+                        if !failed_groups.contains(&group) {
+                            self.publish(primary, &event).await;
                         }
                     }
-                    self.create_batch(primary, batch, &mut report, &mut failed_groups).await;
                 }
                 Write::Apply { object, group, failure_reason } => {
                     if let Err(error) = self.apply(primary, object, false).await {
@@ -597,5 +621,28 @@ mod tests {
         assert!(!leadership.leading());
         leadership.set(true);
         assert!(leadership.clone().leading(), "clones share the one flag");
+    }
+
+    #[test]
+    fn creates_with_an_event_after_each_go_out_as_one_batch_and_their_events_wait_for_it() {
+        let create = |name: &str, group: usize| Write::Create {
+            object: json!({ "kind": "Pod", "metadata": { "name": name } }),
+            role: Role::Worker,
+            group,
+            failure_reason: "FailedToCreateWorkerPod",
+        };
+        let created = |group: usize| Write::Event {
+            event: Event { type_: EventType::Normal, reason: "CreatedWorkerPod".into(), message: String::new(), regarding: None },
+            after: Some(group),
+        };
+        let mut writes = vec![create("a", 0), created(0), create("b", 1), created(1), create("c", 2), Write::Status { status: json!({}) }]
+            .into_iter()
+            .peekable();
+        let Some(Write::Create { object, role, group, failure_reason }) = writes.next() else { panic!() };
+        let (batch, tied) = gather_creates(Pending { object, role, group, failure_reason }, &mut writes);
+        let names: Vec<&str> = batch.iter().map(|p| p.object["metadata"]["name"].as_str().unwrap_or_default()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(tied.iter().map(|(_, group)| *group).collect::<Vec<_>>(), [0, 1]);
+        assert!(matches!(writes.next(), Some(Write::Status { .. })), "the status comes after the batch");
     }
 }
