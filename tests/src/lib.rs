@@ -205,11 +205,15 @@ pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
 /// Queues, and the PodGroups of the batch-scheduler plugins), so that samples' Queues apply
 /// unchanged and plugins' PodGroups can be created. No scheduler runs behind them.
 pub async fn install_batch_scheduler_crds(client: &Client) -> anyhow::Result<()> {
+    install_crd_fixture(client, include_str!("../fixtures/batch-scheduler-crds.yaml")).await
+}
+
+/// Installs the CRDs of a fixture file (YAML documents) and waits until each is Established.
+pub async fn install_crd_fixture(client: &Client, text: &str) -> anyhow::Result<()> {
     use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
     use kube::api::{Patch, PatchParams};
     use serde::Deserialize as _;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let text = include_str!("../fixtures/batch-scheduler-crds.yaml");
     for document in serde_yaml::Deserializer::from_str(text) {
         let crd = CustomResourceDefinition::deserialize(document)?;
         let name = crd.metadata.name.clone().unwrap_or_default();
@@ -219,6 +223,22 @@ pub async fn install_batch_scheduler_crds(client: &Client) -> anyhow::Result<()>
             .with_context(|| format!("CRD {name} was not Established"))??;
     }
     Ok(())
+}
+
+/// A control plane of one test alone (the test nodes, wasmray's CRDs, and the namespace
+/// `namespace`), for tests whose faults or cluster-wide fixtures must touch no other test.
+/// Its components stop when it is dropped, or with the test process.
+pub async fn control_plane_of_its_own(test: &str, namespace: &str) -> anyhow::Result<(ControlPlane, Client)> {
+    let dir = std::env::temp_dir().join(format!("wasmray-own-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let options = Options { nodes: test_nodes(), lifetime: Lifetime::TiedToThisProcess, ..Options::new(&dir) };
+    let plane = ControlPlane::start(options).await?;
+    let client = plane.client().await?;
+    install_crds(&client).await?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let body: Namespace = serde_json::from_value(serde_json::json!({ "metadata": { "name": namespace } }))?;
+    namespaces.create(&PostParams::default(), &body).await?;
+    Ok((plane, client))
 }
 
 /// The operator, running in this process for one namespace: the real controller and the

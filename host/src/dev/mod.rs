@@ -87,6 +87,9 @@ pub enum DevError {
         /// Its log.
         log: PathBuf,
     },
+    /// No component of that name runs in this control plane.
+    #[error("the control plane has no component {0:?}")]
+    UnknownComponent(String),
     /// The node set file is invalid.
     #[error("invalid node set: {0}")]
     NodeSet(String),
@@ -378,6 +381,34 @@ impl ControlPlane {
     /// A client authenticated as cluster admin.
     pub async fn client(&self) -> Result<kube::Client, DevError> {
         client_for(&self.state.kubeconfig).await
+    }
+
+    /// The process id of a running component (`etcd`, `kube-apiserver`, …), for fault tests
+    /// that signal it (SIGSTOP pauses etcd).
+    pub fn pid(&self, name: &str) -> Option<u32> {
+        self.state.components.iter().find(|c| c.name == name).map(|c| c.pid)
+    }
+
+    /// Stops one component and starts it again with the same flags, as an apiserver restart
+    /// in production would; waits until the apiserver answers again.
+    ///
+    /// # Errors
+    ///
+    /// If there is no such component, or it does not come back.
+    pub async fn restart(&mut self, name: &str) -> Result<(), DevError> {
+        let component = self
+            .components
+            .iter_mut()
+            .find(|c| c.name() == name)
+            .ok_or_else(|| DevError::UnknownComponent(name.to_string()))?;
+        component.restart()?;
+        let state = component.state();
+        if let Some(entry) = self.state.components.iter_mut().find(|c| c.name == name) {
+            *entry = state;
+        }
+        self.write_state()?;
+        let client = self.client().await?;
+        self.wait_apiserver_ready(&client, Duration::from_secs(120)).await
     }
 
     /// Leaves the components running after this value is dropped (`wasmray dev up`).

@@ -30,6 +30,10 @@ pub struct Component {
     child: Option<Child>,
     pid: u32,
     log: PathBuf,
+    /// How it was started, so that it can be started again the same way.
+    binary: PathBuf,
+    args: Vec<String>,
+    lifetime: Lifetime,
 }
 
 impl Component {
@@ -37,19 +41,29 @@ impl Component {
     pub fn spawn(name: &str, binary: &Path, args: &[String], logs: &Path, lifetime: Lifetime) -> Result<Self, DevError> {
         let log = logs.join(format!("{name}.log"));
         let out = File::create(&log).map_err(|e| DevError::io(&log, e))?;
-        let err = out.try_clone().map_err(|e| DevError::io(&log, e))?;
-        let mut command = Command::new(binary);
-        command.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
-        // Its own process group, so a terminal's Ctrl-C aimed at `dev up` does not reach it and
-        // `dev down` can signal the component together with anything it forked.
-        std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let child = match lifetime {
-            Lifetime::Detached => command.spawn(),
-            Lifetime::TiedToThisProcess => spawn_tied(command),
-        }
-        .map_err(|e| DevError::io(binary, e))?;
+        let child = launch(binary, args, out, lifetime, &log)?;
         tracing::debug!(component = name, pid = child.id(), "Started");
-        Ok(Self { name: name.to_string(), pid: child.id(), child: Some(child), log })
+        Ok(Self {
+            name: name.to_string(),
+            pid: child.id(),
+            child: Some(child),
+            log,
+            binary: binary.to_path_buf(),
+            args: args.to_vec(),
+            lifetime,
+        })
+    }
+
+    /// Stops the component and starts it again with the same binary and flags, its output
+    /// appended to the same log.
+    pub fn restart(&mut self) -> Result<(), DevError> {
+        self.stop();
+        let out = File::options().append(true).open(&self.log).map_err(|e| DevError::io(&self.log, e))?;
+        let child = launch(&self.binary, &self.args, out, self.lifetime, &self.log)?;
+        tracing::debug!(component = self.name, pid = child.id(), "Restarted");
+        self.pid = child.id();
+        self.child = Some(child);
+        Ok(())
     }
 
     /// The component's name.
@@ -95,6 +109,21 @@ impl Component {
             let _ = child.wait();
         }
     }
+}
+
+/// Runs `binary args…` with stdout and stderr to `out`, in its own process group.
+fn launch(binary: &Path, args: &[String], out: File, lifetime: Lifetime, log: &Path) -> Result<Child, DevError> {
+    let err = out.try_clone().map_err(|e| DevError::io(log, e))?;
+    let mut command = Command::new(binary);
+    command.args(args).stdin(Stdio::null()).stdout(out).stderr(err);
+    // Its own process group, so a terminal's Ctrl-C aimed at `dev up` does not reach it and
+    // `dev down` can signal the component together with anything it forked.
+    std::os::unix::process::CommandExt::process_group(&mut command, 0);
+    match lifetime {
+        Lifetime::Detached => command.spawn(),
+        Lifetime::TiedToThisProcess => spawn_tied(command),
+    }
+    .map_err(|e| DevError::io(binary, e))
 }
 
 /// SIGTERM to the process group, SIGKILL after a grace period if it is still there.
