@@ -7,6 +7,7 @@
 pub mod expectations;
 pub mod facts;
 pub mod project;
+pub mod route;
 
 use std::collections::HashSet;
 use std::fmt::Debug;
@@ -175,8 +176,9 @@ impl Children {
     ///
     /// Children of RayClusters carry [`CLUSTER_LABEL`]; the submitter Jobs and Services of
     /// RayJobs and RayServices carry [`ORIGINATED_LABEL`], so those two kinds are watched once
-    /// per label. `lent` adds stores other watches fill.
-    pub fn start(client: &Client, namespace: Option<&str>, lent: Vec<Lent>) -> Self {
+    /// per label. `lent` adds stores other watches fill. With `routes` (the apiserver serves
+    /// OpenShift's Route API) the clusters' Routes are cached too.
+    pub fn start(client: &Client, namespace: Option<&str>, lent: Vec<Lent>, routes: bool) -> Self {
         let mut stores: Vec<Box<dyn ChildStore>> = Vec::new();
         let mut changes = Vec::new();
         let ns = namespace;
@@ -190,6 +192,9 @@ impl Children {
         reflect::<Ingress>(client, ns, CLUSTER_LABEL, project::object, &mut stores, &mut changes);
         reflect::<Job>(client, ns, ORIGINATED_LABEL, project::object, &mut stores, &mut changes);
         reflect::<Service>(client, ns, ORIGINATED_LABEL, project::object, &mut stores, &mut changes);
+        if routes {
+            reflect::<route::Route>(client, ns, CLUSTER_LABEL, project::object, &mut stores, &mut changes);
+        }
         stores.extend(lent.into_iter().map(|l| l.0));
         let (touch, touched) = unbounded();
         changes.push(touched.boxed());

@@ -90,8 +90,10 @@ impl Operator {
     ///
     /// If the cluster cannot be reached, an endpoint cannot be bound, or a plugin is rejected:
     /// the operator does not start with a plugin missing.
-    pub async fn start(settings: Settings) -> anyhow::Result<Self> {
+    pub async fn start(mut settings: Settings) -> anyhow::Result<Self> {
         let client = client(&settings).await?;
+        settings.openshift = serves_openshift(&client).await?;
+        settings.controller.settings_fact = settings.settings_fact();
         let mut prometheus = prometheus_client::registry::Registry::default();
         let metrics = Metrics::register(&mut prometheus);
         let cluster_metrics = Arc::new(ClusterMetrics::default());
@@ -138,7 +140,8 @@ impl Operator {
             .iter()
             .map(|namespace| {
                 let (clusters, clusters_writer) = reflector::store::<RayCluster>();
-                let children = Children::start(&client, namespace.as_deref(), vec![Lent::store(clusters.clone(), ORIGINATED_LABEL)]);
+                let lent = vec![Lent::store(clusters.clone(), ORIGINATED_LABEL)];
+                let children = Children::start(&client, namespace.as_deref(), lent, settings.routes());
                 Scope { namespace: namespace.clone(), children, clusters, clusters_writer }
             })
             .collect();
@@ -234,6 +237,12 @@ impl Operator {
         }
         Ok(())
     }
+}
+
+/// Whether the apiserver serves any `*.openshift.io` API group, KubeRay's test for OpenShift.
+async fn serves_openshift(client: &kube::Client) -> anyhow::Result<bool> {
+    let groups = client.list_api_groups().await.context("listing the apiserver's API groups")?;
+    Ok(groups.groups.iter().any(|g| g.name.ends_with(".openshift.io")))
 }
 
 /// One watched scope (a namespace, or the whole cluster when `None`): its shared child caches,

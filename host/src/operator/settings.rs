@@ -181,6 +181,11 @@ pub struct Settings {
     /// v1.7's `RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS`: how long a running RayJob's dashboard may
     /// fail to answer before the RayJob fails (the reconciler's default is 300).
     pub rayjob_status_check_timeout_s: Option<u64>,
+    /// `USE_INGRESS_ON_OPENSHIFT`: an Ingress for the dashboard even where Routes exist.
+    pub use_ingress_on_openshift: bool,
+    /// Whether the apiserver serves OpenShift's API groups (found at start, as KubeRay does): the
+    /// dashboard then gets a Route instead of an Ingress, unless `use_ingress_on_openshift`.
+    pub openshift: bool,
     /// Where Ray dashboards are reached (default: the address a status names). Only code that
     /// embeds the operator sets it — tests point it at a local Ray; no flag does, because the
     /// cluster's auth token is sent wherever it points.
@@ -270,6 +275,7 @@ impl Settings {
         let delete_rayjob_after_finish = env_bool(env, "DELETE_RAYJOB_CR_AFTER_JOB_FINISHES", false)?;
         let rayjob_grace_period_s = env_seconds(env, "RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS")?;
         let rayjob_status_check_timeout_s = env_seconds(env, "RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS")?;
+        let use_ingress_on_openshift = env_bool(env, "USE_INGRESS_ON_OPENSHIFT", false)?;
         let default_requeue = match env("RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV").filter(|v| !v.is_empty()) {
             Some(value) => match value.trim().parse::<u64>() {
                 Ok(seconds) if seconds > 0 => Duration::from_secs(seconds),
@@ -332,10 +338,17 @@ impl Settings {
             delete_rayjob_after_finish,
             rayjob_grace_period_s,
             rayjob_status_check_timeout_s,
+            use_ingress_on_openshift,
+            openshift: false,
             dashboard_resolver: None,
         };
         settings.controller.settings_fact = settings.settings_fact();
         Ok(settings)
+    }
+
+    /// Whether RayClusters' dashboards get OpenShift Routes (and Routes are cached).
+    pub fn routes(&self) -> bool {
+        self.openshift && !self.use_ingress_on_openshift
     }
 
     /// The settings fact every reconciler receives: only what differs from KubeRay's defaults.
@@ -355,6 +368,9 @@ impl Settings {
         }
         if let Some(seconds) = self.rayjob_status_check_timeout_s {
             fact.insert("rayJobStatusCheckTimeoutSeconds".into(), seconds.into());
+        }
+        if self.routes() {
+            fact.insert("useOpenShiftRoute".into(), true.into());
         }
         if self.controller.build.cluster_domain != BuildContext::default().cluster_domain {
             fact.insert("clusterDomain".into(), self.controller.build.cluster_domain.clone().into());
@@ -498,6 +514,17 @@ mod tests {
         );
         let gated = read(&["--feature-gates", "RayJobDeletionPolicy=true"], &[]).unwrap();
         assert_eq!(gated.settings_fact().as_deref(), Some(r#"{"rayJobDeletionPolicy":true}"#));
+    }
+
+    #[test]
+    fn on_openshift_dashboards_get_routes_unless_use_ingress_on_openshift() {
+        let mut openshift = read(&[], &[]).unwrap();
+        openshift.openshift = true;
+        assert_eq!(openshift.settings_fact().as_deref(), Some(r#"{"useOpenShiftRoute":true}"#));
+        let mut ingress = read(&[], &[("USE_INGRESS_ON_OPENSHIFT", "true")]).unwrap();
+        ingress.openshift = true;
+        assert!(!ingress.routes());
+        assert_eq!(ingress.settings_fact(), None);
     }
 
     #[test]
