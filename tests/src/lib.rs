@@ -29,6 +29,7 @@ use wasmray::dev::{ControlPlane, Lifetime, NodeSet, Options};
 pub mod fixtures;
 pub mod helm;
 pub mod ray;
+pub mod rayjobs;
 
 pub use wasmray::dev::kwok;
 

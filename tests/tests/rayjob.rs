@@ -11,10 +11,9 @@ use tokio::sync::OnceCell;
 use wasmray::ray::dashboard::Dashboard;
 use wasmray_api::{RayCluster, RayJob};
 use wasmray_tests::ray::RayHead;
+use wasmray_tests::rayjobs::{WAIT, a_rayjob, apply, deployment_is, events, finish, status, wait_for};
 use wasmray_tests::{TestNamespace, namespace};
 
-/// Long enough for a cluster on KWOK nodes and a Ray job of a second or two, on a busy machine.
-const WAIT: Duration = Duration::from_secs(150);
 
 /// One Ray head for the whole file: each costs a GiB, and RayJobs' ids never collide.
 async fn head() -> &'static RayHead {
@@ -23,56 +22,6 @@ async fn head() -> &'static RayHead {
         Ok(head) => head,
         Err(error) => panic!("the Ray head did not start: {error}"),
     }
-}
-
-/// A RayJob with a one-node cluster (a small head, no workers) running `entrypoint`.
-fn a_rayjob(name: &str, mode: &str, entrypoint: &str, extra: Value) -> Value {
-    let mut job = json!({
-        "apiVersion": "ray.io/v1", "kind": "RayJob",
-        "metadata": { "name": name },
-        "spec": {
-            "submissionMode": mode,
-            "entrypoint": entrypoint,
-            "rayClusterSpec": {
-                "rayVersion": "2.54.0",
-                "headGroupSpec": { "rayStartParams": {}, "template": { "spec": { "containers": [{
-                    "name": "ray-head", "image": "rayproject/ray:2.54.0",
-                    "resources": { "requests": { "cpu": "100m", "memory": "256Mi" }, "limits": { "cpu": "1", "memory": "1Gi" } },
-                }] } } },
-            },
-        },
-    });
-    if let (Some(spec), Some(extra)) = (job["spec"].as_object_mut(), extra.as_object()) {
-        spec.extend(extra.clone());
-    }
-    job
-}
-
-async fn apply(ns: &TestNamespace, job: &Value) -> anyhow::Result<()> {
-    let api: Api<RayJob> = ns.api();
-    let name = job["metadata"]["name"].as_str().unwrap_or_default();
-    api.patch(name, &PatchParams::apply("wasmray-tests").force(), &Patch::Apply(job)).await.with_context(|| format!("applying RayJob {name}"))?;
-    Ok(())
-}
-
-fn status(job: Option<&RayJob>) -> Value {
-    job.and_then(|j| serde_json::to_value(&j.status).ok()).unwrap_or(Value::Null)
-}
-
-/// Waits until the RayJob's status (as JSON) satisfies `done`.
-async fn wait_for(ns: &TestNamespace, name: &str, done: impl Fn(&Value) -> bool + Send + 'static) -> anyhow::Result<Value> {
-    let api: Api<RayJob> = ns.api();
-    let job = ns.wait_until(&api, name, move |j: Option<&RayJob>| done(&status(j)), WAIT).await?;
-    Ok(status(Some(&job)))
-}
-
-fn deployment_is(wanted: &'static str) -> impl Fn(&Value) -> bool + Send + 'static {
-    move |s: &Value| s["jobDeploymentStatus"] == wanted
-}
-
-async fn events(ns: &TestNamespace, reason: &str) -> anyhow::Result<Vec<Event>> {
-    let api: Api<Event> = ns.api();
-    Ok(api.list(&ListParams::default()).await?.items.into_iter().filter(|e| e.reason.as_deref() == Some(reason)).collect())
 }
 
 fn dashboard() -> Dashboard {
@@ -368,22 +317,6 @@ async fn run_sample(file: &str) -> anyhow::Result<String> {
     }
     finish(&ns, operator).await?;
     Ok(seen.join(", "))
-}
-
-/// Deletes the namespace's RayJobs while the operator still runs, so it releases their
-/// finalizers and the namespace can go; then stops the operator.
-async fn finish(ns: &TestNamespace, operator: wasmray_tests::Operator) -> anyhow::Result<()> {
-    let api: Api<RayJob> = ns.api();
-    api.delete_collection(&kube::api::DeleteParams::background(), &ListParams::default()).await?;
-    wasmray_tests::within(WAIT, async {
-        while !api.list(&ListParams::default()).await.is_ok_and(|l| l.items.is_empty()) {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    })
-    .await
-    .context("the operator did not release its RayJobs")?;
-    tokio::task::spawn_blocking(move || drop(operator)).await?;
-    Ok(())
 }
 
 async fn events_of(ns: &TestNamespace) -> anyhow::Result<Vec<Event>> {

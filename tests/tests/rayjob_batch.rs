@@ -6,13 +6,12 @@ use std::time::Duration;
 use anyhow::Context as _;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
-use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, ApiResource, DynamicObject, GroupVersionKind, ListParams, PostParams};
 use serde_json::{Value, json};
 use wasmray_api::{RayCluster, RayJob};
+use wasmray_tests::rayjobs::{WAIT, apply, finish};
 use wasmray_tests::{TestNamespace, install_batch_scheduler_crds, namespace};
 
-/// Long enough for a cluster on KWOK nodes on a busy machine.
-const WAIT: Duration = Duration::from_secs(120);
 
 /// A K8sJobMode RayJob `name` labelled `labels`, whose cluster is a head and two `small` workers.
 fn a_gang_rayjob(name: &str, labels: Value) -> Value {
@@ -36,13 +35,6 @@ fn a_gang_rayjob(name: &str, labels: Value) -> Value {
             },
         },
     })
-}
-
-async fn apply(ns: &TestNamespace, job: &Value) -> anyhow::Result<()> {
-    let api: Api<RayJob> = ns.api();
-    let name = job["metadata"]["name"].as_str().unwrap_or_default();
-    api.patch(name, &PatchParams::apply("wasmray-tests").force(), &Patch::Apply(job)).await.with_context(|| format!("applying RayJob {name}"))?;
-    Ok(())
 }
 
 /// Plays the batch scheduler: binds every Pod of the namespace that asks for `scheduler` and
@@ -100,22 +92,6 @@ fn annotations(meta: &kube::api::ObjectMeta) -> BTreeMap<String, String> {
 
 fn labels(meta: &kube::api::ObjectMeta) -> BTreeMap<String, String> {
     meta.labels.clone().unwrap_or_default()
-}
-
-/// Deletes the namespace's RayJobs while the operator still runs (it releases their finalizers),
-/// then stops the operator.
-async fn finish(ns: &TestNamespace, operator: wasmray_tests::Operator) -> anyhow::Result<()> {
-    let api: Api<RayJob> = ns.api();
-    api.delete_collection(&kube::api::DeleteParams::background(), &ListParams::default()).await?;
-    wasmray_tests::within(WAIT, async {
-        while !api.list(&ListParams::default()).await.is_ok_and(|l| l.items.is_empty()) {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    })
-    .await
-    .context("the operator did not release its RayJobs")?;
-    tokio::task::spawn_blocking(move || drop(operator)).await?;
-    Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread")]
