@@ -411,7 +411,7 @@ fn kill(head: &RayHead) -> anyhow::Result<()> {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
         let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
         let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        if args.iter().any(|a| a == "--head") && args.iter().any(|a| *a == flag) {
+        if args.iter().any(|a| a == "--head") && args.contains(&flag) {
             let group = nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid)))?;
             anyhow::ensure!(group.as_raw() == pid, "ray start {pid} is not the leader of its process group");
             nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL)?;

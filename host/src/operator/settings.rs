@@ -317,7 +317,7 @@ impl Settings {
             scopes,
             metrics_addr: parse_bind("metrics-addr", &args.metrics_addr)?,
             health_addr: parse_bind("health-probe-bind-address", &args.health_probe_bind_address)?,
-            leader_election: leader.then(|| LeaderElection { namespace: args.leader_election_namespace, name: args.leader_election_id }),
+            leader_election: leader.then_some(LeaderElection { namespace: args.leader_election_namespace, name: args.leader_election_id }),
             qps: args.qps,
             burst: args.burst,
             log_json,
