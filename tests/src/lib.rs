@@ -215,8 +215,10 @@ pub async fn install_crd_fixture(client: &Client, text: &str) -> anyhow::Result<
     use kube::api::{Patch, PatchParams};
     use serde::Deserialize as _;
     let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for document in serde_yaml::Deserializer::from_str(text) {
-        let crd = CustomResourceDefinition::deserialize(document)?;
+    // Parsed before the first await: the YAML reader is not Send.
+    let parsed: Vec<CustomResourceDefinition> =
+        serde_yaml::Deserializer::from_str(text).map(CustomResourceDefinition::deserialize).collect::<Result<_, _>>()?;
+    for crd in parsed {
         let name = crd.metadata.name.clone().unwrap_or_default();
         crds.patch(&name, &PatchParams::apply("wasmray-tests").force(), &Patch::Apply(&crd)).await?;
         within(Duration::from_secs(30), await_condition(crds.clone(), &name, kube::runtime::wait::conditions::is_crd_established()))

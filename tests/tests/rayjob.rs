@@ -268,6 +268,8 @@ async fn every_rayjob_sample_applies_unchanged_and_gets_its_cluster() -> anyhow:
 async fn run_sample(file: &str) -> anyhow::Result<String> {
     let ns = namespace(&format!("rjs-{}", file.rsplit('/').next().unwrap_or(file).trim_end_matches(".yaml").trim_start_matches("ray-job."))).await?;
     let operator = ns.operator_with_dashboard_and_flags("127.0.0.1:1", &["--feature-gates", "RayJobDeletionPolicy=true"]).await?;
+    // The Volcano sample's queue is a Volcano Queue: its stand-in CRD must be there whatever ran before.
+    wasmray_tests::install_batch_scheduler_crds(&ns.client).await?;
     let documents: Vec<Value> =
         wasmray_samples::load(file).into_iter().filter(|o| o["apiVersion"] == "ray.io/v1" && o["kind"] == "RayJob").collect();
     for job in &documents {

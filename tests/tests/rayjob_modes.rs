@@ -3,16 +3,15 @@
 use std::time::Duration;
 
 use anyhow::Context as _;
-use k8s_openapi::api::core::v1::{Event, Pod};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use tokio::sync::OnceCell;
 use wasmray_api::{RayCluster, RayJob};
 use wasmray_tests::ray::RayHead;
+use wasmray_tests::rayjobs::{WAIT, a_rayjob, apply, deployment_is, events, finish, wait_for};
 use wasmray_tests::{TestNamespace, namespace};
 
-/// Long enough for a cluster on KWOK nodes and a Ray job of a second or two, on a busy machine.
-const WAIT: Duration = Duration::from_secs(150);
 
 /// One Ray head for the file but the status-check test's, which kills its own.
 async fn head() -> &'static RayHead {
@@ -49,29 +48,6 @@ async fn operator(ns: &TestNamespace, dashboard: &str, flags: &[&str], env: &[(&
 /// The deletion-rules gate, off by default in KubeRay v1.5.
 const DELETION_POLICY: [&str; 2] = ["--feature-gates", "RayJobDeletionPolicy=true"];
 
-/// A RayJob with a small head and no workers running `entrypoint`; `extra` joins the spec.
-fn a_rayjob(name: &str, mode: &str, entrypoint: &str, extra: Value) -> Value {
-    let mut job = json!({
-        "apiVersion": "ray.io/v1", "kind": "RayJob",
-        "metadata": { "name": name },
-        "spec": {
-            "submissionMode": mode,
-            "entrypoint": entrypoint,
-            "rayClusterSpec": {
-                "rayVersion": "2.54.0",
-                "headGroupSpec": { "rayStartParams": {}, "template": { "spec": { "containers": [{
-                    "name": "ray-head", "image": "rayproject/ray:2.54.0",
-                    "resources": { "requests": { "cpu": "100m", "memory": "256Mi" }, "limits": { "cpu": "1", "memory": "1Gi" } },
-                }] } } },
-            },
-        },
-    });
-    if let (Some(spec), Some(extra)) = (job["spec"].as_object_mut(), extra.as_object()) {
-        spec.extend(extra.clone());
-    }
-    job
-}
-
 /// The RayJob with one worker group `small` of one Pod asking for `limits`.
 fn with_a_worker(mut job: Value, limits: Value) -> Value {
     job["spec"]["rayClusterSpec"]["workerGroupSpecs"] = json!([{
@@ -80,33 +56,6 @@ fn with_a_worker(mut job: Value, limits: Value) -> Value {
             "resources": { "limits": limits } }] } },
     }]);
     job
-}
-
-async fn apply(ns: &TestNamespace, job: &Value) -> anyhow::Result<()> {
-    let api: Api<RayJob> = ns.api();
-    let name = job["metadata"]["name"].as_str().unwrap_or_default();
-    api.patch(name, &PatchParams::apply("wasmray-tests").force(), &Patch::Apply(job)).await.with_context(|| format!("applying RayJob {name}"))?;
-    Ok(())
-}
-
-fn status(job: Option<&RayJob>) -> Value {
-    job.and_then(|j| serde_json::to_value(&j.status).ok()).unwrap_or(Value::Null)
-}
-
-/// Waits until the RayJob's status (as JSON) satisfies `done`.
-async fn wait_for(ns: &TestNamespace, name: &str, done: impl Fn(&Value) -> bool + Send + 'static) -> anyhow::Result<Value> {
-    let api: Api<RayJob> = ns.api();
-    let job = ns.wait_until(&api, name, move |j: Option<&RayJob>| done(&status(j)), WAIT).await?;
-    Ok(status(Some(&job)))
-}
-
-fn deployment_is(wanted: &'static str) -> impl Fn(&Value) -> bool + Send + 'static {
-    move |s: &Value| s["jobDeploymentStatus"] == wanted
-}
-
-async fn events(ns: &TestNamespace, reason: &str) -> anyhow::Result<Vec<Event>> {
-    let api: Api<Event> = ns.api();
-    Ok(api.list(&ListParams::default()).await?.items.into_iter().filter(|e| e.reason.as_deref() == Some(reason)).collect())
 }
 
 /// The live (not terminating) Pods of `cluster` of `node_type` (`head`, `worker`).
@@ -128,22 +77,6 @@ async fn running_head(ns: &TestNamespace, cluster: &str) -> anyhow::Result<Pod> 
     })
     .await
     .with_context(|| format!("no running head Pod of {cluster}"))
-}
-
-/// Deletes the namespace's RayJobs while the operator still runs, so it releases their
-/// finalizers and the namespace can go; then stops the operator.
-async fn finish(ns: &TestNamespace, operator: wasmray_tests::Operator) -> anyhow::Result<()> {
-    let api: Api<RayJob> = ns.api();
-    api.delete_collection(&kube::api::DeleteParams::background(), &ListParams::default()).await?;
-    wasmray_tests::within(WAIT, async {
-        while !api.list(&ListParams::default()).await.is_ok_and(|l| l.items.is_empty()) {
-            tokio::time::sleep(Duration::from_millis(300)).await;
-        }
-    })
-    .await
-    .context("the operator did not release its RayJobs")?;
-    tokio::task::spawn_blocking(move || drop(operator)).await?;
-    Ok(())
 }
 
 fn timestamp(status: &Value, field: &str) -> anyhow::Result<k8s_openapi::jiff::Timestamp> {
