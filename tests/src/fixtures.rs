@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Pod, ResourceQuota};
+use k8s_openapi::api::core::v1::{Event, Pod, ResourceQuota};
 use kube::api::{Api, ListParams, Patch, PatchParams};
 use serde_json::{Value, json};
 use wasmray_api::RayCluster;
@@ -175,4 +175,23 @@ pub fn condition(rc: &RayCluster, kind: &str) -> Option<(String, String)> {
 /// A Pod's label.
 pub fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
     pod.metadata.labels.as_ref()?.get(key).map(String::as_str)
+}
+
+/// The Events about `object` with this reason, as (type, message, reporting controller).
+pub async fn events_about(ns: &TestNamespace, object: &str, reason: &str) -> anyhow::Result<Vec<(String, String, String)>> {
+    let api: Api<Event> = ns.api();
+    Ok(api
+        .list(&ListParams::default())
+        .await?
+        .items
+        .into_iter()
+        .filter(|e| e.involved_object.name.as_deref() == Some(object) && e.reason.as_deref() == Some(reason))
+        .map(|e| {
+            (
+                e.type_.unwrap_or_default(),
+                e.message.unwrap_or_default(),
+                e.reporting_component.or(e.source.and_then(|s| s.component)).unwrap_or_default(),
+            )
+        })
+        .collect())
 }

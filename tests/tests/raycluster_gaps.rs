@@ -28,21 +28,7 @@ async fn raw_events(ns: &TestNamespace, object: &str, reason: &str) -> anyhow::R
 
 /// The Events about `object` with this reason, as (type, message, reporting controller).
 async fn events(ns: &TestNamespace, object: &str, reason: &str) -> anyhow::Result<Vec<(String, String, String)>> {
-    let api: Api<Event> = ns.api();
-    Ok(api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(object) && e.reason.as_deref() == Some(reason))
-        .map(|e| {
-            (
-                e.type_.unwrap_or_default(),
-                e.message.unwrap_or_default(),
-                e.reporting_component.or(e.source.and_then(|s| s.component)).unwrap_or_default(),
-            )
-        })
-        .collect())
+    wasmray_tests::fixtures::events_about(ns, object, reason).await
 }
 
 /// Waits for an Event about `object` with this reason, and returns the first.

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Event, Pod, ServiceAccount};
+use k8s_openapi::api::core::v1::{Pod, ServiceAccount};
 use k8s_openapi::api::networking::v1::Ingress;
 use kube::api::{Api, ListParams, PostParams};
 use serde_json::{Value, json};
@@ -46,21 +46,7 @@ fn condition(rc: &RayCluster, kind: &str) -> Option<(String, String)> {
 
 /// The Events about `object` with this reason, as (type, message, reporting controller).
 async fn events(ns: &TestNamespace, object: &str, reason: &str) -> anyhow::Result<Vec<(String, String, String)>> {
-    let api: Api<Event> = ns.api();
-    Ok(api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(object) && e.reason.as_deref() == Some(reason))
-        .map(|e| {
-            (
-                e.type_.unwrap_or_default(),
-                e.message.unwrap_or_default(),
-                e.reporting_component.or(e.source.and_then(|s| s.component)).unwrap_or_default(),
-            )
-        })
-        .collect())
+    wasmray_tests::fixtures::events_about(ns, object, reason).await
 }
 
 #[tokio::test]
