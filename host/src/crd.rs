@@ -38,6 +38,30 @@ impl CrdCommand {
     }
 }
 
+/// Server-side applies the `ray.io/v1` CRDs and waits until each is Established (the scale
+/// benchmark and the end-to-end tests install them this way).
+///
+/// # Errors
+///
+/// If an apply fails or a CRD is not Established within 30 s.
+pub async fn install(client: &kube::Client) -> anyhow::Result<()> {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, Patch, PatchParams};
+    use kube::runtime::wait::{await_condition, conditions::is_crd_established};
+    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
+    for crd in wasmray_api::crd::all() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        crds.patch(&name, &PatchParams::apply("wasmray").force(), &Patch::Apply(&crd)).await.with_context(|| format!("applying CRD {name}"))?;
+    }
+    for crd in wasmray_api::crd::all() {
+        let name = crd.metadata.name.clone().unwrap_or_default();
+        tokio::time::timeout(std::time::Duration::from_secs(30), await_condition(crds.clone(), &name, is_crd_established()))
+            .await
+            .with_context(|| format!("CRD {name} was not Established"))??;
+    }
+    Ok(())
+}
+
 /// `(file name, YAML)` for each CRD, named like KubeRay's: `ray.io_rayclusters.yaml`.
 pub fn files() -> Result<Vec<(String, String)>, serde_yaml::Error> {
     wasmray_api::crd::all()

@@ -177,8 +177,8 @@ pub fn label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
     pod.metadata.labels.as_ref()?.get(key).map(String::as_str)
 }
 
-/// The Events about `object` with this reason, as (type, message, reporting controller).
-pub async fn events_about(ns: &TestNamespace, object: &str, reason: &str) -> anyhow::Result<Vec<(String, String, String)>> {
+/// The Events about `object` with this reason.
+pub async fn raw_events_about(ns: &TestNamespace, object: &str, reason: &str) -> anyhow::Result<Vec<Event>> {
     let api: Api<Event> = ns.api();
     Ok(api
         .list(&ListParams::default())
@@ -186,6 +186,14 @@ pub async fn events_about(ns: &TestNamespace, object: &str, reason: &str) -> any
         .items
         .into_iter()
         .filter(|e| e.involved_object.name.as_deref() == Some(object) && e.reason.as_deref() == Some(reason))
+        .collect())
+}
+
+/// The Events about `object` with this reason, as (type, message, reporting controller).
+pub async fn events_about(ns: &TestNamespace, object: &str, reason: &str) -> anyhow::Result<Vec<(String, String, String)>> {
+    Ok(raw_events_about(ns, object, reason)
+        .await?
+        .into_iter()
         .map(|e| {
             (
                 e.type_.unwrap_or_default(),

@@ -185,21 +185,7 @@ impl Drop for TestNamespace {
 
 /// Installs (or re-applies) wasmray's CRDs with server-side apply and waits until they are served.
 pub async fn install_crds(client: &Client) -> anyhow::Result<()> {
-    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-    use kube::api::{Patch, PatchParams};
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    let params = PatchParams::apply("wasmray").force();
-    for crd in wasmray_api::crd::all() {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        crds.patch(&name, &params, &Patch::Apply(&crd)).await.with_context(|| format!("applying CRD {name}"))?;
-    }
-    for crd in wasmray_api::crd::all() {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        within(Duration::from_secs(30), await_condition(crds.clone(), &name, kube::runtime::wait::conditions::is_crd_established()))
-            .await
-            .with_context(|| format!("CRD {name} was not Established"))??;
-    }
-    Ok(())
+    wasmray::crd::install(client).await
 }
 
 /// Installs the stand-in CRDs of `tests/fixtures/batch-scheduler-crds.yaml` (Volcano and KAI

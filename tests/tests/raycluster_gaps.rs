@@ -3,7 +3,7 @@
 
 use k8s_openapi::api::core::v1::Event;
 use k8s_openapi::api::networking::v1::Ingress;
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use serde_json::{Value, json};
 use wasmray_api::RayCluster;
 use wasmray_tests::fixtures::{WAIT, apply, condition, eventually, ray_cluster, wait_for_state};
@@ -16,14 +16,7 @@ fn times(event: &Event) -> i32 {
 
 /// The Events about `object` with this reason.
 async fn raw_events(ns: &TestNamespace, object: &str, reason: &str) -> anyhow::Result<Vec<Event>> {
-    let api: Api<Event> = ns.api();
-    Ok(api
-        .list(&ListParams::default())
-        .await?
-        .items
-        .into_iter()
-        .filter(|e| e.involved_object.name.as_deref() == Some(object) && e.reason.as_deref() == Some(reason))
-        .collect())
+    wasmray_tests::fixtures::raw_events_about(ns, object, reason).await
 }
 
 /// The Events about `object` with this reason, as (type, message, reporting controller).

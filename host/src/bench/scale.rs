@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
-use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, ListParams, PostParams};
 use kube::{Api, Client};
 use serde_json::json;
 use wasmray_api::RayCluster;
@@ -75,7 +74,7 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
         }
     };
     let client = dev::client_for(&kubeconfig).await?;
-    install_crds(&client).await?;
+    crate::crd::install(&client).await?;
     let timeout = Duration::from_secs(args.timeout_s);
     let cluster = bench_cluster("bench", args.workers);
     let total = args.clusters * (args.workers + 1);
@@ -116,20 +115,6 @@ fn capacity_for(pods: usize) -> anyhow::Result<NodeSet> {
     let count = (2 * pods).div_ceil(per_node).max(2);
     let yaml = format!("nodes:\n  - name: bench\n    count: {count}\n    cpu: \"1000\"\n    memory: 4Ti\n    pods: {per_node}\n");
     Ok(NodeSet::from_yaml(&yaml)?)
-}
-
-async fn install_crds(client: &Client) -> anyhow::Result<()> {
-    let crds: Api<CustomResourceDefinition> = Api::all(client.clone());
-    for crd in wasmray_api::crd::all() {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        crds.patch(&name, &PatchParams::apply("wasmray-bench").force(), &Patch::Apply(&crd)).await.with_context(|| format!("applying CRD {name}"))?;
-    }
-    for crd in wasmray_api::crd::all() {
-        let name = crd.metadata.name.clone().unwrap_or_default();
-        let established = kube::runtime::wait::await_condition(crds.clone(), &name, kube::runtime::wait::conditions::is_crd_established());
-        tokio::time::timeout(Duration::from_secs(30), established).await.with_context(|| format!("CRD {name} not Established"))??;
-    }
-    Ok(())
 }
 
 /// The RayCluster every phase uses: a small head and `workers` small workers of one group.
