@@ -18,6 +18,7 @@ pub mod labels;
 pub mod names;
 pub mod quantity;
 pub mod resources;
+pub mod serve;
 pub mod template_hash;
 pub mod workload;
 mod raycluster;

@@ -62,24 +62,15 @@ pub struct RayServiceSpec {
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "camelCase")]
 pub struct UpgradeStrategy {
-    /// The strategy (unset means `NewCluster`).
+    /// The strategy: KubeRay's `NewCluster` (the default), `NewClusterWithIncrementalUpgrade`
+    /// or `None`, wasmray's `Canary`, or the registry name of any loaded upgrade-strategy
+    /// plugin (see [`crate::serve`]). A name no plugin has leaves the active cluster serving,
+    /// with a condition saying so.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
-    pub type_: Option<UpgradeType>,
+    pub type_: Option<String>,
     /// Settings of `NewClusterWithIncrementalUpgrade`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_upgrade_options: Option<ClusterUpgradeOptions>,
-}
-
-/// `upgradeStrategy.type`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
-pub enum UpgradeType {
-    /// Start a new cluster, switch traffic at once when it is ready.
-    NewCluster,
-    /// Start a new cluster and shift traffic in steps through the Gateway API.
-    NewClusterWithIncrementalUpgrade,
-    /// Never replace the cluster.
-    None,
 }
 
 /// `upgradeStrategy.clusterUpgradeOptions`.
