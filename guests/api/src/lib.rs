@@ -16,6 +16,7 @@
 pub mod crd;
 pub mod labels;
 pub mod names;
+pub mod ports;
 pub mod quantity;
 pub mod resources;
 pub mod serve;

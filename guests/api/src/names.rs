@@ -125,6 +125,28 @@ pub fn identifier(cluster: &str, node_type: &str) -> String {
     check_label(&format!("{cluster}-{node_type}"))
 }
 
+/// Kubernetes' `generateName` alphabet (no vowels, so no words).
+const SUFFIX_ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
+
+/// The 5 random characters of a generated name (`<rayservice>-<suffix>` clusters), drawn from
+/// a seed: the same seed gives the same suffix, so a guest's plan stays a function of its
+/// snapshot. `draw` picks the n-th suffix of that seed, for a second name in one pass.
+pub fn random_suffix(seed: u64, draw: u64) -> String {
+    // splitmix64: tiny, and good enough to spread suffixes.
+    let mut z = seed.wrapping_add(0x9E37_79B9_7F4A_7C15u64.wrapping_mul(draw.wrapping_add(1)));
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    let mut bits = z ^ (z >> 31);
+    let base = SUFFIX_ALPHABET.len() as u64;
+    (0..5)
+        .map(|_| {
+            let c = SUFFIX_ALPHABET[(bits % base) as usize];
+            bits /= base;
+            c as char
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -193,6 +215,15 @@ mod tests {
         assert_eq!(worker_pod_prefix("rc", "gpu"), "rc-gpu-worker-");
         assert_eq!(head_pod_prefix(&long, false).len(), 50 + "-head-".len());
         assert_eq!(check_name(&format!("1{long}")).len(), 50);
+    }
+
+    #[test]
+    fn random_suffixes_come_from_the_seed() {
+        assert_eq!(random_suffix(42, 0), random_suffix(42, 0));
+        assert_ne!(random_suffix(42, 0), random_suffix(42, 1));
+        assert_ne!(random_suffix(42, 0), random_suffix(7, 0));
+        assert!(random_suffix(1, 0).bytes().all(|c| SUFFIX_ALPHABET.contains(&c)));
+        assert_eq!(random_suffix(3, 9).len(), 5);
     }
 
     #[test]

@@ -55,6 +55,13 @@ pub struct RayServiceSpec {
     /// Keep the head Pod out of the serve Service.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude_head_pod_from_serve_svc: Option<bool>,
+    /// KubeRay v1.6: the controller that reconciles this RayService; any value but
+    /// `ray.io/kuberay-operator` (the default) leaves it to another controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub managed_by: Option<String>,
+    /// KubeRay v1.7: `true` deletes the RayService's clusters and Services until it is `false` again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suspend: Option<bool>,
 }
 
 /// `spec.upgradeStrategy`.
@@ -124,6 +131,17 @@ pub struct RayServiceStatuses {
     /// The `metadata.generation` this status describes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
+    /// wasmray: each RayCluster of this RayService that is neither active nor pending, with
+    /// the time it became so; it is deleted `rayClusterDeletionDelaySeconds` later. Kept in the
+    /// status (KubeRay keeps it in memory) so an operator restart does not reset the delay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::time_map"))]
+    pub unreferenced_clusters: Option<BTreeMap<String, Time>>,
+    /// wasmray: the spec hash (`wasmray.dev/cluster-spec-hash`) of the last pending cluster an
+    /// upgrade strategy rolled back; no new pending cluster is made for this spec until
+    /// `rayClusterConfig` changes again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rolled_back_cluster_hash: Option<String>,
 }
 
 /// The state of one of a RayService's clusters.
@@ -150,6 +168,28 @@ pub struct RayServiceStatus {
     /// A copy of the RayCluster's status.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ray_cluster_status: Option<RayClusterStatus>,
+    /// wasmray: the hash of the Serve config and target capacity this cluster's Serve last
+    /// accepted (KubeRay keeps the config in an in-memory cache, lost on a restart).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serve_config_hash: Option<String>,
+    /// wasmray: the deploy asked of this cluster's Serve that has not been accepted yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub serve_config_request: Option<ServeConfigRequest>,
+}
+
+/// wasmray: a Serve deploy in flight on one cluster.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(rename_all = "camelCase")]
+pub struct ServeConfigRequest {
+    /// The request's `configHash`.
+    pub config_hash: String,
+    /// When it was (last) asked for; an answer observed earlier is about an older request.
+    #[cfg_attr(feature = "schema", schemars(schema_with = "crate::schema::time"))]
+    pub requested_at: Time,
+    /// Serve refused this hash and the Warning Event saying so was recorded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<bool>,
 }
 
 /// The status of one Serve application.
