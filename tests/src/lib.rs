@@ -281,7 +281,7 @@ impl TestNamespace {
         flags.extend(extra.iter().map(ToString::to_string));
         let mut settings = operator_settings(self.kubeconfig.clone(), flags)?;
         let dashboard = dashboard.to_string();
-        settings.dashboard_resolver = Some(std::sync::Arc::new(move |_: &str| dashboard.clone()));
+        settings.dashboard_resolver = Some(std::sync::Arc::new(move |_: &str, _: &str| dashboard.clone()));
         start_operator_with_settings(settings)
     }
 }

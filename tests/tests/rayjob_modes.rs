@@ -41,7 +41,7 @@ async fn operator(ns: &TestNamespace, dashboard: &str, flags: &[&str], env: &[(&
     let env: std::collections::BTreeMap<String, String> = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
     let mut settings = wasmray::operator::Settings::read(wasmray::operator::RunArgs::from_flags(&argv)?, &|name| env.get(name).cloned())?;
     let dashboard = dashboard.to_string();
-    settings.dashboard_resolver = Some(std::sync::Arc::new(move |_: &str| dashboard.clone()));
+    settings.dashboard_resolver = Some(std::sync::Arc::new(move |_: &str, _: &str| dashboard.clone()));
     wasmray_tests::start_operator_with_settings(settings)
 }
 

@@ -6,6 +6,7 @@
 
 pub mod expectations;
 pub mod facts;
+pub mod gateway;
 pub mod project;
 pub mod route;
 
@@ -19,6 +20,7 @@ use futures::future::BoxFuture;
 use futures::{FutureExt, Stream, StreamExt};
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use k8s_openapi::serde::Serialize;
@@ -54,6 +56,15 @@ pub struct Owner<'a> {
 /// The label that ties the children of RayJobs and RayServices to them (their RayCluster,
 /// submitter Job and Services), whose value is the primary's name.
 pub const ORIGINATED_LABEL: &str = "ray.io/originated-from-cr-name";
+
+/// The optional APIs whose objects the caches hold when the apiserver serves them.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct OptionalApis {
+    /// OpenShift's Routes, for the clusters' dashboards (when Routes replace Ingresses).
+    pub routes: bool,
+    /// The Gateway API's Gateways and HTTPRoutes, for RayService traffic splitting.
+    pub gateway: bool,
+}
 
 /// One kind's store, type erased so a controller reads every kind the same way.
 trait ChildStore: Send + Sync {
@@ -176,9 +187,10 @@ impl Children {
     ///
     /// Children of RayClusters carry [`CLUSTER_LABEL`]; the submitter Jobs and Services of
     /// RayJobs and RayServices carry [`ORIGINATED_LABEL`], so those two kinds are watched once
-    /// per label. `lent` adds stores other watches fill. With `routes` (the apiserver serves
-    /// OpenShift's Route API) the clusters' Routes are cached too.
-    pub fn start(client: &Client, namespace: Option<&str>, lent: Vec<Lent>, routes: bool) -> Self {
+    /// per label; so do a RayService's EndpointSlices (the EndpointSlice controller copies a
+    /// Service's labels onto them). `lent` adds stores other watches fill. `apis` says which
+    /// optional APIs the apiserver serves, whose objects are cached too.
+    pub fn start(client: &Client, namespace: Option<&str>, lent: Vec<Lent>, apis: OptionalApis) -> Self {
         let mut stores: Vec<Box<dyn ChildStore>> = Vec::new();
         let mut changes = Vec::new();
         let ns = namespace;
@@ -192,8 +204,13 @@ impl Children {
         reflect::<Ingress>(client, ns, CLUSTER_LABEL, project::object, &mut stores, &mut changes);
         reflect::<Job>(client, ns, ORIGINATED_LABEL, project::object, &mut stores, &mut changes);
         reflect::<Service>(client, ns, ORIGINATED_LABEL, project::object, &mut stores, &mut changes);
-        if routes {
+        reflect::<EndpointSlice>(client, ns, ORIGINATED_LABEL, project::object, &mut stores, &mut changes);
+        if apis.routes {
             reflect::<route::Route>(client, ns, CLUSTER_LABEL, project::object, &mut stores, &mut changes);
+        }
+        if apis.gateway {
+            reflect::<gateway::Gateway>(client, ns, ORIGINATED_LABEL, project::object, &mut stores, &mut changes);
+            reflect::<gateway::HTTPRoute>(client, ns, ORIGINATED_LABEL, project::object, &mut stores, &mut changes);
         }
         stores.extend(lent.into_iter().map(|l| l.0));
         let (touch, touched) = unbounded();

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use crate::runtime::{Condition, ConditionStatus, Event, EventType, ObjectRef as WitRef, StatusUpdate};
 
 use super::metrics::Metrics;
-use crate::ray::jobs::Jobs;
+use crate::ray::poller::Poller;
 use super::prepare::{Role, Verb, Write};
 
 /// A write that failed, with what it was.
@@ -190,18 +190,18 @@ pub struct Writer {
     leadership: Leadership,
     recorders: Recorders,
     /// Who performs the dashboard calls of plans (submit, stop); none: such plans fail.
-    jobs: Option<Arc<Jobs>>,
+    poller: Option<Arc<Poller>>,
 }
 
 impl Writer {
     pub fn new(client: Client, field_manager: &str, metrics: Metrics, leadership: Leadership) -> Self {
-        Self { client, field_manager: field_manager.to_string(), metrics, leadership, recorders: Recorders::default(), jobs: None }
+        Self { client, field_manager: field_manager.to_string(), metrics, leadership, recorders: Recorders::default(), poller: None }
     }
 
-    /// This writer hands the plans' dashboard calls to `jobs`.
+    /// This writer hands the plans' dashboard calls to `poller`.
     #[must_use]
-    pub fn with_jobs(mut self, jobs: Arc<Jobs>) -> Self {
-        self.jobs = Some(jobs);
+    pub fn with_poller(mut self, poller: Arc<Poller>) -> Self {
+        self.poller = Some(poller);
         self
     }
 
@@ -267,12 +267,12 @@ impl Writer {
                         report.error.get_or_insert(error);
                     }
                 },
-                Write::Dashboard { call, group } => match &self.jobs {
-                    Some(jobs) => jobs.call(&primary.resource.kind, &crate::cache::Key::new(primary.namespace, primary.name), call),
+                Write::Dashboard { call, group } => match &self.poller {
+                    Some(poller) => poller.call(&primary.resource.kind, &crate::cache::Key::new(primary.namespace, primary.name), call),
                     None => {
                         failed_groups.insert(group);
                         report.error.get_or_insert(ApplyError::Refused {
-                            action: format!("{} job {}", call.verb(), call.id()),
+                            action: format!("{} {}", call.verb(), call.id()),
                             reason: "this operator has no Ray dashboard client".into(),
                         });
                     }

@@ -22,6 +22,7 @@ pub mod kinds;
 pub mod metrics;
 pub mod prepare;
 pub mod schedule;
+pub mod upgrade;
 mod watch;
 
 use std::fmt::Debug;
@@ -86,10 +87,22 @@ pub trait Kind:
         Vec::new()
     }
 
-    /// The Ray jobs the host polls for this primary, given it as JSON with the status its last
-    /// reconcile wrote: polling stops when a reconcile no longer asks for it.
-    fn polls(_primary: &Value) -> Vec<crate::ray::jobs::Target> {
+    /// What the host polls on Ray for this primary, given it as JSON with the status its last
+    /// reconcile wrote, and its children: polling stops when a reconcile no longer asks for it.
+    fn polls(_primary: &Value, _children: &[Value], _build: &BuildContext) -> Vec<crate::ray::poller::Target> {
         Vec::new()
+    }
+
+    /// The registry name of the upgrade-strategy plugin the primary names (a RayService's
+    /// `spec.upgradeStrategy.type`); every reconcile is told whether it is loaded.
+    fn strategy(_primary: &Value) -> Option<String> {
+        None
+    }
+
+    /// What the strategy decides from, while an upgrade runs; the host consults it before the
+    /// reconcile and hands its decision in as a fact ([`upgrade`]).
+    fn upgrade_input(_primary: &Value, _children: &[Value], _facts: &[crate::runtime::Fact], _now: i64) -> Option<crate::runtime::UpgradeInput> {
+        None
     }
 
     /// KubeRay's Event reason for a failed write.
@@ -155,7 +168,7 @@ pub struct Shared {
     pub metrics: Metrics,
     pub clock: Clock,
     /// The Ray dashboard pollers; what they learn arrives as facts.
-    pub jobs: Arc<crate::ray::jobs::Jobs>,
+    pub poller: Arc<crate::ray::poller::Poller>,
 }
 
 /// Why a reconcile failed. Each variant is a metric label and decides its own retry.
@@ -345,6 +358,10 @@ async fn reconcile_inner<K: Kind>(cached: &K, key: &Key, ctx: &Context<K>) -> Re
     if let Some(settings) = &ctx.config.settings_fact {
         facts.push(Fact { key: SETTINGS_FACT.into(), value: settings.clone(), observed_at: now_ms });
     }
+    if let Some(strategy) = K::strategy(&primary_json) {
+        let input = K::upgrade_input(&primary_json, &children, &facts, now_ms);
+        facts.extend(upgrade::consult(&shared.registry, &shared.metrics, &strategy, input, now_ms).await);
+    }
     let snapshot = Snapshot {
         primary: primary_json.to_string(),
         children: children.iter().map(ToString::to_string).collect(),
@@ -402,7 +419,7 @@ async fn reconcile_inner<K: Kind>(cached: &K, key: &Key, ctx: &Context<K>) -> Re
         None => None,
     };
 
-    crate::ray::jobs::authorize(&mut prepared.writes, &shared.children, &key.namespace);
+    crate::ray::poller::authorize(&mut prepared.writes, &shared.children, &key.namespace);
     // What to poll follows the status this reconcile leaves: a RayJob that just turned Running
     // is polled now, not after its next requeue.
     let mut after = primary_json.clone();
@@ -413,9 +430,9 @@ async fn reconcile_inner<K: Kind>(cached: &K, key: &Key, ctx: &Context<K>) -> Re
     if let Some(status) = &report.status {
         ctx.written.wrote(key, status.clone(), now);
     }
-    let mut polls = K::polls(if report.error.is_none() { &after } else { &primary_json });
-    crate::ray::jobs::authorize_polls(&mut polls, &shared.children, &key.namespace);
-    shared.jobs.track(&kind, key, polls);
+    let mut polls = K::polls(if report.error.is_none() { &after } else { &primary_json }, &children, &ctx.config.build);
+    crate::ray::poller::authorize_polls(&mut polls, &shared.children, &key.namespace);
+    shared.poller.track(&kind, key, polls);
     for object in &report.created {
         if object["kind"] == "Pod" {
             ctx.expectations.created(key, object.clone(), now);

@@ -11,7 +11,7 @@ use serde_json::Value;
 use crate::runtime::{Child, Event, EventType, ObjectRef as WitRef, Op, StatusUpdate};
 
 use super::apply::merged_status;
-use crate::ray::jobs::{Call, DASHBOARD_API_VERSION};
+use crate::ray::poller::{Call, DASHBOARD_API_VERSION};
 use super::Kind;
 use crate::pods::{BuildContext, BuildError};
 
@@ -135,7 +135,7 @@ pub fn prepare<K: Kind>(typed: &K, input: &Input<'_>, ops: Vec<Op>) -> Prepared 
                 last_write = Some(group);
                 let object: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
                 if object["apiVersion"] == DASHBOARD_API_VERSION {
-                    out.writes.push(Write::Dashboard { call: Call::submit(&object), group });
+                    out.writes.push(Write::Dashboard { call: Call::request(&object), group });
                     continue;
                 }
                 let own = same_object(&object, input.primary);

@@ -11,14 +11,14 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::Context as _;
 use kube::runtime::reflector;
-use wasmray_api::{RayCluster, RayJob};
+use wasmray_api::{RayCluster, RayJob, RayService};
 
-use crate::cache::{Children, Facts, Lent, ORIGINATED_LABEL};
+use crate::cache::{Children, Facts, Lent, ORIGINATED_LABEL, OptionalApis};
 use crate::controller::apply::{Leadership, Writer};
-use crate::controller::kinds::metrics::{ClusterMetrics, JobMetrics};
+use crate::controller::kinds::metrics::{ClusterMetrics, JobMetrics, ServiceMetrics};
 use crate::controller::{self, Shared, metrics::Metrics};
 use crate::plugin::config::{PluginSource, PluginSpec, RegistryConfig};
-use crate::ray::jobs::Jobs;
+use crate::ray::poller::Poller;
 use crate::plugin::registry::{Outcome, Registry};
 use crate::plugin::watch::{PluginWatch, Sources};
 use crate::runtime::{PluginKind, Runtime, RuntimeConfig};
@@ -30,6 +30,15 @@ pub use settings::{RunArgs, Settings, SettingsError};
 pub const RAYCLUSTER_RECONCILER: &str = "wasmray-raycluster";
 /// The built-in RayJob reconciler's package.
 pub const RAYJOB_RECONCILER: &str = "wasmray-rayjob";
+/// The built-in RayService reconciler's package.
+pub const RAYSERVICE_RECONCILER: &str = "wasmray-rayservice";
+/// The built-in upgrade strategies: the registry name `spec.upgradeStrategy.type` uses, and the package.
+pub const UPGRADE_STRATEGIES: [(&str, &str); 4] = [
+    (wasmray_api::serve::NEW_CLUSTER, "wasmray-strategy-new-cluster"),
+    (wasmray_api::serve::NEW_CLUSTER_WITH_INCREMENTAL_UPGRADE, "wasmray-strategy-incremental-upgrade"),
+    (wasmray_api::serve::NONE, "wasmray-strategy-none"),
+    (wasmray_api::serve::CANARY, "wasmray-strategy-canary"),
+];
 
 /// How often plugin files are looked at for changes (ConfigMaps are watched, not polled).
 pub const PLUGIN_POLL: Duration = Duration::from_secs(2);
@@ -70,11 +79,12 @@ pub struct Operator {
     registry: Arc<Registry>,
     writer: Writer,
     facts: Arc<Facts>,
-    jobs: Arc<Jobs>,
+    poller: Arc<Poller>,
     leadership: Leadership,
     metrics: Metrics,
     cluster_metrics: Arc<ClusterMetrics>,
     job_metrics: Arc<JobMetrics>,
+    service_metrics: Arc<ServiceMetrics>,
     readiness: Readiness,
     /// Where `/metrics` is served, once bound.
     pub metrics_addr: Option<SocketAddr>,
@@ -92,7 +102,9 @@ impl Operator {
     /// the operator does not start with a plugin missing.
     pub async fn start(mut settings: Settings) -> anyhow::Result<Self> {
         let client = client(&settings).await?;
-        settings.openshift = serves_openshift(&client).await?;
+        let groups = served_groups(&client).await?;
+        settings.openshift = groups.iter().any(|g| g.ends_with(".openshift.io"));
+        settings.gateway_api = groups.iter().any(|g| g == crate::cache::gateway::GROUP);
         settings.controller.settings_fact = settings.settings_fact();
         let mut prometheus = prometheus_client::registry::Registry::default();
         let metrics = Metrics::register(&mut prometheus);
@@ -100,13 +112,15 @@ impl Operator {
         prometheus.register_collector(Box::new(cluster_metrics.clone()));
         let job_metrics = Arc::new(JobMetrics::default());
         prometheus.register_collector(Box::new(job_metrics.clone()));
+        let service_metrics = Arc::new(ServiceMetrics::default());
+        prometheus.register_collector(Box::new(service_metrics.clone()));
         let readiness = Readiness::default();
         let (metrics_addr, health_addr) =
             admin::serve(settings.metrics_addr, settings.health_addr, Arc::new(prometheus), readiness.clone()).await?;
         let leadership = if settings.leader_election.is_some() { Leadership::standby() } else { Leadership::always() };
         let facts = Arc::new(Facts::default());
-        let jobs = Jobs::new(facts.clone(), settings.dashboard_resolver.clone(), leadership.clone(), metrics.clone());
-        let writer = Writer::new(client.clone(), &settings.field_manager, metrics.clone(), leadership.clone()).with_jobs(jobs.clone());
+        let poller = Poller::new(facts.clone(), settings.dashboard_resolver.clone(), leadership.clone(), metrics.clone());
+        let writer = Writer::new(client.clone(), &settings.field_manager, metrics.clone(), leadership.clone()).with_poller(poller.clone());
 
         let runtime = Runtime::new(RuntimeConfig {
             cache_dir: Some(settings.compile_cache_dir.clone().unwrap_or_else(|| crate::dev::cache_root().join("compiled"))),
@@ -119,7 +133,7 @@ impl Operator {
         };
         let registry = load_plugins(client.clone(), runtime, sources, writer.clone(), &settings.field_manager).await?;
         tracing::info!(plugins = ?registry.names(), ?metrics_addr, ?health_addr, "wasmray operator started");
-        Ok(Self { settings, client, registry, writer, facts, jobs, leadership, metrics, cluster_metrics, job_metrics, readiness, metrics_addr, health_addr })
+        Ok(Self { settings, client, registry, writer, facts, poller, leadership, metrics, cluster_metrics, job_metrics, service_metrics, readiness, metrics_addr, health_addr })
     }
 
     /// Syncs the caches (then `/readyz` is 200), waits for the leader lease if leader election
@@ -130,7 +144,7 @@ impl Operator {
     /// If leader election cannot start, or the lease is lost: the operator stops writing at
     /// once and returns, so that a restart campaigns again.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        let Operator { settings, client, registry, writer, facts, jobs, leadership, metrics, cluster_metrics, job_metrics, readiness, .. } = self;
+        let Operator { settings, client, registry, writer, facts, poller, leadership, metrics, cluster_metrics, job_metrics, service_metrics, readiness, .. } = self;
         let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
         // Standby replicas keep warm caches too, so a take-over does not start from an empty one.
         // Each scope's RayClusters are watched once, by their controller; the RayJob
@@ -141,7 +155,8 @@ impl Operator {
             .map(|namespace| {
                 let (clusters, clusters_writer) = reflector::store::<RayCluster>();
                 let lent = vec![Lent::store(clusters.clone(), ORIGINATED_LABEL)];
-                let children = Children::start(&client, namespace.as_deref(), lent, settings.routes());
+                let apis = OptionalApis { routes: settings.routes(), gateway: settings.gateway_api };
+                let children = Children::start(&client, namespace.as_deref(), lent, apis);
                 Scope { namespace: namespace.clone(), children, clusters, clusters_writer }
             })
             .collect();
@@ -194,7 +209,7 @@ impl Operator {
                 writer: writer.clone(),
                 metrics: metrics.clone(),
                 clock: Arc::new(SystemTime::now),
-                jobs: jobs.clone(),
+                poller: poller.clone(),
             };
             let stopped = |mut stop: tokio::sync::watch::Receiver<bool>| async move {
                 let _ = stop.wait_for(|s| *s).await;
@@ -208,21 +223,32 @@ impl Operator {
                 clusters_writer,
                 stopped(stop_rx.clone()),
             )));
+            // A RayJob's or RayService's first reconcile must see its clusters: an empty store
+            // would look like clusters to create. The store's readiness wakes one waiter only
+            // (the RayCluster controller waits on it too), so it is asked again until it says so.
+            let clusters_ready = |clusters: reflector::Store<RayCluster>| async move {
+                while tokio::time::timeout(Duration::from_millis(200), clusters.wait_until_ready()).await.is_err() {}
+            };
             let (rayjobs, jobs_writer) = reflector::store::<RayJob>();
             job_metrics.watch(rayjobs);
-            let (client, config, stop) = (client.clone(), settings.controller.clone(), stop_rx.clone());
+            let (rayjob_client, config, stop) = (client.clone(), settings.controller.clone(), stop_rx.clone());
+            let (rayjob_shared, rayjob_scope, ready) = (shared.clone(), scope.clone(), clusters_ready(clusters.clone()));
             controllers.push(tokio::spawn(async move {
-                // A RayJob's first reconcile must see its cluster: an empty store would look
-                // like a cluster to create. The store's readiness wakes one waiter only (the
-                // RayCluster controller waits on it too), so it is asked again until it says so.
-                let ready = async {
-                    while tokio::time::timeout(Duration::from_millis(200), clusters.wait_until_ready()).await.is_err() {}
-                };
                 tokio::select! {
                     () = ready => {}
                     () = stopped(stop.clone()) => return,
                 }
-                controller::run::<RayJob>(client, shared, config, scope, jobs_writer, stopped(stop)).await;
+                controller::run::<RayJob>(rayjob_client, rayjob_shared, config, rayjob_scope, jobs_writer, stopped(stop)).await;
+            }));
+            let (rayservices, services_writer) = reflector::store::<RayService>();
+            service_metrics.watch(rayservices);
+            let (client, config, stop, ready) = (client.clone(), settings.controller.clone(), stop_rx.clone(), clusters_ready(clusters));
+            controllers.push(tokio::spawn(async move {
+                tokio::select! {
+                    () = ready => {}
+                    () = stopped(stop.clone()) => return,
+                }
+                controller::run::<RayService>(client, shared, config, scope, services_writer, stopped(stop)).await;
             }));
         }
         for controller in controllers {
@@ -239,10 +265,11 @@ impl Operator {
     }
 }
 
-/// Whether the apiserver serves any `*.openshift.io` API group, KubeRay's test for OpenShift.
-async fn serves_openshift(client: &kube::Client) -> anyhow::Result<bool> {
+/// The API groups the apiserver serves: any `*.openshift.io` is KubeRay's test for OpenShift;
+/// `gateway.networking.k8s.io` says the Gateway API's CRDs are installed.
+async fn served_groups(client: &kube::Client) -> anyhow::Result<Vec<String>> {
     let groups = client.list_api_groups().await.context("listing the apiserver's API groups")?;
-    Ok(groups.groups.iter().any(|g| g.name.ends_with(".openshift.io")))
+    Ok(groups.groups.into_iter().map(|g| g.name).collect())
 }
 
 /// One watched scope (a namespace, or the whole cluster when `None`): its shared child caches,
@@ -276,8 +303,9 @@ async fn client(settings: &Settings) -> anyhow::Result<kube::Client> {
     Ok(kube::client::ClientBuilder::try_from(config).context("building the client")?.with_layer(&limit).build())
 }
 
-/// The built-in plugins: the RayCluster and RayJob reconcilers, and the batch scheduler's plugin
-/// (`wasmray-plugin-<name>`) if one is named. A configuration's entries replace them by name.
+/// The built-in plugins: the RayCluster, RayJob and RayService reconcilers, the upgrade strategies
+/// ([`UPGRADE_STRATEGIES`]), and the batch scheduler's plugin (`wasmray-plugin-<name>`) if one
+/// is named. A configuration's entries replace them by name.
 pub fn builtins(batch_scheduler: Option<&str>) -> RegistryConfig {
     let reconciler = |name: &str, package: &str| PluginSpec {
         name: name.into(),
@@ -285,8 +313,19 @@ pub fn builtins(batch_scheduler: Option<&str>) -> RegistryConfig {
         source: PluginSource::Builtin(package.into()),
         sha256: None,
     };
-    let mut config =
-        RegistryConfig { plugins: vec![reconciler("raycluster", RAYCLUSTER_RECONCILER), reconciler("rayjob", RAYJOB_RECONCILER)] };
+    let mut config = RegistryConfig {
+        plugins: vec![
+            reconciler("raycluster", RAYCLUSTER_RECONCILER),
+            reconciler("rayjob", RAYJOB_RECONCILER),
+            reconciler("rayservice", RAYSERVICE_RECONCILER),
+        ],
+    };
+    config.plugins.extend(UPGRADE_STRATEGIES.iter().map(|(name, package)| PluginSpec {
+        name: (*name).into(),
+        kind: PluginKind::UpgradeStrategy,
+        source: PluginSource::Builtin((*package).into()),
+        sha256: None,
+    }));
     if let Some(name) = batch_scheduler {
         config.plugins.push(PluginSpec {
             name: name.to_string(),

@@ -174,6 +174,9 @@ pub struct Settings {
     pub controller: controller::Config,
     /// What the reconcilers are told of the operator's settings (the settings fact).
     pub redis_cleanup: bool,
+    /// `ENABLE_ZERO_DOWNTIME`: false keeps RayServices with no `upgradeStrategy.type` from
+    /// rolling out cluster spec changes, as KubeRay does.
+    pub zero_downtime: bool,
     /// `DELETE_RAYJOB_CR_AFTER_JOB_FINISHES`.
     pub delete_rayjob_after_finish: bool,
     /// `RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS`.
@@ -186,10 +189,13 @@ pub struct Settings {
     /// Whether the apiserver serves OpenShift's API groups (found at start, as KubeRay does): the
     /// dashboard then gets a Route instead of an Ingress, unless `use_ingress_on_openshift`.
     pub openshift: bool,
+    /// Whether the apiserver serves the Gateway API (`gateway.networking.k8s.io`), read at start:
+    /// RayServices' Gateways and HTTPRoutes are then cached.
+    pub gateway_api: bool,
     /// Where Ray dashboards are reached (default: the address a status names). Only code that
     /// embeds the operator sets it — tests point it at a local Ray; no flag does, because the
     /// cluster's auth token is sent wherever it points.
-    pub dashboard_resolver: Option<crate::ray::jobs::Resolver>,
+    pub dashboard_resolver: Option<crate::ray::poller::Resolver>,
 }
 
 /// KubeRay's `Configuration` (`config.ray.io/v1alpha1`), as its `--config` file holds it.
@@ -272,6 +278,7 @@ impl Settings {
         build.deterministic_head_pod_name = env_bool(env, "ENABLE_DETERMINISTIC_HEAD_POD_NAME", false)?;
         build.enable_ray_head_cluster_ip_service = env_bool(env, "ENABLE_RAY_HEAD_CLUSTER_IP_SERVICE", false)?;
         let redis_cleanup = env_bool(env, "ENABLE_GCS_FT_REDIS_CLEANUP", true)?;
+        let zero_downtime = env_bool(env, "ENABLE_ZERO_DOWNTIME", true)?;
         let delete_rayjob_after_finish = env_bool(env, "DELETE_RAYJOB_CR_AFTER_JOB_FINISHES", false)?;
         let rayjob_grace_period_s = env_seconds(env, "RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS")?;
         let rayjob_status_check_timeout_s = env_seconds(env, "RAYJOB_STATUS_CHECK_TIMEOUT_SECONDS")?;
@@ -335,11 +342,13 @@ impl Settings {
             },
             gates,
             redis_cleanup,
+            zero_downtime,
             delete_rayjob_after_finish,
             rayjob_grace_period_s,
             rayjob_status_check_timeout_s,
             use_ingress_on_openshift,
             openshift: false,
+            gateway_api: false,
             dashboard_resolver: None,
         };
         settings.controller.settings_fact = settings.settings_fact();
@@ -356,6 +365,9 @@ impl Settings {
         let mut fact = serde_json::Map::new();
         if !self.redis_cleanup {
             fact.insert("enableGcsFtRedisCleanup".into(), false.into());
+        }
+        if !self.zero_downtime {
+            fact.insert("enableZeroDowntime".into(), false.into());
         }
         if self.gates.enabled("RayJobDeletionPolicy") {
             fact.insert("rayJobDeletionPolicy".into(), true.into());
@@ -488,6 +500,7 @@ mod tests {
                 ("ENABLE_INIT_CONTAINER_INJECTION", "false"),
                 ("ENABLE_PROBES_INJECTION", "FALSE"),
                 ("ENABLE_GCS_FT_REDIS_CLEANUP", "false"),
+                ("ENABLE_ZERO_DOWNTIME", "false"),
                 ("RAYCLUSTER_DEFAULT_REQUEUE_SECONDS_ENV", "42"),
                 ("DELETE_RAYJOB_CR_AFTER_JOB_FINISHES", "true"),
                 ("RAYJOB_DEPLOYMENT_STATUS_TRANSITION_GRACE_PERIOD_SECONDS", "60"),
@@ -507,6 +520,7 @@ mod tests {
             serde_json::json!({
                 "clusterDomain": "corp.example",
                 "enableGcsFtRedisCleanup": false,
+                "enableZeroDowntime": false,
                 "deleteRayJobAfterJobFinishes": true,
                 "rayJobTransitionGracePeriodSeconds": 60,
                 "rayJobStatusCheckTimeoutSeconds": 45,

@@ -1,4 +1,4 @@
-//! A client of the Jobs API of Ray's dashboard (`/api/jobs/`): submit, poll, stop, read logs.
+//! A client of Ray's dashboard: the Jobs API (`/api/jobs/`: submit, poll, stop, read logs), the Serve API (`/api/serve/applications/`: deploy, read) and a head's Serve proxy health.
 //!
 //! Guarantees:
 //! - Every request, connecting included, gives up after the client's timeout with
@@ -82,6 +82,38 @@ pub struct JobInfo {
     pub end_time: Option<i64>,
     /// The entrypoint's exit code, once it has exited on its own.
     pub driver_exit_code: Option<i64>,
+}
+
+/// What GET /api/serve/applications/ answers (only what the operator uses).
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+pub struct ServeDetails {
+    /// Application name to its details; empty before Serve ever ran.
+    #[serde(default)]
+    pub applications: std::collections::BTreeMap<String, ServeApplicationDetails>,
+    /// Serve's `target_capacity`, when one was set.
+    #[serde(default)]
+    pub target_capacity: Option<f64>,
+}
+
+/// One Serve application.
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+pub struct ServeApplicationDetails {
+    /// `NOT_STARTED`, `DEPLOYING`, `DEPLOY_FAILED`, `RUNNING`, `UNHEALTHY` or `DELETING`.
+    pub status: String,
+    #[serde(default)]
+    pub message: Option<String>,
+    /// Deployment name to its details.
+    #[serde(default)]
+    pub deployments: std::collections::BTreeMap<String, ServeDeploymentDetails>,
+}
+
+/// One Serve deployment.
+#[derive(Clone, Debug, Default, PartialEq, serde::Deserialize)]
+pub struct ServeDeploymentDetails {
+    /// `UPDATING`, `HEALTHY`, `UNHEALTHY`, `DEPLOY_FAILED`, `UPSCALING` or `DOWNSCALING`.
+    pub status: String,
+    #[serde(default)]
+    pub message: Option<String>,
 }
 
 /// Everything a dashboard call can fail with.
@@ -219,6 +251,29 @@ impl Dashboard {
         }
         let logs = answer.json::<Logs>()?.logs;
         Ok(tail(&logs, max_chars).to_string())
+    }
+
+    /// GET /api/serve/applications/?api_type=declarative: the applications Serve runs.
+    pub async fn serve_applications(&self, address: &str, token: Option<&str>) -> Result<ServeDetails, DashboardError> {
+        let answer = self.send(Method::GET, address, "/api/serve/applications/?api_type=declarative", token, None).await?;
+        if !answer.status.is_success() {
+            return Err(answer.into_error());
+        }
+        answer.json()
+    }
+
+    /// PUT /api/serve/applications/ with the whole declarative config (Serve deletes the
+    /// applications it leaves out). Serve answers 200 with an empty body.
+    pub async fn deploy_serve(&self, address: &str, token: Option<&str>, config: &serde_json::Value) -> Result<(), DashboardError> {
+        let answer = self.send(Method::PUT, address, "/api/serve/applications/", token, Some(config)).await?;
+        if answer.status.is_success() { Ok(()) } else { Err(answer.into_error()) }
+    }
+
+    /// GET /-/healthz on a Serve proxy (`address` is the proxy's `host:port`, not the
+    /// dashboard's): whether it answered 200. No answer at all is an error.
+    pub async fn proxy_healthy(&self, address: &str) -> Result<bool, DashboardError> {
+        let answer = self.send(Method::GET, address, "/-/healthz", None, None).await?;
+        Ok(answer.status == StatusCode::OK)
     }
 
     /// One request and its whole answer, within the timeout.

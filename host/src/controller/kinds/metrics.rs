@@ -10,7 +10,7 @@ use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetri
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use serde_json::Value;
-use wasmray_api::{RayCluster, RayJob};
+use wasmray_api::{RayCluster, RayJob, RayService};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct InfoLabels {
@@ -61,6 +61,8 @@ pub struct Scraped<K: Resource<DynamicType = ()> + Clone + 'static> {
 pub type ClusterMetrics = Scraped<RayCluster>;
 /// KubeRay's RayJob metrics.
 pub type JobMetrics = Scraped<RayJob>;
+/// KubeRay's RayService metrics, from every scope's RayService cache.
+pub type ServiceMetrics = Scraped<RayService>;
 
 impl<K: Resource<DynamicType = ()> + Clone + 'static> Default for Scraped<K> {
     fn default() -> Self {
@@ -172,6 +174,34 @@ impl Collector for Scraped<RayJob> {
     }
 }
 
+/// KubeRay's RayService metrics: `kuberay_service_info`, and the `Ready` and
+/// `UpgradeInProgress` conditions as `condition="true"|"false"` (absent counts as false).
+impl Collector for Scraped<RayService> {
+    fn encode(&self, mut encoder: DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        let info: Family<ObjectLabels, Gauge> = Family::default();
+        let ready: Family<ConditionLabels, Gauge> = Family::default();
+        let upgrading: Family<ConditionLabels, Gauge> = Family::default();
+        for service in self.objects() {
+            let (name, namespace, uid) = (service.name_any(), service.namespace().unwrap_or_default(), service.meta().uid.clone().unwrap_or_default());
+            info.get_or_create(&ObjectLabels { name: name.clone(), namespace: namespace.clone(), uid: uid.clone() }).set(1);
+            let conditions = service.status.as_ref().and_then(|s| s.conditions.as_ref());
+            let holds = |kind: &str| conditions.into_iter().flatten().any(|c| c.type_ == kind && c.status == "True");
+            let labels = |value: bool| ConditionLabels { name: name.clone(), namespace: namespace.clone(), uid: uid.clone(), condition: value.to_string() };
+            ready.get_or_create(&labels(holds("Ready"))).set(1);
+            upgrading.get_or_create(&labels(holds("UpgradeInProgress"))).set(1);
+        }
+        info.encode(encoder.encode_descriptor("kuberay_service_info", "Metadata of each RayService", None, info.metric_type())?)?;
+        ready.encode(encoder.encode_descriptor("kuberay_service_condition_ready", "Whether each RayService is ready", None, ready.metric_type())?)?;
+        upgrading.encode(encoder.encode_descriptor(
+            "kuberay_service_condition_upgrade_in_progress",
+            "Whether each RayService is upgrading",
+            None,
+            upgrading.metric_type(),
+        )?)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +217,29 @@ mod tests {
             "status": status,
         }))
         .unwrap()
+    }
+
+    #[test]
+    fn rayservices_are_scraped_with_their_ready_and_upgrade_conditions() {
+        let (store, mut writer) = reflector::store::<RayService>();
+        let service: RayService = serde_json::from_value(serde_json::json!({
+            "apiVersion": "ray.io/v1", "kind": "RayService", "metadata": { "name": "svc", "namespace": "ml", "uid": "uid-svc" },
+            "spec": { "rayClusterConfig": { "headGroupSpec": { "rayStartParams": {}, "template": {} } } },
+            "status": { "conditions": [
+                { "type": "Ready", "status": "True", "reason": "NonZeroServeEndpoints", "message": "", "lastTransitionTime": "2026-12-02T00:00:00Z" },
+                { "type": "UpgradeInProgress", "status": "False", "reason": "NoPendingCluster", "message": "", "lastTransitionTime": "2026-12-02T00:00:00Z" } ] },
+        }))
+        .unwrap();
+        writer.apply_watcher_event(&watcher::Event::Apply(service));
+        let metrics = std::sync::Arc::new(ServiceMetrics::default());
+        metrics.watch(store);
+        let mut registry = Registry::default();
+        registry.register_collector(Box::new(metrics));
+        let mut text = String::new();
+        encode(&mut text, &registry).unwrap();
+        assert!(text.contains(r#"kuberay_service_info{name="svc",namespace="ml",uid="uid-svc"} 1"#), "{text}");
+        assert!(text.contains(r#"kuberay_service_condition_ready{name="svc",namespace="ml",uid="uid-svc",condition="true"} 1"#), "{text}");
+        assert!(text.contains(r#"kuberay_service_condition_upgrade_in_progress{name="svc",namespace="ml",uid="uid-svc",condition="false"} 1"#), "{text}");
     }
 
     #[test]

@@ -3,3 +3,4 @@
 pub mod metrics;
 pub mod raycluster;
 pub mod rayjob;
+pub mod rayservice;

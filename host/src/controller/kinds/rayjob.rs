@@ -10,7 +10,7 @@ use crate::controller::apply::Report;
 use crate::controller::prepare::{Role, Unbuildable, Verb};
 use crate::controller::{Kind, Related};
 use crate::pods::{self, BuildContext, BuildError};
-use crate::ray::jobs::Target;
+use crate::ray::poller::Target;
 use crate::runtime::Child;
 
 /// `ray.io/originated-from-crd` of what a RayJob creates.
@@ -70,7 +70,7 @@ impl Kind for RayJob {
 
     /// KubeRay asks the dashboard about a RayJob's job on every reconcile while it runs; here
     /// the host's poller does, while the status says Running with a job id and a dashboard.
-    fn polls(primary: &Value) -> Vec<Target> {
+    fn polls(primary: &Value, _children: &[Value], _build: &BuildContext) -> Vec<Target> {
         let status = &primary["status"];
         let running = status["jobDeploymentStatus"] == "Running";
         let (Some(job_id), Some(address)) = (nonempty(&status["jobId"]), nonempty(&status["dashboardURL"])) else {
@@ -80,7 +80,7 @@ impl Kind for RayJob {
             return Vec::new();
         }
         let cluster = nonempty(&status["rayClusterName"]).unwrap_or_default();
-        vec![Target { address, job_id, cluster, token: None }]
+        vec![Target::job(address, cluster, job_id)]
     }
 }
 
@@ -145,17 +145,17 @@ mod tests {
             "jobDeploymentStatus": "Running", "jobId": "pi-x1", "dashboardURL": "pi-rc-head-svc.ml.svc.cluster.local:8265", "rayClusterName": "pi-rc",
         }));
         assert_eq!(
-            <RayJob as Kind>::polls(&job),
-            [Target { address: "pi-rc-head-svc.ml.svc.cluster.local:8265".into(), job_id: "pi-x1".into(), cluster: "pi-rc".into(), token: None }]
+            <RayJob as Kind>::polls(&job, &[], &BuildContext::default()),
+            [Target::job("pi-rc-head-svc.ml.svc.cluster.local:8265", "pi-rc", "pi-x1")]
         );
     }
 
     #[test]
     fn a_job_not_running_or_without_a_dashboard_is_not_polled() {
         let initializing = a_running_rayjob(json!({ "jobDeploymentStatus": "Initializing", "jobId": "pi-x1", "dashboardURL": "d:8265" }));
-        assert!(<RayJob as Kind>::polls(&initializing).is_empty());
+        assert!(<RayJob as Kind>::polls(&initializing, &[], &BuildContext::default()).is_empty());
         let no_dashboard = a_running_rayjob(json!({ "jobDeploymentStatus": "Running", "jobId": "pi-x1" }));
-        assert!(<RayJob as Kind>::polls(&no_dashboard).is_empty());
+        assert!(<RayJob as Kind>::polls(&no_dashboard, &[], &BuildContext::default()).is_empty());
     }
 
     #[test]
