@@ -12,6 +12,11 @@ mod status;
 mod validate;
 pub mod vocab;
 
+#[cfg(test)]
+mod fixtures;
+#[cfg(test)]
+mod tests;
+
 
 use serde_json::{Value, json};
 use wasmray_api::RayService;
