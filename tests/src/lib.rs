@@ -30,6 +30,7 @@ pub mod fixtures;
 pub mod helm;
 pub mod ray;
 pub mod rayjobs;
+pub mod rayservices;
 
 pub use wasmray::dev::kwok;
 

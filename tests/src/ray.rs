@@ -4,6 +4,9 @@
 //! let head = RayHead::start().await?;
 //! let dashboard = wasmray::ray::dashboard::Dashboard::new(Duration::from_secs(10));
 //! dashboard.submit(&head.dashboard_address(), None, &json!({"entrypoint": "echo hi"})).await?;
+//!
+//! let serving = RayHead::start_serving().await?;   // Serve up on this head's own proxy port
+//! let apps = serving.serve_applications().await?;  // GET /api/serve/applications/
 //! ```
 //!
 //! Guarantees:
@@ -13,6 +16,13 @@
 //!   answer on it; the start is then retried on new ports).
 //! - Every port of a head differs from every other head's, so heads run side by side in parallel
 //!   tests. Each costs about 1 GiB of memory: keep them few.
+//! - Every head has `tests/fixtures/serve` on its `PYTHONPATH`, so a Serve config imports the
+//!   fixture apps (`hello:app`, `broken:app`) with no `runtime_env`.
+//! - [`RayHead::start_serving`] returns once Serve runs on the head with its proxy on this head's
+//!   own [`RayHead::serve_port`]. Ray has no start-time setting for Serve's port, and
+//!   `http_options` only counts when Serve starts (a later PUT's are ignored silently), so the
+//!   head starts Serve itself with an empty application list: a Serve config then PUT by the
+//!   operator, the same for two clusters on two heads, never makes them contend for port 8000.
 //! - Dropping a head stops all of its processes (SIGTERM to its process group, SIGKILL after
 //!   10 s) and removes its temp dir.
 //! - A head also dies with this process, however it ends (a head in a `static` is never
@@ -44,6 +54,10 @@ pub const VENV_ENV: &str = "WASMRAY_RAY_VENV";
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// Starts retried when another head answered on the ports picked for this one.
 const ATTEMPTS: usize = 3;
+/// How long the PUT that starts Serve may take; it takes about 3 s.
+const SERVE_START_TIMEOUT: Duration = Duration::from_secs(60);
+/// The folder of the Serve apps of the tests, on every head's `PYTHONPATH`.
+pub const SERVE_APPS_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/fixtures/serve");
 /// Temp dirs are `<tmp>/wasmray-ray-<pid>-<n>`; short, because Ray's Unix sockets live inside
 /// and a socket path may not exceed 107 bytes.
 const DIR_PREFIX: &str = "wasmray-ray-";
@@ -69,6 +83,8 @@ struct Ports {
     metrics_export: u16,
     dashboard_metrics: u16,
     autoscaler_metrics: u16,
+    serve: u16,
+    serve_grpc: u16,
 }
 
 impl RayHead {
@@ -81,6 +97,14 @@ impl RayHead {
     /// dashboard request but the health checks needs `x-ray-authorization: Bearer <token>`.
     pub async fn start_with_token(token: &str) -> anyhow::Result<RayHead> {
         Self::start_inner(Some(token.to_string())).await
+    }
+
+    /// A head with Ray Serve running, its HTTP proxy on [`RayHead::serve_port`] of 127.0.0.1 and
+    /// no application yet.
+    pub async fn start_serving() -> anyhow::Result<RayHead> {
+        let head = Self::start().await?;
+        head.start_serve().await?;
+        Ok(head)
     }
 
     /// The venv with Ray installed (`$WASMRAY_RAY_VENV`).
@@ -97,6 +121,53 @@ impl RayHead {
     /// no scheme.
     pub fn dashboard_address(&self) -> String {
         format!("127.0.0.1:{}", self.ports.dashboard)
+    }
+
+    /// The port of this head's Serve HTTP proxy (once [`RayHead::start_serving`] started it).
+    pub fn serve_port(&self) -> u16 {
+        self.ports.serve
+    }
+
+    /// The Serve proxy's address, `127.0.0.1:<serve port>`, where KubeRay would dial the head
+    /// Pod's `<pod IP>:8000`.
+    pub fn serve_address(&self) -> String {
+        format!("127.0.0.1:{}", self.ports.serve)
+    }
+
+    /// Serve's own account of its applications (`GET /api/serve/applications/?api_type=declarative`):
+    /// `applications.<name>.status`, `.message`, `.deployed_app_config`, and `target_capacity`.
+    pub async fn serve_applications(&self) -> anyhow::Result<serde_json::Value> {
+        let dashboard = SocketAddr::from(([127, 0, 0, 1], self.ports.dashboard));
+        let (status, body) = get(dashboard, "/api/serve/applications/?api_type=declarative", self.token.as_deref())
+            .await
+            .map_err(anyhow::Error::msg)?;
+        anyhow::ensure!(status == 200, "GET /api/serve/applications/ answered {status}: {}", body.trim());
+        serde_json::from_str(&body).with_context(|| format!("Serve's applications as JSON: {body}"))
+    }
+
+    /// The answer of this head's Serve proxy to `GET path` (status and body), within 5 s: a
+    /// route without a healthy replica would never answer.
+    pub async fn ask_serve(&self, path: &str) -> anyhow::Result<(u16, String)> {
+        get(SocketAddr::from(([127, 0, 0, 1], self.ports.serve)), path, None).await.map_err(anyhow::Error::msg)
+    }
+
+    /// Starts Serve with this head's HTTP and gRPC ports and no applications.
+    async fn start_serve(&self) -> anyhow::Result<()> {
+        let dashboard = SocketAddr::from(([127, 0, 0, 1], self.ports.dashboard));
+        let body = serde_json::json!({
+            "http_options": { "host": "127.0.0.1", "port": self.ports.serve },
+            "grpc_options": { "port": self.ports.serve_grpc },
+            "applications": [],
+        });
+        let (status, answer) = put(dashboard, "/api/serve/applications/", &body.to_string(), self.token.as_deref()).await?;
+        anyhow::ensure!(status == 200, "starting Serve: PUT /api/serve/applications/ answered {status}: {}", answer.trim());
+        let started = self.serve_applications().await?;
+        anyhow::ensure!(
+            started["http_options"]["port"] == self.ports.serve,
+            "Serve runs, but not on this head's port {}: {started}",
+            self.ports.serve
+        );
+        Ok(())
     }
 
     /// The token the head was started with, if any.
@@ -171,6 +242,8 @@ impl RayHead {
             .arg(format!("--metrics-export-port={}", ports.metrics_export))
             .env("DASHBOARD_METRIC_PORT", ports.dashboard_metrics.to_string())
             .env("AUTOSCALER_METRIC_PORT", ports.autoscaler_metrics.to_string())
+            // Serve configs import the fixture apps by module name (`hello:app`).
+            .env("PYTHONPATH", SERVE_APPS_DIR)
             // Job entrypoints run with this environment: `python` must be the venv's.
             .env("PATH", path_with(&venv))
             .env_remove("RAY_ADDRESS")
@@ -274,7 +347,7 @@ enum Ready {
 }
 
 impl Ports {
-    /// Nine distinct free ports, none handed out before in this process: listeners are held
+    /// Eleven distinct free ports, none handed out before in this process: listeners are held
     /// until all are picked, and ports already given to another head here are skipped.
     fn pick() -> anyhow::Result<Ports> {
         static GIVEN: Mutex<Option<HashSet<u16>>> = Mutex::new(None);
@@ -282,7 +355,7 @@ impl Ports {
         let given = given.get_or_insert_with(HashSet::new);
         let mut listeners = Vec::new();
         let mut ports = Vec::new();
-        while ports.len() < 9 {
+        while ports.len() < 11 {
             let listener = TcpListener::bind("127.0.0.1:0").context("binding a free port")?;
             let port = listener.local_addr()?.port();
             if given.insert(port) {
@@ -291,7 +364,7 @@ impl Ports {
             listeners.push(listener);
         }
         let mut ports = ports.into_iter();
-        let mut port = || ports.next().expect("nine ports were picked");
+        let mut port = || ports.next().expect("eleven ports were picked");
         Ok(Ports {
             gcs: port(),
             dashboard: port(),
@@ -302,6 +375,8 @@ impl Ports {
             metrics_export: port(),
             dashboard_metrics: port(),
             autoscaler_metrics: port(),
+            serve: port(),
+            serve_grpc: port(),
         })
     }
 }
@@ -345,6 +420,30 @@ async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Result<(u16, 
     let status = status.ok_or_else(|| format!("GET {addr}{path}: no status line"))?;
     let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
     Ok((status, body))
+}
+
+/// Status and body of `PUT path` with a JSON `body`, as KubeRay's dashboard client sends it (no
+/// browser-like headers, which the dashboard refuses).
+async fn put(addr: SocketAddr, path: &str, body: &str, token: Option<&str>) -> anyhow::Result<(u16, String)> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await?;
+        let auth = token.map(|t| format!("x-ray-authorization: Bearer {t}\r\n")).unwrap_or_default();
+        let head = format!(
+            "PUT {path} HTTP/1.0\r\nHost: {addr}\r\n{auth}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        );
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).await?;
+        std::io::Result::Ok(response)
+    };
+    let response = crate::within(SERVE_START_TIMEOUT, exchange).await.with_context(|| format!("PUT {addr}{path}"))??;
+    let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok());
+    let status = status.with_context(|| format!("PUT {addr}{path}: no status line in {response:?}"))?;
+    let answer = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
+    Ok((status, answer))
 }
 
 fn expect_success(answer: Result<(u16, String), String>, what: &str) -> Result<(), String> {
