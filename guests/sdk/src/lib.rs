@@ -27,6 +27,8 @@ pub mod k8s;
 pub mod log;
 #[cfg(feature = "ray")]
 pub mod ray;
+#[cfg(feature = "ray")]
+pub mod upgrade;
 
 pub use helpers::{REMOVE_CONDITION_REASON, parse, parse_view, to_json};
 
