@@ -66,13 +66,12 @@ impl Children {
         })
     }
 
-    /// Ready endpoints behind Service `service` (each address of a ready endpoint counts once).
+    /// Ready endpoints (Pods) behind Service `service`.
     pub fn ready_endpoints(&self, service: &str) -> i32 {
         let slices = self.endpoint_slices.get(service).into_iter().flatten();
         let endpoints = slices.flat_map(|s| s["endpoints"].as_array().into_iter().flatten());
         // An endpoint without `conditions.ready` counts as ready (the API's rule).
-        let ready = endpoints.filter(|e| e["conditions"]["ready"] != false);
-        let count = ready.map(|e| e["addresses"].as_array().map_or(0, Vec::len).max(1)).sum::<usize>();
+        let count = endpoints.filter(|e| e["conditions"]["ready"] != false).count();
         i32::try_from(count).unwrap_or(i32::MAX)
     }
 }

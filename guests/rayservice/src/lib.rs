@@ -1,6 +1,110 @@
 //! The RayService reconciler: a pure function from a snapshot of a RayService, its RayClusters, Services, head Pods, EndpointSlices and Serve facts to a plan.
 //!
-//! CONTRACT_DOCS
+//! [`reconcile`] classifies the RayService into one state ([`State`]: Deleting, Invalid,
+//! TimedOut, Suspending, Serving) and, when serving, runs KubeRay v1.5.2's steps in its order:
+//! the clusters (name a pending one, create it, update one in place), the head Pods' Serve
+//! label, the Serve config of the pending cluster (and of the active one unless an upgrade
+//! freezes it), the promotion or the upgrade strategy's step, the Services (and the Gateway and
+//! HTTPRoute of a Gateway strategy), the delayed deletion of unreferenced clusters, then the
+//! conditions. The same snapshot always gives the same plan: cluster names come from the
+//! snapshot's seed, time from its `now`, and everything KubeRay keeps in memory (the config
+//! last deployed per cluster, when a cluster became unreferenced) lives in the status, so an
+//! operator restart resumes where the last pass stopped.
+//!
+//! # The contract with the host
+//!
+//! ## Children the snapshot must hold (all in the RayService's namespace)
+//!
+//! - the RayClusters labelled `ray.io/originated-from-cr-name: <rayservice>` and
+//!   `ray.io/originated-from-crd: RayService`, with their status (others are ignored);
+//! - the Services the RayService made: `<rayservice>-head-svc`, the serve Service
+//!   (`spec.serveService.metadata.name` or `<rayservice>-serve-svc`) and, with a Gateway
+//!   strategy, the per-cluster `<cluster>-serve-svc`; the Gateway `<rayservice>-gateway` and the
+//!   HTTPRoute `<rayservice>-httproute` (`gateway.networking.k8s.io/v1`), with their status;
+//! - the head Pod of the active and of the pending cluster (`ray.io/cluster=<cluster>`,
+//!   `ray.io/node-type=head`), with its status (phase, Ready condition);
+//! - the `discovery.k8s.io/v1` EndpointSlices labelled `kubernetes.io/service-name: <serve
+//!   Service>` (and per-cluster serve Service): `numServeEndpoints` counts their endpoints
+//!   whose `conditions.ready` is not false.
+//!
+//! ## Facts (`snapshot.facts`), all JSON (types in [`wasmray_api::serve`])
+//!
+//! - `ray.io/serve-applications/<cluster>`, `ray.io/serve-proxy/<cluster>` and
+//!   `wasmray.dev/serve-submission/<cluster>` for the clusters named in
+//!   `status.activeServiceStatus.rayClusterName` and `status.pendingServiceStatus.rayClusterName`
+//!   (a pending cluster is named in the status one pass before it is created, so the host polls
+//!   it from the start). A submission answer counts only if its `configHash` is the request's
+//!   and the host observed it (`observed-at`) at or after the request's `requestedAt`.
+//! - `wasmray.dev/upgrade-strategy`: every pass; `loaded: false` stops a changed spec from
+//!   being rolled out (`UpgradeInProgress` False `UnknownUpgradeStrategy`, one Warning). Absent:
+//!   taken as loaded.
+//! - `wasmray.dev/upgrade-step`: while both clusters exist; used only when its `active` and
+//!   `pending` are this pass's names. Its `strategy` and `version` are in every Event and
+//!   condition message about a step.
+//! - `wasmray.dev/operator-settings`: `clusterDomain` (default `cluster.local`) and
+//!   `enableZeroDowntime` (default `true`; `false` is KubeRay's `ENABLE_ZERO_DOWNTIME=false`,
+//!   which turns upgrades off for RayServices that set no `upgradeStrategy.type`).
+//!
+//! ## Ops
+//!
+//! - `apply` of a RayCluster: the RayService's labels and annotations (less
+//!   `kubectl.kubernetes.io/last-applied-configuration`) plus the originated-from labels, the
+//!   annotations `wasmray.dev/cluster-spec-hash` (see [`cluster`]'s docs) and
+//!   `ray.io/num-worker-groups`, the raw `rayClusterConfig` as spec, owned by the RayService
+//!   (controller reference with its UID). The same apply updates a cluster in place.
+//! - `apply` of Services, the Gateway and the HTTPRoute, whole, with namespace and owner
+//!   reference (the RayService; a per-cluster serve Service is owned by its RayCluster). They are
+//!   applied every pass: the host drops applies whose fields already hold.
+//! - `apply` of a partial head Pod `{apiVersion: v1, kind: Pod, metadata: {name, namespace,
+//!   labels: {ray.io/serve: "true"|"false"}}}`, only when the label differs.
+//! - `apply` of `dashboard.wasmray.dev/v1` `ServeApplications` named by the cluster, `spec` a
+//!   [`wasmray_api::serve::ServeRequest`]; never sent to the API server.
+//! - `delete` of a RayCluster (with its UID) after the delay, and on suspend of the clusters,
+//!   Services, Gateway and HTTPRoute.
+//! - `status`: only the top-level fields that changed (`null` clears one), `lastUpdateTime`
+//!   when anything did, and the conditions `Ready`, `UpgradeInProgress`, `RollbackInProgress`,
+//!   `Suspending`, `Suspended` (removal markers for those that go).
+//! - `event`s with KubeRay's reasons where KubeRay has one; each follows the write it tells of.
+//! - `requeue-after-ms`: 2 s (KubeRay's requeue) while anything moves (a pending cluster, a
+//!   deploy in flight, Ready not True), else the next deletion or timeout, else none.
+//!
+//! ## wasmray's status fields
+//!
+//! - `unreferencedClusters` (map cluster → RFC 3339): when each cluster stopped being active
+//!   or pending; it is deleted `rayClusterDeletionDelaySeconds` (default 60) later.
+//! - `rolledBackClusterHash`: the spec hash of the last pending cluster a strategy aborted; no
+//!   pending cluster is made for that spec again until `rayClusterConfig` changes.
+//! - per cluster (`activeServiceStatus`, `pendingServiceStatus`): `serveConfigHash` (the
+//!   config + target capacity Serve accepted last) and `serveConfigRequest` (`configHash`,
+//!   `requestedAt`, `failed`: the deploy in flight; asked again after 30 s without an answer,
+//!   and at once after a refusal, which is told once as a Warning).
+//!
+//! # Where wasmray differs from KubeRay v1.5.2
+//!
+//! - v1.6 and v1.7 behaviour is in: `managedBy` (another value: an empty plan), an invalid spec
+//!   is Ready False `ValidationFailed` with one Warning (and nothing else happens), `suspend`
+//!   (conditions `Suspending`/`Suspended`, reasons `SuspendInProgress`, `SuspendComplete`,
+//!   `RayServiceResumed`), `RollbackInProgress`, EndpointSlices.
+//! - `upgradeStrategy.type` names any loaded strategy plugin; the plugin decides `wait`,
+//!   `shift`, `promote` or `abort`; an unloaded one is said in the condition, and a plugin that
+//!   fails moves nothing (`UpgradeInProgress` True `UpgradeStrategyFailed`, a Warning).
+//! - The first cluster is promoted as soon as its applications are all RUNNING, without the
+//!   strategy (no traffic to move yet).
+//! - A `shift` is applied only through a Gateway (`clusterUpgradeOptions.gatewayClassName`);
+//!   the active cluster's capacity is pushed with the RayService's current `serveConfigV2`
+//!   (KubeRay re-sends the config it cached for that cluster), so a Serve config changed
+//!   together with the cluster spec reaches the old cluster too during a Gateway upgrade.
+//! - The spec hash is wasmray's own: a cluster without `wasmray.dev/cluster-spec-hash` (one
+//!   KubeRay made) is adopted as up to date rather than replaced. The `ray.io/kuberay-version`
+//!   annotation is neither written nor compared.
+//! - Ready's message says what the RayService waits for (the cluster, its head Pod, the deploy,
+//!   the applications not yet RUNNING) and a DEPLOY_FAILED or UNHEALTHY application's Serve
+//!   message (kuberay#3467, #5088); KubeRay leaves it empty.
+//! - KubeRay's §2.2 RayCluster spec rules are left to the RayCluster reconciler, which
+//!   validates the cluster made from `rayClusterConfig`; only an empty head container list
+//!   fails here.
+//! - The pending cluster of `NewClusterWithIncrementalUpgrade` keeps the worker replicas of the
+//!   spec (KubeRay unsets them for the autoscaler).
 
 mod children;
 mod cluster;

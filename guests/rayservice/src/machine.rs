@@ -393,27 +393,22 @@ fn routes(ctx: &Ctx, out: &mut Out) {
     let serve_svc = services::serve_service(ctx, &active, &spec);
     for service in [head, serve_svc] {
         let name = service["metadata"]["name"].as_str().unwrap_or_default().to_owned();
-        match ctx.children.services.get(&name) {
-            None => out.event(EventType::Normal, events::CREATED_SERVICE, format!("Created Service {}/{name}", ctx.namespace)),
+        let told = match ctx.children.services.get(&name) {
+            None => Some((events::CREATED_SERVICE, format!("Created Service {}/{name}", ctx.namespace))),
             Some(live) if live["spec"]["selector"][labels::CLUSTER] != active.as_str() => {
-                out.event(EventType::Normal, events::UPDATED_SERVICE, format!("Service {}/{name} now selects RayCluster {active}", ctx.namespace));
+                Some((events::UPDATED_SERVICE, format!("Service {}/{name} now selects RayCluster {active}", ctx.namespace)))
             }
-            Some(_) => {}
-        }
-        // Events follow the write they tell of.
-        let event = match out.ops.last() {
-            Some(wasmray_guest_sdk::Op::Event(_)) => out.ops.pop(),
-            _ => None,
+            Some(_) => None,
         };
         out.apply(service);
-        out.ops.extend(event);
+        if let Some((reason, message)) = told {
+            out.event(EventType::Normal, reason, message);
+        }
     }
     let Some(class) = gateway_class(ctx) else { return };
+    out.apply(services::gateway(ctx, class));
     if ctx.children.gateway.is_none() {
-        out.apply(services::gateway(ctx, class));
         out.event(EventType::Normal, events::CREATED_GATEWAY, format!("Created Gateway {}/{}", ctx.namespace, crate::children::gateway_name(ctx.name)));
-    } else {
-        out.apply(services::gateway(ctx, class));
     }
     let pending = out.status.pending_name().map(str::to_owned);
     for cluster in [Some(active.clone()), pending.clone()].into_iter().flatten() {
