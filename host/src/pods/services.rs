@@ -8,14 +8,6 @@ use wasmray_api::RayCluster;
 
 use super::{BuildContext, BuildError, ClusterFacts, NodeType, labels, names};
 
-/// The ports a Ray head listens on when its container declares none.
-const DEFAULT_PORTS: [(&str, i32); 5] = [
-    ("client", 10001),
-    ("gcs-server", 6379),
-    ("dashboard", 8265),
-    ("metrics", 8080),
-    ("serve", 8000),
-];
 
 /// The head Service. Headless (`clusterIP: None`, `publishNotReadyAddresses`) when its type is
 /// empty or ClusterIP, since there is one head Pod and workers must reach it before it is Ready.
@@ -119,40 +111,10 @@ pub fn head_service(cluster: &RayCluster, ctx: &BuildContext) -> Result<Service,
     Ok(service)
 }
 
-/// The head container's ports by name (unnamed ones as `<port>-port`), or the defaults when it
-/// declares none, with `metrics: 8080` always present; sorted by name.
+/// The head container's ports by name, KubeRay's defaults when it declares none
+/// ([`wasmray_api::ports::head_service_ports`], shared with the RayService reconciler).
 fn service_ports(cluster: &RayCluster) -> Result<BTreeMap<String, i32>, BuildError> {
-    let head = cluster
-        .spec
-        .head_group_spec
-        .template
-        .spec
-        .as_ref()
-        .and_then(|s| s.containers.first());
-    let head = head.ok_or(BuildError::NoContainers {
-        group: labels::HEAD_GROUP.into(),
-    })?;
-    let mut ports: BTreeMap<String, i32> = head
-        .ports
-        .iter()
-        .flatten()
-        .map(|p| {
-            let name = p
-                .name
-                .clone()
-                .filter(|n| !n.is_empty())
-                .unwrap_or_else(|| format!("{}-port", p.container_port));
-            (name, p.container_port)
-        })
-        .collect();
-    if ports.is_empty() {
-        ports = DEFAULT_PORTS
-            .iter()
-            .map(|(n, p)| ((*n).to_owned(), *p))
-            .collect();
-    }
-    ports.entry("metrics".into()).or_insert(8080);
-    Ok(ports)
+    wasmray_api::ports::head_service_ports(&cluster.spec).ok_or(BuildError::NoContainers { group: labels::HEAD_GROUP.into() })
 }
 
 /// The headless Service multi-host workers (TPU slices) resolve each other through; only needed

@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 use wasmray_api::serve::{self, ProxyHealthFact, ServeApplicationsFact};
-use wasmray_api::{RayService, labels, names};
+use wasmray_api::{RayClusterSpec, RayService, labels, names, ports};
 
 use crate::cache::ORIGINATED_LABEL;
 use crate::controller::apply::Report;
@@ -11,11 +11,6 @@ use crate::controller::{Kind, Related};
 use crate::pods::{BuildContext, BuildError};
 use crate::ray::poller::{Ask, Target};
 use crate::runtime::{Child, ClusterState, Fact, ServeApplication, ServeStatus, UpgradeInput};
-
-/// The dashboard port of a head that names none (KubeRay's default).
-const DEFAULT_DASHBOARD_PORT: i64 = 8265;
-/// The Serve proxy port of a head that names none (KubeRay's default).
-const DEFAULT_SERVE_PORT: i64 = 8000;
 
 impl Kind for RayService {
     const CHILD_LABEL: &'static str = ORIGINATED_LABEL;
@@ -83,8 +78,9 @@ impl Kind for RayService {
             let spec = children
                 .iter()
                 .find(|c| c["kind"] == "RayCluster" && c["metadata"]["name"] == cluster.as_str())
-                .map_or(&Value::Null, |c| &c["spec"]);
-            let dashboard_port = head_port(spec, "dashboard").unwrap_or(DEFAULT_DASHBOARD_PORT);
+                .and_then(|c| serde_json::from_value::<RayClusterSpec>(c["spec"].clone()).ok());
+            let port = |of: fn(&RayClusterSpec) -> i32, default: i32| spec.as_ref().map_or(default, of);
+            let dashboard_port = port(ports::dashboard_port, ports::DEFAULT_DASHBOARD_PORT);
             let service = names::head_service_name(&cluster, None);
             targets.push(Target {
                 address: format!("{service}.{namespace}.svc.{}:{dashboard_port}", build.cluster_domain),
@@ -93,7 +89,7 @@ impl Kind for RayService {
                 ask: Ask::ServeApplications,
             });
             if let (Some(ip), Some(pod)) = (head["status"]["podIP"].as_str().filter(|ip| !ip.is_empty()), head["metadata"]["name"].as_str()) {
-                let serve_port = head_port(spec, "serve").unwrap_or(DEFAULT_SERVE_PORT);
+                let serve_port = port(ports::serve_port, ports::DEFAULT_SERVE_PORT);
                 targets.push(Target { address: format!("{ip}:{serve_port}"), cluster, token: None, ask: Ask::ProxyHealth { pod: pod.to_string() } });
             }
         }
@@ -138,12 +134,6 @@ fn ready_head<'a>(children: &'a [Value], cluster: &str) -> Option<&'a Value> {
             && c["metadata"]["deletionTimestamp"].is_null()
             && c["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
     })
-}
-
-/// The container port named `name` of the cluster's head container.
-fn head_port(cluster_spec: &Value, name: &str) -> Option<i64> {
-    let ports = cluster_spec["headGroupSpec"]["template"]["spec"]["containers"][0]["ports"].as_array()?;
-    ports.iter().find(|p| p["name"] == name).and_then(|p| p["containerPort"].as_i64())
 }
 
 /// One cluster as a strategy sees it: ready when its head Pod is Ready and its proxy healthy;
@@ -211,7 +201,7 @@ mod tests {
 
     fn a_cluster(name: &str, created: &str) -> Value {
         json!({ "apiVersion": "ray.io/v1", "kind": "RayCluster", "metadata": { "name": name, "creationTimestamp": created },
-                "spec": { "headGroupSpec": { "template": { "spec": { "containers": [{ "name": "ray-head", "ports": [{ "name": "dashboard", "containerPort": 8266 }] }] } } } } })
+                "spec": { "headGroupSpec": { "rayStartParams": {}, "template": { "spec": { "containers": [{ "name": "ray-head", "image": "ray", "ports": [{ "name": "dashboard", "containerPort": 8266 }] }] } } } } })
     }
 
     fn fact(key: String, value: Value) -> Fact {
