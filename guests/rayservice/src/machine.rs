@@ -245,12 +245,8 @@ fn promote_or_step(ctx: &Ctx, out: &mut Out) {
     let active = out.status.active_name().map(str::to_owned);
     let pending = out.status.pending_name().map(str::to_owned);
     match (active, pending) {
-        (None, Some(_)) => {
-            // No cluster serves yet, so there is no traffic to move: the first ready one takes it.
-            if out.status.next.pending_service_status.as_ref().is_some_and(serve::ready) {
-                promote(ctx, out, None);
-            }
-        }
+        // No cluster serves yet, so there is no traffic to move: the first ready one takes it.
+        (None, Some(_)) if out.status.next.pending_service_status.as_ref().is_some_and(serve::ready) => promote(ctx, out, None),
         (Some(a), Some(p)) => step(ctx, out, &a, &p),
         _ => {}
     }

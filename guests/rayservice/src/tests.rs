@@ -248,6 +248,31 @@ fn a_replicas_change_or_an_appended_worker_group_updates_the_active_cluster_in_p
 }
 
 #[test]
+fn suspending_the_cluster_config_updates_the_active_cluster_in_place() {
+    let plan = reconciled(rayservice().cluster_config(|c| c["suspend"] = json!(true)).serving(ACTIVE).with(up(ACTIVE)));
+    assert_eq!(applied_object(&plan, &format!("RayCluster/{ACTIVE}"))["spec"]["suspend"], true);
+    assert!(changed(&plan)["pendingServiceStatus"].is_null());
+}
+
+#[test]
+fn during_an_upgrade_a_new_spec_replaces_the_pending_cluster_and_a_scaled_one_updates_it_in_place() {
+    let mut children = both();
+    children[2] = cluster(PENDING).built_from(&rayservice().new_image().0["spec"]["rayClusterConfig"]).into();
+    let newer = rayservice().new_image().cluster_config(|c| c["rayVersion"] = json!("2.53.0")).upgrading();
+    let plan = reconciled(newer.with(children.clone()));
+    let name = changed(&plan)["pendingServiceStatus"]["rayClusterName"].as_str().unwrap().to_owned();
+    assert!(name != PENDING && name != ACTIVE, "{name}");
+    assert!(!applied(&plan).iter().any(|a| a.starts_with("RayCluster/")), "never the active one: {:?}", applied(&plan));
+
+    let scaled = rayservice().new_image().cluster_config(|c| c["workerGroupSpecs"][0]["replicas"] = json!(3)).upgrading();
+    let plan = reconciled(scaled.with(children));
+    assert_eq!(applied_object(&plan, &format!("RayCluster/{PENDING}"))["spec"]["workerGroupSpecs"][0]["replicas"], 3);
+    assert!(!applied(&plan).contains(&format!("RayCluster/{ACTIVE}")));
+    let pending = &changed(&plan)["pendingServiceStatus"]["rayClusterName"];
+    assert!(pending.is_null() || pending == PENDING, "the same pending cluster: {pending}");
+}
+
+#[test]
 fn with_upgrades_disabled_a_changed_spec_is_not_rolled_out() {
     let plan = reconciled(rayservice().new_image().strategy("None").serving(ACTIVE).with(up(ACTIVE)));
     assert!(changed(&plan)["pendingServiceStatus"].is_null());
