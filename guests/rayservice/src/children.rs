@@ -76,6 +76,30 @@ impl Children {
     }
 }
 
+impl Children {
+    /// Why RayCluster `cluster` cannot start, as its own conditions say, first found in this
+    /// order: a failed create, a head Pod that cannot run (unschedulable, an image it cannot
+    /// pull…), a worker Pod that cannot run. `None` when they name no cause.
+    pub fn waiting_on(&self, cluster: &str) -> Option<String> {
+        let live = self.clusters.get(cluster)?;
+        let say = |c: &Value| {
+            let reason = c["reason"].as_str().unwrap_or_default();
+            let message = c["message"].as_str().unwrap_or_default();
+            format!("RayCluster {cluster}: {reason}: {message}").trim_end_matches([' ', ':']).to_owned()
+        };
+        let failure = conditions(live).find(|c| c["type"] == "RayClusterReplicaFailure" && c["status"] == "True");
+        let not_ready = |type_: &'static str| {
+            conditions(live).find(move |c| {
+                c["type"] == type_ && c["status"] == "False" && !NO_CAUSE.contains(&c["reason"].as_str().unwrap_or_default())
+            })
+        };
+        failure.or_else(|| not_ready("HeadPodReady")).or_else(|| not_ready("WorkerPodsReady")).map(say)
+    }
+}
+
+/// Reasons of a RayCluster's conditions that say only that Pods are not up yet, which is no cause.
+const NO_CAUSE: [&str; 4] = ["", "HeadPodNotFound", "Unknown", "WorkerPodsNotReady"];
+
 /// `<rayservice>-gateway`.
 pub fn gateway_name(service: &str) -> String {
     format!("{service}-gateway")

@@ -248,6 +248,14 @@ impl ChildFx {
         self.0["spec"] = config.clone();
         self
     }
+    /// A status condition of a RayCluster (replacing one of that type).
+    pub fn condition(mut self, type_: &str, status: &str, reason: &str, message: &str) -> Self {
+        let mut list: Vec<Value> = self.0["status"]["conditions"].as_array().cloned().unwrap_or_default();
+        list.retain(|c| c["type"] != type_);
+        list.push(json!({ "type": type_, "status": status, "reason": reason, "message": message, "lastTransitionTime": ago(60) }));
+        self.0["status"]["conditions"] = json!(list);
+        self
+    }
     pub fn terminating(mut self) -> Self {
         self.0["metadata"]["deletionTimestamp"] = json!(ago(1));
         self

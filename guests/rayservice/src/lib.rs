@@ -90,16 +90,19 @@
 //!   fails moves nothing (`UpgradeInProgress` True `UpgradeStrategyFailed`, a Warning).
 //! - The first cluster is promoted as soon as its applications are all RUNNING, without the
 //!   strategy (no traffic to move yet).
-//! - A `shift` is applied only through a Gateway (`clusterUpgradeOptions.gatewayClassName`);
-//!   the active cluster's capacity is pushed with the RayService's current `serveConfigV2`
-//!   (KubeRay re-sends the config it cached for that cluster), so a Serve config changed
-//!   together with the cluster spec reaches the old cluster too during a Gateway upgrade.
+//! - A `shift` is applied only through a Gateway (`clusterUpgradeOptions.gatewayClassName`).
+//!   The active cluster's new target capacity is pushed only while Serve there runs the
+//!   RayService's current `serveConfigV2` (KubeRay re-sends the config it cached for that
+//!   cluster; wasmray keeps only its hash): when the Serve config changed together with the
+//!   cluster spec, the old cluster keeps its config and its capacity until it is replaced.
 //! - The spec hash is wasmray's own: a cluster without `wasmray.dev/cluster-spec-hash` (one
 //!   KubeRay made) is adopted as up to date rather than replaced. The `ray.io/kuberay-version`
 //!   annotation is neither written nor compared.
-//! - Ready's message says what the RayService waits for (the cluster, its head Pod, the deploy,
-//!   the applications not yet RUNNING) and a DEPLOY_FAILED or UNHEALTHY application's Serve
-//!   message (kuberay#3467, #5088); KubeRay leaves it empty.
+//! - Ready's message says what the RayService waits for (the cluster, its head Pod and the
+//!   cause the RayCluster's conditions name, the deploy, the applications not yet RUNNING) and a
+//!   DEPLOY_FAILED or UNHEALTHY application's Serve message (kuberay#3467, #5088); KubeRay
+//!   leaves it empty. During an upgrade, `UpgradeInProgress` says why the pending cluster
+//!   cannot start (`Unschedulable: 0/3 nodes…`, kuberay#4239) instead of waiting in silence.
 //! - KubeRay's §2.2 RayCluster spec rules are left to the RayCluster reconciler, which
 //!   validates the cluster made from `rayClusterConfig`; only an empty head container list
 //!   fails here.

@@ -7,7 +7,7 @@ use wasmray_guest_sdk::{ConditionStatus as C, EventType};
 
 use crate::children::terminating;
 use crate::cluster::{self, Drift};
-use crate::serve::{self, Which};
+use crate::serve::{self, Deploy, Which};
 use crate::services;
 use crate::status::{ms, time};
 use crate::validate::{Invalid, parse_duration_ms};
@@ -77,9 +77,14 @@ fn serving(ctx: &Ctx, out: &mut Out) {
     clusters(ctx, out);
     label_heads(ctx, out);
     let upgrading = out.status.active_name().is_some() && out.status.pending_name().is_some();
-    serve::reconcile(ctx, out, Which::Pending, true);
+    serve::reconcile(ctx, out, Which::Pending, Deploy::Config);
     // The active cluster's config is frozen during an upgrade; only a Gateway upgrade moves its capacity.
-    serve::reconcile(ctx, out, Which::Active, !upgrading || gateway_class(ctx).is_some());
+    let active = match (upgrading, gateway_class(ctx)) {
+        (false, _) => Deploy::Config,
+        (true, Some(_)) => Deploy::CapacityOnly,
+        (true, None) => Deploy::Never,
+    };
+    serve::reconcile(ctx, out, Which::Active, active);
     promote_or_step(ctx, out);
     routes(ctx, out);
     delete_unreferenced(ctx, out);
@@ -259,8 +264,10 @@ fn by(f: &UpgradeStepFact) -> String {
 
 fn step(ctx: &Ctx, out: &mut Out, active: &str, pending: &str) {
     let fact = ctx.facts.step.as_ref().filter(|f| f.active == active && f.pending == pending);
+    // kuberay#4239: a pending cluster that cannot start (no room for its GPUs) is said, not waited on in silence.
+    let blocked = ctx.children.waiting_on(pending).map(|why| format!("; the pending cluster cannot start: {why}")).unwrap_or_default();
     let Some(f) = fact else {
-        let message = format!("Both clusters exist ({active} active, {pending} pending); waiting for upgrade strategy {} to decide", strategy(ctx));
+        let message = format!("Both clusters exist ({active} active, {pending} pending); waiting for upgrade strategy {} to decide{blocked}", strategy(ctx));
         out.status.set(cond::UPGRADE_IN_PROGRESS, C::True, reasons::BOTH_CLUSTERS_EXIST, message);
         return;
     };
@@ -282,7 +289,7 @@ fn step(ctx: &Ctx, out: &mut Out, active: &str, pending: &str) {
     }
     match f.step.as_ref() {
         Some(StepFact::Wait { reason }) => {
-            let message = format!("Both clusters exist ({active} active, {pending} pending); the {} waits: {reason}", by(f));
+            let message = format!("Both clusters exist ({active} active, {pending} pending); the {} waits: {reason}{blocked}", by(f));
             out.status.set(cond::UPGRADE_IN_PROGRESS, C::True, reasons::BOTH_CLUSTERS_EXIST, message);
         }
         Some(StepFact::Promote) if ctx.children.clusters.contains_key(pending) => promote(ctx, out, Some(f)),
@@ -581,7 +588,10 @@ fn why_not_ready(ctx: &Ctx, out: &Out, failing: Option<String>) -> String {
         return format!("Creating RayCluster {cluster}");
     }
     if !ctx.children.head_ready(cluster) {
-        return format!("Waiting for the head Pod of RayCluster {cluster} to be Ready");
+        return match ctx.children.waiting_on(cluster) {
+            Some(why) => format!("Waiting for the head Pod of RayCluster {cluster} to be Ready: {why}"),
+            None => format!("Waiting for the head Pod of RayCluster {cluster} to be Ready"),
+        };
     }
     let st = [out.status.next.pending_service_status.as_ref(), out.status.next.active_service_status.as_ref()]
         .into_iter()

@@ -15,6 +15,17 @@ use crate::status::{ms, time};
 use crate::vocab::{SUBMISSION_ANSWER_TIMEOUT_MS, app_status, events};
 use crate::{Ctx, Out};
 
+/// Whether a pass may deploy to a cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deploy {
+    /// The RayService's config, whenever Serve does not run it.
+    Config,
+    /// Only a new target capacity, and only while Serve runs the RayService's config already:
+    /// the active cluster during a Gateway upgrade, whose config is frozen.
+    CapacityOnly,
+    Never,
+}
+
 /// Which of the RayService's clusters.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Which {
@@ -47,10 +58,16 @@ pub fn cluster_spec(ctx: &Ctx, name: &str) -> RayClusterSpec {
         .unwrap_or_else(|| ctx.service.spec.ray_cluster_config.clone())
 }
 
+/// Whether the config Serve accepted under `accepted` is `config` (with any target capacity):
+/// the status keeps only the hash of config and capacity, and there are 102 capacities.
+pub fn runs_config(config: &str, accepted: &str) -> bool {
+    std::iter::once(None).chain((0..=100).map(Some)).any(|c| config_hash(config, c) == accepted)
+}
+
 /// Copies what the cluster and its Serve report into its status, records the answer to a
-/// deploy in flight, and, with `deploy`, asks for the RayService's config when Serve does not
-/// run it (or lost it: a head restarted without GCS fault tolerance reports no applications).
-pub fn reconcile(ctx: &Ctx, out: &mut Out, which: Which, deploy: bool) {
+/// deploy in flight, and, as `deploy` allows, asks for the RayService's config when Serve does
+/// not run it (or lost it: a head restarted without GCS fault tolerance reports no applications).
+pub fn reconcile(ctx: &Ctx, out: &mut Out, which: Which, deploy: Deploy) {
     let Some(name) = slot(out, which).and_then(|s| s.ray_cluster_name.clone()) else { return };
     let facts = ctx.facts.of(&name);
     let live_status: Option<RayClusterStatus> =
@@ -97,7 +114,13 @@ pub fn reconcile(ctx: &Ctx, out: &mut Out, which: Which, deploy: bool) {
             }
         }
     }
-    let request = deploy.then(|| wanted(ctx, st, &name, facts.applications.as_ref())).flatten();
+    let config = ctx.service.spec.serve_config_v2.as_deref().unwrap_or_default();
+    let allowed = match deploy {
+        Deploy::Config => true,
+        Deploy::CapacityOnly => st.serve_config_hash.as_deref().is_some_and(|h| runs_config(config, h)),
+        Deploy::Never => false,
+    };
+    let request = if allowed { wanted(ctx, st, &name, facts.applications.as_ref()) } else { None };
     for (type_, reason, message) in told {
         out.event(type_, reason, message);
     }

@@ -336,6 +336,15 @@ fn a_wait_step_says_why_in_the_upgrade_condition() {
 }
 
 #[test]
+fn a_pending_cluster_that_cannot_start_is_said_in_the_upgrade_condition() {
+    let mut children = both();
+    children[2] = cluster(PENDING).condition("HeadPodReady", "False", "Unschedulable", "0/3 nodes are available: 3 Insufficient nvidia.com/gpu.").into();
+    let plan = reconciled(step(rayservice().upgrading().with(children), json!({ "wait": { "reason": "pending not ready" } })));
+    let message = condition(&plan, "UpgradeInProgress").unwrap().2;
+    assert!(message.ends_with(&format!("the pending cluster cannot start: RayCluster {PENDING}: Unschedulable: 0/3 nodes are available: 3 Insufficient nvidia.com/gpu.")), "{message}");
+}
+
+#[test]
 fn a_step_about_other_clusters_is_ignored() {
     let snapshot = with_fact(rayservice().upgrading().with(both()), "wasmray.dev/upgrade-step",
         json!({ "strategy": "NewCluster", "version": "v1", "active": ACTIVE, "pending": "svc-old99", "step": "promote" }));
@@ -441,6 +450,18 @@ fn a_shift_waits_for_the_gateway_and_then_moves_traffic_and_capacity() {
     let route = applied_object(&plan, "HTTPRoute/svc-httproute");
     assert_eq!(route["spec"]["rules"][0]["backendRefs"][1], json!({ "name": format!("{PENDING}-serve-svc"), "port": 8000, "weight": 10 }));
     assert!(event_message(&plan, "ShiftedTraffic").contains("NewCluster version v1-abc123"));
+}
+
+#[test]
+fn during_a_gateway_upgrade_the_active_cluster_gets_its_new_capacity_but_never_a_new_config() {
+    let svc = |config: &str| rayservice().through_a_gateway().with_spec("serveConfigV2", json!(config)).upgrading()
+        .status(json!({ "activeServiceStatus": { "rayClusterName": ACTIVE, "serveConfigHash": serve_hash(), "targetCapacity": 80,
+                        "rayClusterStatus": { "state": "ready", "desiredWorkerReplicas": 1 } } }));
+    let plan = reconciled(svc(SERVE_CONFIG).with(both()));
+    let request = applied_object(&plan, &format!("ServeApplications/{ACTIVE}"));
+    assert_eq!((request["spec"]["targetCapacity"].clone(), request["spec"]["config"].clone()), (json!(80), json!(SERVE_CONFIG)));
+    let plan = reconciled(svc("applications: []\n").with(both()));
+    assert!(!applied(&plan).contains(&format!("ServeApplications/{ACTIVE}")), "frozen");
 }
 
 #[test]
