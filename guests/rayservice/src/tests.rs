@@ -628,3 +628,22 @@ fn the_dashboard_address_uses_the_operators_cluster_domain() {
     let request = applied_object(&plan, &format!("ServeApplications/{ACTIVE}"));
     assert_eq!(request["spec"]["dashboardURL"], format!("{ACTIVE}-head-svc.ns.svc.corp.internal:8265"));
 }
+
+#[test]
+fn every_kuberay_rayservice_sample_passes_validation_and_gets_a_pending_cluster() {
+    let mut seen = 0;
+    for file in wasmray_samples::files() {
+        for object in wasmray_samples::load(&file).into_iter().filter(|o| o["kind"] == "RayService") {
+            let mut object = object;
+            object["metadata"]["namespace"] = json!("ns");
+            object["metadata"]["uid"] = json!("uid");
+            let snapshot = Snapshot { primary: object.to_string(), children: Vec::new(), facts: Vec::new(), now: NOW_MS, seed: 1 };
+            let plan = reconciled(snapshot);
+            let (_, reason, message) = condition(&plan, "Ready").unwrap_or_default();
+            assert_eq!(reason, "Initializing", "{file}: {message}");
+            assert!(changed(&plan)["pendingServiceStatus"]["rayClusterName"].is_string(), "{file}");
+            seen += 1;
+        }
+    }
+    assert!(seen >= 13, "KubeRay v1.5.2 has 14 RayService samples, saw {seen}");
+}
