@@ -179,10 +179,28 @@ pub fn ready(st: &RayServiceStatus) -> bool {
     any && all_running && st.serve_config_hash.is_some()
 }
 
-/// The first failing application's Serve message: `app <name> DEPLOY_FAILED: <message>`.
+/// Bytes of Serve's message a condition quotes at most: its end, where a traceback names the
+/// exception (a condition's message may be 32 KiB, Serve's can be longer).
+const MESSAGE_IN_CONDITION_MAX_BYTES: usize = 4096;
+
+/// The first failing application's Serve message: `application <name> is DEPLOY_FAILED: <message>`.
 pub fn failing(st: &RayServiceStatus) -> Option<String> {
     let apps = st.application_statuses.iter().flatten();
-    apps.filter(|(_, a)| matches!(a.status.as_deref(), Some(app_status::DEPLOY_FAILED | app_status::UNHEALTHY))).map(|(name, a)| {
-        format!("application {name} is {}: {}", a.status.as_deref().unwrap_or_default(), a.message.as_deref().unwrap_or("no message"))
-    }).next()
+    let mut failed = apps.filter(|(_, a)| matches!(a.status.as_deref(), Some(app_status::DEPLOY_FAILED | app_status::UNHEALTHY)));
+    failed.next().map(|(name, a)| {
+        let message = a.message.as_deref().map(str::trim).filter(|m| !m.is_empty()).unwrap_or("no message");
+        format!("application {name} is {}: {}", a.status.as_deref().unwrap_or_default(), tail_within(message, MESSAGE_IN_CONDITION_MAX_BYTES))
+    })
+}
+
+/// The end of `text` in at most `max_bytes`, cut at a char boundary, `…` first when cut.
+fn tail_within(text: &str, max_bytes: usize) -> String {
+    if text.len() <= max_bytes {
+        return text.to_owned();
+    }
+    let mut start = text.len() - max_bytes;
+    while !text.is_char_boundary(start) {
+        start += 1;
+    }
+    format!("…{}", &text[start..])
 }

@@ -151,6 +151,15 @@ fn a_deploy_failed_application_shows_its_message_in_the_ready_condition() {
     assert_eq!(app["serveDeploymentStatuses"]["Fruit"]["status"], "HEALTHY");
 }
 
+#[test]
+fn a_long_serve_message_is_quoted_by_its_end() {
+    let traceback = format!("Traceback:\n{}ModuleNotFoundError: No module named 'fruit'", "  File x.py, line 1\n".repeat(500));
+    let svc = rayservice().initializing().status(json!({ "pendingServiceStatus": { "rayClusterName": ACTIVE, "serveConfigHash": serve_hash() } }));
+    let plan = reconciled(apps(svc.with(up(ACTIVE)), ACTIVE, &[("app", "DEPLOY_FAILED", &traceback)]));
+    let message = condition(&plan, "Ready").unwrap().2;
+    assert!(message.len() < 4200 && message.ends_with("No module named 'fruit'"), "{}", message.len());
+}
+
 // Promotion of the first cluster, Services, Ready.
 
 #[test]
