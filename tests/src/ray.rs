@@ -53,7 +53,7 @@ pub const VENV_ENV: &str = "WASMRAY_RAY_VENV";
 /// How long a head may take to be ready; it usually takes 5–7 s.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long Serve may refuse to start on a head that is otherwise ready.
-const SERVE_START_TIMEOUT: Duration = Duration::from_secs(60);
+const SERVE_REFUSALS_TIMEOUT: Duration = Duration::from_secs(60);
 /// Starts retried when another head answered on the ports picked for this one.
 const ATTEMPTS: usize = 3;
 /// How long the PUT that starts Serve may take; it takes about 3 s.
@@ -163,7 +163,7 @@ impl RayHead {
         });
         // Right after the dashboard answers, its Serve module's own `ray.init()` can still fail
         // (a 500 whose log says `ConnectionError`): asked again for a while.
-        let deadline = Instant::now() + SERVE_START_TIMEOUT;
+        let deadline = Instant::now() + SERVE_REFUSALS_TIMEOUT;
         loop {
             let (status, answer) = put(dashboard, "/api/serve/applications/", &body.to_string(), self.token.as_deref()).await?;
             if status == 200 {
