@@ -433,8 +433,26 @@ async fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Result<(u16, 
     };
     let status = response.split_whitespace().nth(1).and_then(|s| s.parse().ok());
     let status = status.ok_or_else(|| format!("GET {addr}{path}: no status line"))?;
-    let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default();
-    Ok((status, body))
+    let (head, body) = response.split_once("\r\n\r\n").unwrap_or((response.as_str(), ""));
+    // Serve's proxy (uvicorn) answers in chunks even to HTTP/1.0.
+    let chunked = head.lines().any(|l| l.to_ascii_lowercase().replace(' ', "") == "transfer-encoding:chunked");
+    Ok((status, if chunked { dechunk(body) } else { body.to_string() }))
+}
+
+/// The payload of a chunked body: each chunk is its hex size, CRLF, the bytes, CRLF; size 0 ends.
+fn dechunk(body: &str) -> String {
+    let mut payload = String::new();
+    let mut rest = body;
+    while let Some((size, after)) = rest.split_once("\r\n") {
+        let size = usize::from_str_radix(size.split(';').next().unwrap_or_default().trim(), 16).unwrap_or(0);
+        let (Some(chunk), Some(next)) = (after.get(..size), after.get(size..)) else { break };
+        if size == 0 {
+            break;
+        }
+        payload.push_str(chunk);
+        rest = next.strip_prefix("\r\n").unwrap_or(next);
+    }
+    payload
 }
 
 /// Status and body of `PUT path` with a JSON `body`, as KubeRay's dashboard client sends it (no
@@ -489,4 +507,14 @@ fn remove_stale_dirs() {
             }
         }
     });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_chunked_answer_is_read_as_its_payload() {
+        assert_eq!(super::dechunk("8\r\nhello v1\r\n0\r\n\r\n"), "hello v1");
+        assert_eq!(super::dechunk("3\r\nhel\r\n5;ext=1\r\nlo v1\r\n0\r\n\r\n"), "hello v1");
+        assert_eq!(super::dechunk(""), "");
+    }
 }
