@@ -72,6 +72,11 @@ impl ServiceFx {
         self.with_spec("upgradeStrategy", json!({ "type": "Canary", "clusterUpgradeOptions": {
             "stepSizePercent": 10, "intervalSeconds": 30, "gatewayClassName": "istio" } }))
     }
+    pub fn upgraded_incrementally(mut self) -> Self {
+        self.0["spec"]["rayClusterConfig"]["enableInTreeAutoscaling"] = json!(true);
+        self.with_spec("upgradeStrategy", json!({ "type": "NewClusterWithIncrementalUpgrade", "clusterUpgradeOptions": {
+            "maxSurgePercent": 50, "stepSizePercent": 10, "intervalSeconds": 30, "gatewayClassName": "istio" } }))
+    }
     pub fn annotation(mut self, key: &str, value: &str) -> Self {
         self.0["metadata"]["annotations"][key] = json!(value);
         self

@@ -205,10 +205,15 @@ fn name_pending(ctx: &Ctx, out: &mut Out) {
         .unwrap_or_else(|| format!("{}-{}", ctx.name, wasmray_api::names::random_suffix(ctx.seed, 16)));
     let first = out.status.active_name().is_none();
     let mut pending = RayServiceStatus { ray_cluster_name: Some(name), ..Default::default() };
-    if gateway_class(ctx).is_some() || strategy(ctx) == NEW_CLUSTER_WITH_INCREMENTAL_UPGRADE {
-        // KubeRay: the first cluster takes all the capacity, an upgrade's starts with none.
-        pending.target_capacity = Some(if first { 100 } else { 0 });
+    let incremental = strategy(ctx) == NEW_CLUSTER_WITH_INCREMENTAL_UPGRADE;
+    if gateway_class(ctx).is_some() || incremental {
         pending.traffic_routed_percent = Some(if first { 100 } else { 0 });
+    }
+    if incremental {
+        // KubeRay: the first cluster takes all the capacity, an upgrade's starts with none. Only
+        // the incremental strategy moves capacity: any other starts a new cluster at full
+        // capacity (a canary's new cluster must serve the traffic it is given).
+        pending.target_capacity = Some(if first { 100 } else { 0 });
     }
     out.status.next.pending_service_status = Some(pending);
 }

@@ -474,9 +474,12 @@ fn during_a_gateway_upgrade_the_active_cluster_gets_its_new_capacity_but_never_a
 }
 
 #[test]
-fn the_first_cluster_under_a_gateway_strategy_asks_for_all_the_capacity() {
-    let plan = reconciled(rayservice().through_a_gateway().with([]));
+fn the_first_cluster_of_an_incremental_upgrade_asks_for_all_the_capacity_and_a_canarys_for_none() {
+    let plan = reconciled(rayservice().upgraded_incrementally().with([]));
     assert_eq!(changed(&plan)["pendingServiceStatus"]["targetCapacity"], 100);
+    let canary = reconciled(rayservice().through_a_gateway().with([]));
+    assert!(changed(&canary)["pendingServiceStatus"].get("targetCapacity").is_none(), "a canary's clusters run at full capacity: {canary:?}");
+    // A capacity in the status is what the cluster's Serve is asked for.
     let svc = rayservice().through_a_gateway().status(json!({ "pendingServiceStatus": { "rayClusterName": ACTIVE, "targetCapacity": 100 } }));
     let plan = reconciled(svc.with(up(ACTIVE)));
     let request = applied_object(&plan, &format!("ServeApplications/{ACTIVE}"));
