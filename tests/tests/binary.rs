@@ -128,7 +128,9 @@ async fn a_copied_binary_in_an_empty_directory_reconciles_a_raycluster_and_cache
     let cache = scratch.0.join("compiled");
     let mut operator = run_copy(&scratch, &ns, &kubeconfig, &["--compile-cache-dir", cache.to_str().unwrap()], &[]);
     a_head_pod_appears(&ns, &mut operator).await?;
-    assert_eq!(cwasm_files(&cache), 2, "the two reconcilers' precompiled artifacts are in --compile-cache-dir");
+    // The RayCluster, RayJob and RayService reconcilers and the four upgrade strategies.
+    let builtins = 3 + wasmray::operator::UPGRADE_STRATEGIES.len();
+    assert_eq!(cwasm_files(&cache), builtins, "every built-in component's precompiled artifact is in --compile-cache-dir");
     assert_eq!(cwasm_files(&scratch.0.join("home/.cache/wasmray/compiled")), 0, "and not in the default place");
     Ok(())
 }
