@@ -156,12 +156,15 @@ pub struct Options {
     pub cache_root: PathBuf,
     /// Whether the components outlive this process.
     pub lifetime: Lifetime,
+    /// kube-apiserver flags after ours, so that a fault test can change one (a later flag wins):
+    /// `--watch-cache=false` makes watches read etcd, where compaction expires them.
+    pub apiserver_flags: Vec<String>,
 }
 
 impl Options {
     /// Defaults: the default node set and cache, components that outlive this process.
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        Self { dir: dir.into(), nodes: NodeSet::default(), cache_root: cache_root(), lifetime: Lifetime::Detached }
+        Self { dir: dir.into(), nodes: NodeSet::default(), cache_root: cache_root(), lifetime: Lifetime::Detached, apiserver_flags: Vec::new() }
     }
 }
 
@@ -192,6 +195,7 @@ pub struct ComponentState {
 pub struct ControlPlane {
     dir: PathBuf,
     state: State,
+    etcd_url: String,
     components: Vec<Component>,
     detached: bool,
 }
@@ -212,6 +216,7 @@ impl ControlPlane {
         let mut plane = ControlPlane {
             state: State { server: String::new(), kubeconfig: dir.join("kubeconfig"), components: Vec::new() },
             dir,
+            etcd_url: String::new(),
             components: Vec::new(),
             detached: false,
         };
@@ -250,37 +255,34 @@ impl ControlPlane {
             lifetime,
         )?;
         self.track(etcd);
+        self.etcd_url = format!("http://127.0.0.1:{etcd_port}");
         self.wait_port("etcd", etcd_port, Duration::from_secs(30)).await?;
 
         let api_port = free_port()?;
         self.state.server = format!("https://127.0.0.1:{api_port}");
-        let apiserver = Component::spawn(
-            "kube-apiserver",
-            &bin.path("kube-apiserver"),
-            &[
-                format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
-                "--bind-address=127.0.0.1".into(),
-                "--advertise-address=127.0.0.1".into(),
-                format!("--secure-port={api_port}"),
-                format!("--tls-cert-file={}", pki.serving_cert.display()),
-                format!("--tls-private-key-file={}", pki.serving_key.display()),
-                format!("--client-ca-file={}", pki.ca_file.display()),
-                format!("--token-auth-file={}", pki.token_file.display()),
-                "--authorization-mode=Node,RBAC".into(),
-                "--service-cluster-ip-range=10.0.0.0/24".into(),
-                "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
-                format!("--service-account-key-file={}", pki.service_account_public_key.display()),
-                format!("--service-account-signing-key-file={}", pki.service_account_key.display()),
-                "--allow-privileged=true".into(),
-                // As GKE and EKS do: a Pod that requests an extended resource (nvidia.com/gpu)
-                // tolerates the taint of the nodes that have it.
-                "--enable-admission-plugins=ExtendedResourceToleration".into(),
-                "--profiling=false".into(),
-                format!("--cert-dir={}", dir.join("pki").display()),
-            ],
-            &logs,
-            lifetime,
-        )?;
+        let mut apiserver_flags = vec![
+            format!("--etcd-servers=http://127.0.0.1:{etcd_port}"),
+            "--bind-address=127.0.0.1".into(),
+            "--advertise-address=127.0.0.1".into(),
+            format!("--secure-port={api_port}"),
+            format!("--tls-cert-file={}", pki.serving_cert.display()),
+            format!("--tls-private-key-file={}", pki.serving_key.display()),
+            format!("--client-ca-file={}", pki.ca_file.display()),
+            format!("--token-auth-file={}", pki.token_file.display()),
+            "--authorization-mode=Node,RBAC".into(),
+            "--service-cluster-ip-range=10.0.0.0/24".into(),
+            "--service-account-issuer=https://kubernetes.default.svc.cluster.local".into(),
+            format!("--service-account-key-file={}", pki.service_account_public_key.display()),
+            format!("--service-account-signing-key-file={}", pki.service_account_key.display()),
+            "--allow-privileged=true".into(),
+            // As GKE and EKS do: a Pod that requests an extended resource (nvidia.com/gpu)
+            // tolerates the taint of the nodes that have it.
+            "--enable-admission-plugins=ExtendedResourceToleration".into(),
+            "--profiling=false".into(),
+            format!("--cert-dir={}", dir.join("pki").display()),
+        ];
+        apiserver_flags.extend(options.apiserver_flags.iter().cloned());
+        let apiserver = Component::spawn("kube-apiserver", &bin.path("kube-apiserver"), &apiserver_flags, &logs, lifetime)?;
         self.track(apiserver);
         self.write_kubeconfig(&pki)?;
         let client = self.client().await?;
@@ -381,6 +383,12 @@ impl ControlPlane {
     /// A client authenticated as cluster admin.
     pub async fn client(&self) -> Result<kube::Client, DevError> {
         client_for(&self.state.kubeconfig).await
+    }
+
+    /// etcd's client URL (plain HTTP on loopback): its v3 JSON gateway lets a fault test read the
+    /// store's revision and compact it (`POST /v3/kv/compaction`).
+    pub fn etcd_url(&self) -> &str {
+        &self.etcd_url
     }
 
     /// The process id of a running component (`etcd`, `kube-apiserver`, …), for fault tests
