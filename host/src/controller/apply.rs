@@ -97,6 +97,9 @@ pub struct Primary<'a> {
     pub reporter: &'a Reporter,
     /// The kinds its plans may write, besides itself.
     pub writable: &'a [(&'a str, &'a str)],
+    /// The `resourceVersion` the plan was decided from: the status write is conditional on it,
+    /// so a status another writer changed since is never overwritten unseen (409, retried).
+    pub resource_version: Option<String>,
 }
 
 /// One Event recorder per distinct Event (who reports it, what it regards, its type, reason and
@@ -177,8 +180,9 @@ pub struct Report {
     pub failures: Vec<Failure>,
     /// The first error of any write (the reconcile returns it so the error policy retries).
     pub error: Option<ApplyError>,
-    /// The primary's status as written, if a status write succeeded.
-    pub status: Option<Value>,
+    /// The primary's status as written and the `resourceVersion` it got, if a status write
+    /// succeeded.
+    pub status: Option<(Value, Option<String>)>,
 }
 
 /// Performs writes as `field_manager`; cheap to clone.
@@ -215,6 +219,8 @@ impl Writer {
     pub async fn perform(&self, primary: &Primary<'_>, writes: Vec<Write>) -> Report {
         let mut report = Report::default();
         let mut failed_groups: HashSet<usize> = HashSet::new();
+        // A plan that applies the primary's own metadata (a finalizer) moves its version on.
+        let mut version = primary.resource_version.clone();
         let mut writes = writes.into_iter().peekable();
         while let Some(write) = writes.next() {
             if !self.leadership.leading() {
@@ -231,15 +237,20 @@ impl Writer {
                         }
                     }
                 }
-                Write::Apply { object, group, failure_reason } => {
-                    if let Err(error) = self.apply(primary, object, false).await {
+                Write::Apply { object, group, failure_reason } => match self.apply(primary, object, false).await {
+                    Ok(applied) => {
+                        if is_primary(primary, &applied) {
+                            version = applied["metadata"]["resourceVersion"].as_str().map(str::to_owned).or(version);
+                        }
+                    }
+                    Err(error) => {
                         failed_groups.insert(group);
                         if let Some(reason) = failure_reason {
                             self.publish(primary, &warning(reason, &error.to_string())).await;
                         }
                         report.error.get_or_insert(error);
                     }
-                }
+                },
                 Write::Companion { object } => {
                     if let Err(error) = self.apply(primary, object, true).await {
                         report.error.get_or_insert(error);
@@ -261,8 +272,11 @@ impl Writer {
                         report.error.get_or_insert(error);
                     }
                 },
-                Write::Status { status } => match self.status(primary, status.clone()).await {
-                    Ok(()) => report.status = Some(status),
+                Write::Status { status } => match self.status(primary, version.as_deref(), status.clone()).await {
+                    Ok(written) => {
+                        version.clone_from(&written);
+                        report.status = Some((status, written));
+                    }
                     Err(error) => {
                         report.error.get_or_insert(error);
                     }
@@ -353,13 +367,13 @@ impl Writer {
 
     /// Server-side apply of one object: the primary's own metadata, or a companion object of a
     /// kind its batch-scheduler plugin declared (not in the controller's own list of kinds).
-    async fn apply(&self, primary: &Primary<'_>, object: Value, companion: bool) -> Result<(), ApplyError> {
+    async fn apply(&self, primary: &Primary<'_>, object: Value, companion: bool) -> Result<Value, ApplyError> {
         let (api, kind, name) = self.dynamic_api(primary, &object, companion)?;
         let params = PatchParams::apply(&self.field_manager).force();
         let result = api
             .patch(&name, &params, &Patch::Apply(&object))
             .await
-            .map(drop)
+            .map(|applied| serde_json::to_value(applied).unwrap_or(Value::Null))
             .map_err(|source| ApplyError::Api { action: format!("applying {kind} {}/{name}", primary.namespace), source });
         self.metrics.write("apply", &kind, result.as_ref().err());
         result
@@ -387,19 +401,14 @@ impl Writer {
         result
     }
 
-    /// Writes the primary's status (already merged by the plan's preparation).
-    async fn status(&self, primary: &Primary<'_>, status: Value) -> Result<(), ApplyError> {
+    /// Writes the primary's status (already merged by the plan's preparation), only if the
+    /// primary is still at `version`; the `resourceVersion` it has after the write.
+    async fn status(&self, primary: &Primary<'_>, version: Option<&str>, status: Value) -> Result<Option<String>, ApplyError> {
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), primary.namespace, primary.resource);
-        // The whole status is replaced: a merge patch would keep the fields the plan cleared
-        // (a suspended RayJob's `rayClusterName`), at any depth.
-        let replace = json_patch::Patch(vec![json_patch::PatchOperation::Add(json_patch::AddOperation {
-            path: json_patch::jsonptr::PointerBuf::from_tokens(["status"]),
-            value: status,
-        })]);
         let result = api
-            .patch_status(primary.name, &PatchParams::default(), &Patch::<()>::Json(replace))
+            .patch_status(primary.name, &PatchParams::default(), &Patch::<()>::Json(status_patch(version, status)))
             .await
-            .map(drop)
+            .map(|written| written.metadata.resource_version)
             .map_err(|source| ApplyError::Api {
                 action: format!("writing the status of {} {}/{}", primary.resource.kind, primary.namespace, primary.name),
                 source,
@@ -470,6 +479,22 @@ impl Writer {
         let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
         Ok((Api::namespaced_with(self.client.clone(), primary.namespace, &resource), kind.to_string(), name))
     }
+}
+
+/// The status write: the whole status replaced (a merge patch would keep the fields the plan
+/// cleared, such as a suspended RayJob's `rayClusterName`, at any depth), with the version the
+/// plan saw as a precondition: the apiserver answers 409 if the primary changed since.
+pub fn status_patch(version: Option<&str>, status: Value) -> json_patch::Patch {
+    let add = |tokens: &[&str], value: Value| {
+        json_patch::PatchOperation::Add(json_patch::AddOperation { path: json_patch::jsonptr::PointerBuf::from_tokens(tokens.iter().copied()), value })
+    };
+    let precondition = version.map(|v| add(&["metadata", "resourceVersion"], Value::String(v.to_owned())));
+    json_patch::Patch(precondition.into_iter().chain([add(&["status"], status)]).collect())
+}
+
+/// Whether `object` (as the apiserver returned it) is the primary itself.
+fn is_primary(primary: &Primary<'_>, object: &Value) -> bool {
+    object["kind"] == primary.resource.kind.as_str() && object["metadata"]["name"] == primary.name && object["metadata"]["namespace"] == primary.namespace
 }
 
 fn warning(reason: &str, message: &str) -> Event {
@@ -554,6 +579,24 @@ fn condition_json(condition: &Condition, previous: Option<&Value>, now: &Time) -
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_status_write_is_conditional_on_the_version_the_plan_saw() {
+        let patch = serde_json::to_value(status_patch(Some("41"), json!({ "state": "ready" }))).unwrap();
+        assert_eq!(
+            patch,
+            json!([
+                { "op": "add", "path": "/metadata/resourceVersion", "value": "41" },
+                { "op": "add", "path": "/status", "value": { "state": "ready" } },
+            ])
+        );
+    }
+
+    #[test]
+    fn a_primary_never_read_from_the_apiserver_gets_its_status_written_unconditionally() {
+        let patch = serde_json::to_value(status_patch(None, json!({}))).unwrap();
+        assert_eq!(patch, json!([{ "op": "add", "path": "/status", "value": {} }]));
+    }
 
     fn time(s: &str) -> Time {
         serde_json::from_value(json!(s)).unwrap()

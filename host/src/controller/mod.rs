@@ -214,6 +214,8 @@ impl Error {
             Error::Build(_) | Error::Plugin(_) => Duration::from_secs(60),
             // Another replica leads now; this one stops before the retry matters.
             Error::Apply(ApplyError::NotLeader { .. }) => Duration::from_secs(30),
+            // Another writer changed the primary: the cache shows it within moments.
+            Error::Apply(e) if e.label() == "conflict" => Duration::from_millis(500),
             _ => Duration::from_secs(5),
         }
     }
@@ -323,7 +325,8 @@ async fn reconcile_inner<K: Kind>(cached: &K, key: &Key, ctx: &Context<K>) -> Re
     // A reconcile triggered before the watch delivered our last status write must not decide
     // from the status before it (a RayJob would pick a second cluster name).
     let mut primary_json = crate::cache::typed_json(cached);
-    let overlaid = ctx.written.overlay(key, &mut primary_json, now).then(|| serde_json::from_value::<K>(primary_json.clone()).ok()).flatten();
+    let cached_version = cached.meta().resource_version.clone();
+    let overlaid = ctx.written.overlay(key, cached_version.as_deref(), &mut primary_json, now).then(|| serde_json::from_value::<K>(primary_json.clone()).ok()).flatten();
     let primary = overlaid.as_ref().unwrap_or(cached);
     let uid = primary.meta().uid.clone();
     let owner = Owner { kind: &kind, namespace: &key.namespace, name: &key.name, uid: uid.as_deref(), label: K::CHILD_LABEL };
@@ -351,6 +354,7 @@ async fn reconcile_inner<K: Kind>(cached: &K, key: &Key, ctx: &Context<K>) -> Re
         reference: primary.object_ref(&()),
         reporter: &ctx.reporter,
         writable: K::WRITABLE,
+        resource_version: primary.meta().resource_version.clone(),
     };
 
     let plugin = shared.registry.get(K::RECONCILER).ok_or_else(|| Error::NoReconciler(K::RECONCILER.into()))?;
@@ -427,8 +431,11 @@ async fn reconcile_inner<K: Kind>(cached: &K, key: &Key, ctx: &Context<K>) -> Re
         after["status"] = status.clone();
     }
     let report = shared.writer.perform(&target, prepared.writes).await;
-    if let Some(status) = &report.status {
-        ctx.written.wrote(key, status.clone(), now);
+    match (&report.status, &report.error) {
+        (Some((status, version)), _) => ctx.written.wrote(key, cached_version, status.clone(), version.clone(), now),
+        // Someone else wrote the primary: decide again from what the cache shows of it.
+        (None, Some(error)) if error.label() == "conflict" => ctx.written.forget(key),
+        (None, _) => {}
     }
     let mut polls = K::polls(if report.error.is_none() { &after } else { &primary_json }, &children, &ctx.config.build);
     crate::ray::poller::authorize_polls(&mut polls, &shared.children, &key.namespace);
@@ -480,29 +487,49 @@ async fn plugin_failed<K: Kind>(ctx: &Context<K>, target: &Primary<'_>, error: P
 }
 
 /// Read your own status writes: the status last written for each primary, laid over the cached
-/// one until the cache shows it (or [`WRITTEN_STATUS_TTL`] passed, in case another writer
-/// changed it since). Each controller is its primaries' only status writer.
+/// one while the cache still shows the version that write was decided from. Status writes are
+/// conditional on that version, so once the cache moves past it, it shows this write or a later
+/// one (ours or another writer's) and the overlay goes; [`WRITTEN_STATUS_TTL`] bounds a watch
+/// that never delivers.
 #[derive(Default)]
-struct WrittenStatus(std::sync::Mutex<std::collections::HashMap<Key, (Value, SystemTime)>>);
+struct WrittenStatus(std::sync::Mutex<std::collections::HashMap<Key, Written>>);
+
+/// One status write, as [`WrittenStatus`] keeps it.
+struct Written {
+    /// The cached primary's `resourceVersion` when the write was decided.
+    cached: Option<String>,
+    status: Value,
+    /// The primary's `resourceVersion` after the write.
+    version: Option<String>,
+    at: SystemTime,
+}
 
 /// How long a written status is laid over a cache that does not show it.
 const WRITTEN_STATUS_TTL: Duration = Duration::from_secs(30);
 
 impl WrittenStatus {
-    fn wrote(&self, key: &Key, status: Value, now: SystemTime) {
-        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), (status, now));
+    fn wrote(&self, key: &Key, cached: Option<String>, status: Value, version: Option<String>, at: SystemTime) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).insert(key.clone(), Written { cached, status, version, at });
     }
 
-    /// Lays the written status over `primary` if the cache lags behind it; whether it did.
-    fn overlay(&self, key: &Key, primary: &mut Value, now: SystemTime) -> bool {
+    fn forget(&self, key: &Key) {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(key);
+    }
+
+    /// Lays the written status (and the version it got) over `primary`, cached at version
+    /// `cached`, if the cache lags behind the write; whether it did.
+    fn overlay(&self, key: &Key, cached: Option<&str>, primary: &mut Value, now: SystemTime) -> bool {
         let mut written = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let Some((status, at)) = written.get(key) else { return false };
-        let expired = now.duration_since(*at).is_ok_and(|age| age > WRITTEN_STATUS_TTL);
-        if expired || primary["status"] == *status {
+        let Some(w) = written.get(key) else { return false };
+        let expired = now.duration_since(w.at).is_ok_and(|age| age > WRITTEN_STATUS_TTL);
+        if expired || w.cached.as_deref() != cached || primary["status"] == w.status {
             written.remove(key);
             return false;
         }
-        primary["status"] = status.clone();
+        primary["status"] = w.status.clone();
+        if let Some(version) = &w.version {
+            primary["metadata"]["resourceVersion"] = Value::String(version.clone());
+        }
         true
     }
 }
@@ -552,29 +579,50 @@ mod tests {
     }
 
     #[test]
-    fn a_written_status_is_read_back_until_the_cache_shows_it() {
+    fn a_written_status_is_read_back_with_its_version_until_the_cache_shows_it() {
         let written = WrittenStatus::default();
         let key = Key::new("ml", "pi");
-        written.wrote(&key, serde_json::json!({ "rayClusterName": "pi-abc12" }), at(0));
+        written.wrote(&key, Some("7".into()), serde_json::json!({ "rayClusterName": "pi-abc12" }), Some("8".into()), at(0));
 
-        let mut stale = serde_json::json!({ "metadata": { "name": "pi" } });
-        assert!(written.overlay(&key, &mut stale, at(1)), "the cache has not caught up");
+        let mut stale = serde_json::json!({ "metadata": { "name": "pi", "resourceVersion": "7" } });
+        assert!(written.overlay(&key, Some("7"), &mut stale, at(1)), "the cache has not caught up");
         assert_eq!(stale["status"]["rayClusterName"], "pi-abc12");
+        assert_eq!(stale["metadata"]["resourceVersion"], "8", "the next status write is conditional on the written version");
 
-        let mut fresh = serde_json::json!({ "metadata": { "name": "pi" }, "status": { "rayClusterName": "pi-abc12" } });
-        assert!(!written.overlay(&key, &mut fresh, at(2)), "the cache shows the write");
+        let mut fresh = serde_json::json!({ "metadata": { "name": "pi", "resourceVersion": "8" }, "status": { "rayClusterName": "pi-abc12" } });
+        assert!(!written.overlay(&key, Some("8"), &mut fresh, at(2)), "the cache shows the write");
         let mut later = serde_json::json!({ "status": { "rayClusterName": "other" } });
-        assert!(!written.overlay(&key, &mut later, at(3)), "once seen, the write is forgotten");
+        assert!(!written.overlay(&key, Some("7"), &mut later, at(3)), "once seen, the write is forgotten");
         assert_eq!(later["status"]["rayClusterName"], "other");
+    }
+
+    #[test]
+    fn a_cache_past_the_version_a_write_was_decided_from_wins_over_the_write() {
+        let written = WrittenStatus::default();
+        let key = Key::new("ml", "pi");
+        written.wrote(&key, Some("7".into()), serde_json::json!({ "state": "ready" }), Some("8".into()), at(0));
+        let mut another_writer_after_us = serde_json::json!({ "metadata": { "resourceVersion": "9" }, "status": { "state": "ready", "conditions": [{ "type": "Theirs" }] } });
+        assert!(!written.overlay(&key, Some("9"), &mut another_writer_after_us, at(1)));
+        assert_eq!(another_writer_after_us["status"]["conditions"][0]["type"], "Theirs");
     }
 
     #[test]
     fn a_written_status_the_cache_never_shows_is_forgotten_after_a_while() {
         let written = WrittenStatus::default();
         let key = Key::new("ml", "pi");
-        written.wrote(&key, serde_json::json!({ "state": "ready" }), at(0));
-        let mut changed_by_someone_else = serde_json::json!({ "status": { "state": "suspended" } });
-        assert!(!written.overlay(&key, &mut changed_by_someone_else, at(31)));
-        assert_eq!(changed_by_someone_else["status"]["state"], "suspended");
+        written.wrote(&key, Some("7".into()), serde_json::json!({ "state": "ready" }), Some("8".into()), at(0));
+        let mut stuck = serde_json::json!({ "metadata": { "resourceVersion": "7" }, "status": { "state": "suspended" } });
+        assert!(!written.overlay(&key, Some("7"), &mut stuck, at(31)));
+        assert_eq!(stuck["status"]["state"], "suspended");
+    }
+
+    #[test]
+    fn a_forgotten_write_is_not_laid_over_the_cache() {
+        let written = WrittenStatus::default();
+        let key = Key::new("ml", "pi");
+        written.wrote(&key, Some("7".into()), serde_json::json!({ "state": "ready" }), Some("8".into()), at(0));
+        written.forget(&key);
+        let mut cached = serde_json::json!({ "metadata": { "resourceVersion": "7" }, "status": {} });
+        assert!(!written.overlay(&key, Some("7"), &mut cached, at(1)));
     }
 }
