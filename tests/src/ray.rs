@@ -52,8 +52,9 @@ pub const VENV_ENV: &str = "WASMRAY_RAY_VENV";
 
 /// How long a head may take to be ready; it usually takes 5–7 s.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
-/// How long Serve may refuse to start on a head that is otherwise ready.
-const SERVE_REFUSALS_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long Serve may refuse (or be slow) to start on a head that is otherwise ready: on a
+/// loaded 2-core machine a start has failed twice in a row before succeeding.
+const SERVE_REFUSALS_TIMEOUT: Duration = Duration::from_secs(180);
 /// Starts retried when another head answered on the ports picked for this one.
 const ATTEMPTS: usize = 3;
 /// How long the PUT that starts Serve may take; it takes about 3 s.
@@ -162,19 +163,20 @@ impl RayHead {
             "applications": [],
         });
         // Right after the dashboard answers, its Serve module's own `ray.init()` can still fail
-        // (a 500 whose log says `ConnectionError`): asked again for a while.
+        // (a 500 whose log says `ConnectionError`), and on a loaded machine Serve's controller
+        // may kill a proxy that was slow to start (a 500 saying `ActorDiedError`) or the PUT may
+        // outlast its timeout: asked again for a while.
         let deadline = Instant::now() + SERVE_REFUSALS_TIMEOUT;
         loop {
-            let (status, answer) = put(dashboard, "/api/serve/applications/", &body.to_string(), self.token.as_deref()).await?;
-            if status == 200 {
-                break;
-            }
-            anyhow::ensure!(
-                status >= 500 && Instant::now() < deadline,
-                "starting Serve: PUT /api/serve/applications/ answered {status}: {}",
-                answer.trim()
-            );
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            let answer = put(dashboard, "/api/serve/applications/", &body.to_string(), self.token.as_deref()).await;
+            let why = match answer {
+                Ok((200, _)) => break,
+                Ok((status, answer)) if status >= 500 => format!("answered {status}: {}", answer.trim()),
+                Ok((status, answer)) => anyhow::bail!("starting Serve: PUT /api/serve/applications/ answered {status}: {}", answer.trim()),
+                Err(error) => format!("{error:#}"),
+            };
+            anyhow::ensure!(Instant::now() < deadline, "starting Serve: PUT /api/serve/applications/ {why}");
+            tokio::time::sleep(Duration::from_secs(2)).await;
         }
         let started = self.serve_applications().await?;
         anyhow::ensure!(

@@ -412,20 +412,49 @@ pub async fn live_clusters(ns: &TestNamespace) -> anyhow::Result<Vec<String>> {
 /// [`RayHead::serve_applications`] returns it); fails with the last answer after `timeout`.
 pub async fn wait_for_serve(head: &RayHead, what: &str, timeout: Duration, done: impl Fn(&Value) -> bool) -> anyhow::Result<Value> {
     let deadline = std::time::Instant::now() + timeout;
+    // What Serve said over the wait, each change once: on a timeout, how it got where it is.
+    let mut seen: Vec<String> = Vec::new();
     loop {
         let answer = head.serve_applications().await;
-        if let Ok(apps) = &answer
-            && done(apps)
-        {
-            return Ok(apps.clone());
+        if let Ok(apps) = &answer {
+            if done(apps) {
+                return Ok(apps.clone());
+            }
+            let line = serve_summary(apps);
+            if seen.last() != Some(&line) {
+                seen.push(line);
+            }
         }
         if std::time::Instant::now() > deadline {
             let last = answer.map(|a| format!("{:#}", a["applications"])).unwrap_or_else(|e| format!("{e:#}"));
-            anyhow::bail!("Serve on {}: {what} not seen in {timeout:?}; its applications now: {last}", head.dashboard_address());
+            anyhow::bail!(
+                "Serve on {}: {what} not seen in {timeout:?}; what it said, each change once:\n{}\nits applications now: {last}",
+                head.dashboard_address(),
+                seen.join("\n")
+            );
         }
         // Serve moves in seconds; its API is asked twice a second at most.
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
+}
+
+/// One line of what Serve reports: its target capacity, and each application's status and
+/// each deployment's status and replica count.
+fn serve_summary(apps: &Value) -> String {
+    let mut line = format!("target_capacity {}", apps["target_capacity"]);
+    for (name, app) in apps["applications"].as_object().into_iter().flatten() {
+        line.push_str(&format!("; {name} {}", app["status"].as_str().unwrap_or("?")));
+        for (deployment, d) in app["deployments"].as_object().into_iter().flatten() {
+            let replicas = d["replicas"].as_array().map_or(0, Vec::len);
+            line.push_str(&format!(
+                " [{deployment} {} target {} replicas {replicas}: {}]",
+                d["status"].as_str().unwrap_or("?"),
+                d["target_num_replicas"],
+                d["message"].as_str().unwrap_or_default().chars().take(160).collect::<String>()
+            ));
+        }
+    }
+    line
 }
 
 /// The `user_config` Serve last deployed for deployment `deployment` of `app`.
