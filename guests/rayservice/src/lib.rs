@@ -125,7 +125,7 @@ mod fixtures;
 mod tests;
 
 
-use serde_json::{Value, json};
+use serde_json::Value;
 use wasmray_api::RayService;
 use wasmray_guest_sdk::{EventType, ObjectRef, Op, Plan, PluginError, Reconciler, Snapshot, parse};
 
@@ -155,26 +155,12 @@ impl Ctx<'_> {
 
     /// The controller reference every object the RayService creates carries.
     pub fn owner_reference(&self) -> Value {
-        json!({
-            "apiVersion": wasmray_api::API_VERSION,
-            "kind": "RayService",
-            "name": self.name,
-            "uid": self.uid.unwrap_or_default(),
-            "controller": true,
-            "blockOwnerDeletion": true,
-        })
+        wasmray_guest_sdk::controller_reference(wasmray_api::API_VERSION, "RayService", self.name, self.uid)
     }
 
     /// A child, by its own apiVersion, kind, name and UID.
     pub fn child_ref(&self, child: &Value) -> ObjectRef {
-        let text = |v: &Value| v.as_str().unwrap_or_default().to_owned();
-        ObjectRef {
-            api_version: text(&child["apiVersion"]),
-            kind: text(&child["kind"]),
-            namespace: Some(self.namespace.to_owned()),
-            name: text(&child["metadata"]["name"]),
-            uid: child["metadata"]["uid"].as_str().map(str::to_owned),
-        }
+        ObjectRef::of_child(child, self.namespace)
     }
 }
 

@@ -122,7 +122,33 @@ impl Plan {
     }
 }
 
+/// The controller reference every object an owner creates carries: `kind` `name` of
+/// `api_version`, with `controller` and `blockOwnerDeletion` set, as KubeRay sets them.
+pub fn controller_reference(api_version: &str, kind: &str, name: &str, uid: Option<&str>) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": name,
+        "uid": uid.unwrap_or_default(),
+        "controller": true,
+        "blockOwnerDeletion": true,
+    })
+}
+
 impl ObjectRef {
+    /// A reference to a child in `namespace` by its own apiVersion, kind, name and UID (the
+    /// UID makes a delete of it a precondition on that incarnation).
+    pub fn of_child(child: &serde_json::Value, namespace: &str) -> Self {
+        let text = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
+        ObjectRef {
+            api_version: text(&child["apiVersion"]),
+            kind: text(&child["kind"]),
+            namespace: Some(namespace.to_owned()),
+            name: text(&child["metadata"]["name"]),
+            uid: child["metadata"]["uid"].as_str().map(str::to_owned),
+        }
+    }
+
     /// A reference to a namespaced object, with no UID precondition.
     pub fn namespaced(api_version: &str, kind: &str, namespace: &str, name: &str) -> Self {
         ObjectRef {

@@ -30,7 +30,7 @@ pub mod ray;
 #[cfg(feature = "ray")]
 pub mod upgrade;
 
-pub use helpers::{REMOVE_CONDITION_REASON, parse, parse_view, to_json};
+pub use helpers::{REMOVE_CONDITION_REASON, controller_reference, parse, parse_view, to_json};
 
 /// The WIT package version this SDK was built against.
 pub const WIT_VERSION: &str = "0.1.0";
