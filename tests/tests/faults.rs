@@ -79,27 +79,7 @@ async fn until_pods(client: &Client, cluster: &str, count: usize) -> anyhow::Res
 /// Waits until the cluster is ready with every worker available, then checks it has exactly
 /// one head and `WORKERS` workers (no duplicate from a retried create, none lost).
 async fn ends_with_exactly_its_pods(client: &Client, cluster: &str) -> anyhow::Result<()> {
-    let clusters: Api<RayCluster> = Api::namespaced(client.clone(), NS);
-    wasmray_tests::within(WAIT, async {
-        loop {
-            if let Ok(rc) = clusters.get(cluster).await
-                && let Some(status) = rc.status
-                && status.state == Some(ClusterState::Ready)
-                && status.available_worker_replicas == Some(WORKERS as i32)
-            {
-                return;
-            }
-            tokio::time::sleep(Duration::from_millis(500)).await;
-        }
-    })
-    .await
-    .with_context(|| format!("{cluster} ready with {WORKERS} workers"))?;
-    let pods = pods_of(client, cluster).await;
-    let role = |p: &Pod| p.metadata.labels.as_ref().and_then(|l| l.get("ray.io/node-type")).cloned().unwrap_or_default();
-    let live: Vec<&Pod> = pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
-    assert_eq!(live.iter().filter(|p| role(p) == "head").count(), 1, "one head");
-    assert_eq!(live.iter().filter(|p| role(p) == "worker").count(), WORKERS, "exactly {WORKERS} workers");
-    Ok(())
+    ends_with_workers(client, cluster, WORKERS).await
 }
 
 /// The operator's reconciles and writes that did not end `ok`, as its metrics count them.
@@ -271,7 +251,9 @@ async fn a_watch_expired_by_compaction_lists_again_and_loses_no_pod() -> anyhow:
     let expired = wasmray_tests::within(WAIT, async {
         loop {
             let text = String::from_utf8_lossy(&log.lock().unwrap_or_else(|p| p.into_inner())).to_string();
-            let lines: Vec<String> = text.lines().filter(|l| l.contains("Watch error") && l.contains("410")).map(str::to_string).collect();
+            // A 410 reads `too old resource version: …: Expired` (kube shows a Status as message: reason).
+            let gone = |l: &&str| l.contains("Watch error") && (l.contains("Expired") || l.contains("too old resource version"));
+            let lines: Vec<String> = text.lines().filter(gone).map(str::to_string).collect();
             if lines.iter().any(|l| l.contains("kind=Pod")) {
                 return lines;
             }
@@ -279,7 +261,7 @@ async fn a_watch_expired_by_compaction_lists_again_and_loses_no_pod() -> anyhow:
         }
     })
     .await
-    .context("the operator's Pod watch told 410 Gone")?;
+    .with_context(|| format!("the operator's Pod watch told 410 Gone; its warnings:\n{}", String::from_utf8_lossy(&log.lock().unwrap_or_else(|p| p.into_inner()))))?;
     eprintln!("the operator's expired watches: {expired:#?}");
 
     clusters.patch("expiring", &kube::api::PatchParams::default(), &kube::api::Patch::Json::<()>(serde_json::from_value(json!([
@@ -301,7 +283,8 @@ async fn a_watch_expired_by_compaction_lists_again_and_loses_no_pod() -> anyhow:
     Ok(())
 }
 
-/// As [`ends_with_exactly_its_pods`], for `workers` workers.
+/// Waits until the cluster is ready with `workers` workers available, then checks it has exactly
+/// one head and `workers` workers (no duplicate from a retried create, none lost).
 async fn ends_with_workers(client: &Client, cluster: &str, workers: usize) -> anyhow::Result<()> {
     let clusters: Api<RayCluster> = Api::namespaced(client.clone(), NS);
     wasmray_tests::within(WAIT, async {
