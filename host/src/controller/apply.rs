@@ -240,7 +240,7 @@ impl Writer {
                 Write::Apply { object, group, failure_reason } => match self.apply(primary, object, false).await {
                     Ok(applied) => {
                         if is_primary(primary, &applied) {
-                            version = applied["metadata"]["resourceVersion"].as_str().map(str::to_owned).or(version);
+                            version = applied.metadata.resource_version.or(version);
                         }
                     }
                     Err(error) => {
@@ -367,13 +367,12 @@ impl Writer {
 
     /// Server-side apply of one object: the primary's own metadata, or a companion object of a
     /// kind its batch-scheduler plugin declared (not in the controller's own list of kinds).
-    async fn apply(&self, primary: &Primary<'_>, object: Value, companion: bool) -> Result<Value, ApplyError> {
+    async fn apply(&self, primary: &Primary<'_>, object: Value, companion: bool) -> Result<DynamicObject, ApplyError> {
         let (api, kind, name) = self.dynamic_api(primary, &object, companion)?;
         let params = PatchParams::apply(&self.field_manager).force();
         let result = api
             .patch(&name, &params, &Patch::Apply(&object))
             .await
-            .map(|applied| serde_json::to_value(applied).unwrap_or(Value::Null))
             .map_err(|source| ApplyError::Api { action: format!("applying {kind} {}/{name}", primary.namespace), source });
         self.metrics.write("apply", &kind, result.as_ref().err());
         result
@@ -493,8 +492,11 @@ pub fn status_patch(version: Option<&str>, status: Value) -> json_patch::Patch {
 }
 
 /// Whether `object` (as the apiserver returned it) is the primary itself.
-fn is_primary(primary: &Primary<'_>, object: &Value) -> bool {
-    object["kind"] == primary.resource.kind.as_str() && object["metadata"]["name"] == primary.name && object["metadata"]["namespace"] == primary.namespace
+fn is_primary(primary: &Primary<'_>, object: &DynamicObject) -> bool {
+    let kind = object.types.as_ref().map(|t| t.kind.as_str());
+    kind == Some(primary.resource.kind.as_str())
+        && object.metadata.name.as_deref() == Some(primary.name)
+        && object.metadata.namespace.as_deref() == Some(primary.namespace)
 }
 
 fn warning(reason: &str, message: &str) -> Event {
