@@ -189,6 +189,29 @@ pub async fn raw_events_about(ns: &TestNamespace, object: &str, reason: &str) ->
         .collect())
 }
 
+/// Waits until an Event about `object` with this reason matches, and returns all of them as
+/// (type, message, reporting controller). The operator posts an Event after the write it
+/// tells of, so a test that has just seen the write may be a moment ahead of its Event.
+pub async fn wait_for_events_about(
+    ns: &TestNamespace,
+    object: &str,
+    reason: &str,
+    timeout: Duration,
+    matching: impl Fn(&(String, String, String)) -> bool,
+) -> anyhow::Result<Vec<(String, String, String)>> {
+    let deadline = std::time::Instant::now() + timeout;
+    loop {
+        let found = events_about(ns, object, reason).await?;
+        if found.iter().any(&matching) {
+            return Ok(found);
+        }
+        if std::time::Instant::now() > deadline {
+            anyhow::bail!("no matching {reason} Event about {object} within {timeout:?}; those seen: {found:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
 /// The Events about `object` with this reason, as (type, message, reporting controller).
 pub async fn events_about(ns: &TestNamespace, object: &str, reason: &str) -> anyhow::Result<Vec<(String, String, String)>> {
     Ok(raw_events_about(ns, object, reason)

@@ -62,10 +62,19 @@ pub fn deployment_is(wanted: &'static str) -> impl Fn(&Value) -> bool + Send + '
     move |s: &Value| s["jobDeploymentStatus"] == wanted
 }
 
-/// The namespace's Events of `reason`.
+/// The namespace's Events of `reason`, once there is one (waiting up to 15 s: the operator
+/// posts an Event after the write it tells of, so a test may see the write first).
 pub async fn events(ns: &TestNamespace, reason: &str) -> anyhow::Result<Vec<Event>> {
     let api: Api<Event> = ns.api();
-    Ok(api.list(&ListParams::default()).await?.items.into_iter().filter(|e| e.reason.as_deref() == Some(reason)).collect())
+    let deadline = std::time::Instant::now() + Duration::from_secs(15);
+    loop {
+        let found: Vec<Event> =
+            api.list(&ListParams::default()).await?.items.into_iter().filter(|e| e.reason.as_deref() == Some(reason)).collect();
+        if !found.is_empty() || std::time::Instant::now() > deadline {
+            return Ok(found);
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
 }
 
 /// Deletes the namespace's RayJobs while the operator still runs, so it releases their

@@ -372,10 +372,16 @@ pub fn serving_steadily(status: &Value) -> bool {
         && apps.is_some_and(|a| !a.is_empty() && a.values().all(|s| s["status"] == "RUNNING"))
 }
 
-/// The Events about the RayService `name` with this reason, as (type, message).
-pub async fn events(ns: &TestNamespace, name: &str, reason: &str) -> anyhow::Result<Vec<(String, String)>> {
-    let about = crate::fixtures::events_about(ns, name, reason).await?;
+/// The Events about the RayService `name` with this reason, as (type, message), once one of
+/// them has a message that contains `naming` (waiting up to 15 s for it: an Event follows its write).
+pub async fn events_naming(ns: &TestNamespace, name: &str, reason: &str, naming: &str) -> anyhow::Result<Vec<(String, String)>> {
+    let about = crate::fixtures::wait_for_events_about(ns, name, reason, Duration::from_secs(15), |(_, message, _)| message.contains(naming)).await?;
     Ok(about.into_iter().map(|(kind, message, _)| (kind, message)).collect())
+}
+
+/// The Events about the RayService `name` with this reason, as (type, message), once there is one.
+pub async fn events(ns: &TestNamespace, name: &str, reason: &str) -> anyhow::Result<Vec<(String, String)>> {
+    events_naming(ns, name, reason, "").await
 }
 
 /// Every Event about `name`, one `Type Reason: message` a line, oldest first.

@@ -9,7 +9,7 @@ use wasmray_api::{RayCluster, RayService};
 use wasmray_tests::namespace;
 use wasmray_tests::rayservices::{
     BROKEN_MESSAGE, Heads, INCREMENTAL_UPGRADE_GATE, NEW_IMAGE, UPGRADE_WAIT, WAIT, a_rayservice, active, app_status, apply, broken,
-    condition, condition_messages, deleting_old_clusters_after, deployed_user_config, events, finish, hello, install_gateway_crds,
+    condition, condition_messages, deleting_old_clusters_after, deployed_user_config, events_naming, finish, hello, install_gateway_crds,
     is_ready, live_clusters, on_image, operator, pending, selected_cluster, serving, serving_steadily, wait_for, wait_for_serve,
     wait_for_within,
 };
@@ -90,7 +90,7 @@ async fn the_sample_shape_serves_then_takes_a_serve_config_change_in_place_and_a
     println!("the old cluster was deleted {waited:?} after the promotion was seen (delay {DELETION_DELAY_S} s)");
     // The promotion was seen up to a second after it was written.
     assert!(waited.as_secs_f64() >= f64::from(DELETION_DELAY_S) - 2.0, "not before the delay: {waited:?}");
-    let deleted = events(&ns, "fruit", "DeletedRayCluster").await?;
+    let deleted = events_naming(&ns, "fruit", "DeletedRayCluster", &first).await?;
     assert!(deleted.iter().any(|(_, message)| message.contains(&first)), "a DeletedRayCluster Event names {first}: {deleted:?}");
     assert_eq!(live_clusters(&ns).await?, vec![second.clone()]);
     finish(&ns, operator).await

@@ -17,7 +17,7 @@ use wasmray_api::RayService;
 use wasmray_tests::fixtures::eventually;
 use wasmray_tests::rayservices::{
     GatewayController, Heads, INCREMENTAL_UPGRADE_GATE, NEW_IMAGE, UPGRADE_WAIT, WAIT, Weights, a_rayservice, active, app_status,
-    apply, condition_messages, events, finish, hello, install_gateway_crds, live_clusters, on_image, operator, pending,
+    apply, condition_messages, events, events_naming, finish, hello, install_gateway_crds, live_clusters, on_image, operator, pending,
     selected_cluster, serving, serving_steadily, sick, status, status_now, stop, upgraded_by_canary, upgraded_incrementally,
     wait_for, wait_for_serve, wait_for_within, weight_of,
 };
@@ -115,7 +115,7 @@ async fn a_canary_whose_new_apps_turn_unhealthy_rolls_back_and_the_active_cluste
         pending(s).is_none() && active(s) == Some(wanted.as_str())
     })
     .await?;
-    let rollbacks = events(&ns, "canary", "UpgradeRolledBack").await?;
+    let rollbacks = events_naming(&ns, "canary", "UpgradeRolledBack", "UNHEALTHY").await?;
     assert!(!rollbacks.is_empty(), "an UpgradeRolledBack Event; status {rolled_back:#}");
     println!("rolled back: {rollbacks:?}");
     assert!(rollbacks.iter().any(|(_, m)| m.contains("UNHEALTHY")), "the Event says why: {rollbacks:?}");
@@ -182,7 +182,7 @@ async fn swapping_the_new_cluster_strategy_at_runtime_holds_an_upgrade_and_swapp
         .await?;
     assert_eq!(selected_cluster(&ns, "swap-serve-svc").await?.as_deref(), Some(second.as_str()));
     let all = wasmray_tests::rayservices::describe_events(&ns, "swap").await?;
-    let promotions = events(&ns, "swap", "PromotedPendingCluster").await?;
+    let promotions = events_naming(&ns, "swap", "PromotedPendingCluster", &builtin_version).await?;
     assert!(
         promotions.iter().any(|(_, m)| m.contains(&builtin_version)),
         "the promotion's Event names the built-in NewCluster's version {builtin_version}: {promotions:?}\nall Events:\n{all}"
