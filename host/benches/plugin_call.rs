@@ -9,90 +9,18 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde_json::json;
+#[path = "../tests/fixtures/hundred_pods.rs"]
+mod hundred_pods;
+
+use hundred_pods::{PODS, cluster, pod};
 use wasmray::{
     cache::project,
     plugin::builtin,
     runtime::{Allocator, LoadedPlugin, Origin, Runtime, RuntimeConfig, Snapshot},
 };
 
-const PODS: usize = 100;
 const SEED: u64 = 42;
 const NOW: i64 = 1_764_000_000_000;
-
-fn cluster() -> String {
-    json!({
-        "apiVersion": "ray.io/v1", "kind": "RayCluster",
-        "metadata": { "name": "demo", "namespace": "ml", "uid": "6b1c2d3e-0000-4000-8000-000000000001",
-                      "generation": 3, "labels": { "team": "ml" } },
-        "spec": {
-            "rayVersion": "2.54.0",
-            "headGroupSpec": { "rayStartParams": {}, "template": { "spec": { "containers": [
-                { "name": "ray-head", "image": "rayproject/ray:2.54.0",
-                  "resources": { "limits": { "cpu": "2", "memory": "8Gi" } } } ] } } },
-            "workerGroupSpecs": [
-                { "groupName": "cpu", "replicas": 60, "minReplicas": 1, "maxReplicas": 100, "rayStartParams": {},
-                  "template": { "spec": { "containers": [ { "name": "ray-worker", "image": "rayproject/ray:2.54.0",
-                      "resources": { "limits": { "cpu": "4", "memory": "16Gi" } } } ] } } },
-                { "groupName": "gpu", "replicas": 38, "minReplicas": 0, "maxReplicas": 64, "rayStartParams": {},
-                  "template": { "spec": { "containers": [ { "name": "ray-worker", "image": "rayproject/ray:2.54.0",
-                      "resources": { "limits": { "cpu": "8", "memory": "64Gi", "nvidia.com/gpu": "1" } } } ] } } }
-            ]
-        }
-    })
-    .to_string()
-}
-
-/// A Pod as the apiserver returns it (managedFields stripped), about 2 KB of JSON.
-fn pod(i: usize) -> String {
-    let (group, kind) = match i {
-        0 => ("headgroup", "head"),
-        1..60 => ("cpu", "worker"),
-        _ => ("gpu", "worker"),
-    };
-    let phase = if i % 10 == 9 { "Pending" } else { "Running" };
-    json!({
-        "apiVersion": "v1", "kind": "Pod",
-        "metadata": {
-            "name": format!("demo-{group}-{i:03}"), "namespace": "ml",
-            "uid": format!("0f0e0d0c-0000-4000-8000-{i:012}"), "resourceVersion": format!("{}", 1000 + i),
-            "creationTimestamp": "2026-11-25T10:00:00Z",
-            "labels": { "ray.io/cluster": "demo", "ray.io/group": group, "ray.io/node-type": kind,
-                        "ray.io/is-ray-node": "yes", "app.kubernetes.io/created-by": "wasmray",
-                        "app.kubernetes.io/name": "kuberay" },
-            "annotations": { "ray.io/ft-enabled": "false", "wasmray.io/spec-hash": "3f9a1c0b7d2e" },
-            "ownerReferences": [ { "apiVersion": "ray.io/v1", "kind": "RayCluster", "name": "demo",
-                                   "uid": "6b1c2d3e-0000-4000-8000-000000000001", "controller": true,
-                                   "blockOwnerDeletion": true } ]
-        },
-        "spec": {
-            "containers": [ {
-                "name": format!("ray-{kind}"), "image": "rayproject/ray:2.54.0",
-                "command": ["/bin/bash", "-lc", "--"],
-                "args": ["ulimit -n 65536; ray start --address=demo-head-svc.ml.svc.cluster.local:6379 --block"],
-                "env": [ { "name": "RAY_CLUSTER_NAME", "value": "demo" },
-                         { "name": "RAY_CLOUD_INSTANCE_ID", "value": format!("demo-{group}-{i:03}") },
-                         { "name": "RAY_NODE_TYPE_NAME", "value": group },
-                         { "name": "RAY_USAGE_STATS_ENABLED", "value": "0" } ],
-                "ports": [ { "containerPort": 8080, "name": "metrics", "protocol": "TCP" } ],
-                "resources": { "limits": { "cpu": "4", "memory": "16Gi" }, "requests": { "cpu": "4", "memory": "16Gi" } },
-                "volumeMounts": [ { "mountPath": "/dev/shm", "name": "shared-mem" } ]
-            } ],
-            "volumes": [ { "name": "shared-mem", "emptyDir": { "medium": "Memory", "sizeLimit": "4Gi" } } ],
-            "restartPolicy": "Never", "nodeName": format!("kwok-node-{}", i % 16), "schedulerName": "default-scheduler"
-        },
-        "status": {
-            "phase": phase, "podIP": format!("10.0.{}.{}", i / 250, i % 250), "hostIP": "192.168.0.10",
-            "startTime": "2026-11-25T10:00:05Z",
-            "conditions": [ { "type": "Initialized", "status": "True" }, { "type": "Ready", "status": "True" },
-                            { "type": "ContainersReady", "status": "True" }, { "type": "PodScheduled", "status": "True" } ],
-            "containerStatuses": [ { "name": format!("ray-{kind}"), "ready": true, "restartCount": 0,
-                                     "image": "rayproject/ray:2.54.0", "started": true,
-                                     "state": { "running": { "startedAt": "2026-11-25T10:00:09Z" } } } ]
-        }
-    })
-    .to_string()
-}
 
 fn per_call(total: Duration, calls: u32) -> f64 {
     total.as_secs_f64() * 1e6 / f64::from(calls)
@@ -210,6 +138,58 @@ fn compare(
     Ok(())
 }
 
+/// The RayCluster reconciler before and after its declared field mask (issue #12 item 4): the
+/// same Pods sent as today (projected at cache time) and further masked, natively and through
+/// WASM, with the host's cost of serialising the children either way; all in the same rounds.
+fn field_mask(reconciler: &LoadedPlugin, primary: &str, pods: &[serde_json::Value], rounds: usize) -> anyhow::Result<()> {
+    let mask = reconciler.child_mask();
+    anyhow::ensure!(!mask.is_empty(), "the RayCluster reconciler declares no child fields");
+    let before: Vec<String> = pods.iter().map(ToString::to_string).collect();
+    let after = mask.serialise(pods);
+    let native = |children: &[String]| wasmray_guest_sdk::Snapshot {
+        primary: primary.to_owned(), children: children.to_vec(), facts: vec![], now: NOW, seed: SEED,
+    };
+    let wasm = |children: &[String]| Snapshot { primary: primary.to_owned(), children: children.to_vec(), facts: vec![], now: NOW, seed: SEED };
+    let (native_before, native_after) = (native(&before), native(&after));
+    let (wasm_before, wasm_after) = (wasm(&before), wasm(&after));
+    // The figures compare like with like only if the mask changes nothing the reconciler decides.
+    let plan = |s: &wasmray_guest_sdk::Snapshot| wasmray_raycluster::reconcile(s).map_err(|e| anyhow::anyhow!("native plan: {e:?}"));
+    anyhow::ensure!(plan(&native_before)? == plan(&native_after)?, "the mask changes the native plan");
+    let wasm_plan = reconciler.reconcile_blocking(&wasm_before)?;
+    anyhow::ensure!(wasm_plan == reconciler.reconcile_blocking(&wasm_after)?, "the mask changes the WASM plan");
+    anyhow::ensure!(wasm_plan.ops.len() == plan(&native_before)?.ops.len(), "WASM and native plans differ");
+
+    let calls = 300;
+    let r = Rounds::run(rounds, calls, &mut [
+        ("native-before", &mut |n| timed(n, || drop(black_box(wasmray_raycluster::reconcile(black_box(&native_before)))))),
+        ("native-after", &mut |n| timed(n, || drop(black_box(wasmray_raycluster::reconcile(black_box(&native_after)))))),
+        ("reused-before", &mut |n| reconciler.bench_reused_reconcile(&wasm_before, n).expect("calls")),
+        ("reused-after", &mut |n| reconciler.bench_reused_reconcile(&wasm_after, n).expect("calls")),
+        ("fresh-before", &mut |n| timed(n, || drop(black_box(reconciler.reconcile_blocking(&wasm_before).expect("call"))))),
+        ("fresh-after", &mut |n| timed(n, || drop(black_box(reconciler.reconcile_blocking(&wasm_after).expect("call"))))),
+        ("host-before", &mut |n| timed(n, || drop(black_box(pods.iter().map(ToString::to_string).collect::<Vec<_>>())))),
+        ("host-after", &mut |n| timed(n, || drop(black_box(mask.serialise(black_box(pods)))))),
+    ]);
+    let bytes = |children: &[String]| primary.len() + children.iter().map(String::len).sum::<usize>();
+    println!("## The RayCluster reconciler's field mask: 1 RayCluster + {PODS} Pods, {} ops in the plan\n", wasm_plan.ops.len());
+    println!("Before: Pods as the cache projects them (every reconciler gets them so). After: further reduced to the");
+    println!("fields the reconciler declares (`child-fields`). The plans are checked equal before timing.\n");
+    println!("| path | before (no mask) | after (its mask) | after / before |");
+    println!("|---|---:|---:|---:|");
+    println!("| bytes of JSON in the snapshot | {} | {} | {:.2} |", bytes(&before), bytes(&after), bytes(&after) as f64 / bytes(&before) as f64);
+    for (name, label) in [
+        ("native", "native: the reconciler crate as an rlib, µs per call"),
+        ("reused", "WASM: the call, on a reused instance (pooling), µs"),
+        ("fresh", "WASM: fresh store + instance + call + plan validation (pooling), µs"),
+        ("host", "host: the children serialised for the snapshot (after: projected by the mask first), µs"),
+    ] {
+        let (b, a) = (r.median(&format!("{name}-before")), r.median(&format!("{name}-after")));
+        println!("| {label} | {b:.1} | {a:.1} | {:.2} |", a / b);
+    }
+    println!();
+    Ok(())
+}
+
 fn main() -> anyhow::Result<()> {
     // BENCH_GUEST=path compares a differently built copy of the same guest (build flags).
     let wasm = match std::env::var_os("BENCH_GUEST") {
@@ -260,6 +240,8 @@ fn main() -> anyhow::Result<()> {
     ] {
         compare(title, guest, &primary, children, rounds, &tokio)?;
     }
+    let lean_values: Vec<serde_json::Value> = lean.iter().map(|p| serde_json::from_str(p)).collect::<Result<_, _>>()?;
+    field_mask(&reconciler, &primary, &lean_values, rounds)?;
 
     let tiny = Snapshot { primary: "{}".into(), children: vec![], facts: vec![], now: NOW, seed: SEED };
     let r = Rounds::run(rounds, 2_000, &mut [

@@ -35,7 +35,7 @@ fn scaffolded_plugins_of_both_kinds_build_and_pass_check() {
         assert!(build.status.success(), "building {name} failed:\n{}", String::from_utf8_lossy(&build.stderr));
         let component = wasm_target.join("wasm32-wasip2/release").join(format!("{}.wasm", name.replace('-', "_")));
         let report = wasmray(&["plugin", "check", component.to_str().unwrap()]);
-        assert!(report.contains(&format!("world:       wasmray:plugin/{kind}@0.1.0")), "{report}");
+        assert!(report.contains(&format!("world:       wasmray:plugin/{kind}@{}", wasmray::runtime::WIT_VERSION)), "{report}");
     }
 }
 

@@ -14,6 +14,7 @@
 
 #[cfg(feature = "schema")]
 pub mod crd;
+pub mod field_mask;
 pub mod labels;
 pub mod names;
 pub mod ports;

@@ -7,7 +7,7 @@ use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PodCondition, Service};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
-use wasmray_guest_sdk::{ObjectRef, PluginError, parse};
+use wasmray_guest_sdk::{FieldMask, ObjectRef, PluginError, parse};
 
 /// Whether a Pod is the head or a worker (the host writes the same label values).
 pub use wasmray_api::labels::NodeType;
@@ -303,6 +303,43 @@ impl Children {
             .iter()
             .filter(move |p| p.node_type == NodeType::Worker && p.group == group)
     }
+}
+
+/// What the views below read of a Pod, declared to the host (`child-fields`) so it sends no
+/// more: each path is a field of [`ChildView`] and the views under it. Services, Jobs, Ingresses
+/// and the rest are read as whole objects or by name, and few, so they are sent whole.
+/// `a_masked_snapshot_plans_as_the_whole_one` (in `tests.rs`) checks the plans agree.
+pub fn child_fields() -> Vec<FieldMask> {
+    vec![FieldMask::new(
+        "v1",
+        "Pod",
+        &[
+            "metadata.name",
+            "metadata.namespace",
+            "metadata.uid",
+            // Only some `ray.io/*` labels and two annotations are read, but their keys contain
+            // dots, which a path cannot name one by one.
+            "metadata.labels",
+            "metadata.annotations",
+            "metadata.deletionTimestamp",
+            "spec.containers.name",
+            "spec.restartPolicy",
+            "status.phase",
+            "status.podIP",
+            "status.conditions.type",
+            "status.conditions.status",
+            "status.conditions.reason",
+            "status.conditions.message",
+            "status.containerStatuses.name",
+            "status.containerStatuses.ready",
+            "status.containerStatuses.state.waiting",
+            "status.containerStatuses.state.terminated",
+            "status.initContainerStatuses.name",
+            "status.initContainerStatuses.ready",
+            "status.initContainerStatuses.state.waiting",
+            "status.initContainerStatuses.state.terminated",
+        ],
+    )]
 }
 
 // The views below are what a child is read into: only the fields the reconciler reads, strings

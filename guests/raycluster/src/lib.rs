@@ -88,7 +88,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 use wasmray_api::RayCluster;
 use wasmray_guest_sdk::{
-    Child, EventType, ObjectRef, Op, Plan, PluginError, Reconciler, Snapshot, parse,
+    Child, EventType, FieldMask, ObjectRef, Op, Plan, PluginError, Reconciler, Snapshot, parse,
 };
 
 use children::Children;
@@ -366,6 +366,10 @@ pub struct RayClusterReconciler;
 impl Reconciler for RayClusterReconciler {
     fn reconcile(snapshot: Snapshot) -> Result<Plan, PluginError> {
         reconcile(&snapshot)
+    }
+
+    fn child_fields() -> Vec<FieldMask> {
+        children::child_fields()
     }
 }
 

@@ -6,8 +6,39 @@ use wasmray_guest_sdk::{Child, ConditionStatus::*, MultiHostReplica, Op, PluginE
 use crate::fixtures::*;
 use crate::{DEFAULT_REQUEUE_MS, SHORT_REQUEUE_MS, reconcile};
 
+/// The plan for a snapshot, checked to be the same when the children are masked as the host
+/// masks them, so every test here also proves the declared child fields miss nothing it reads.
 fn reconciled(snapshot: wasmray_guest_sdk::Snapshot) -> wasmray_guest_sdk::Plan {
-    reconcile(&snapshot).expect("the reconcile fails")
+    let plan = reconcile(&snapshot).expect("the reconcile fails");
+    let under_mask = reconcile(&masked(&snapshot)).expect("the reconcile of the masked snapshot fails");
+    assert_eq!(under_mask, plan, "the plan changes when children carry only the declared fields");
+    plan
+}
+
+#[test]
+fn a_masked_snapshot_plans_as_the_whole_one() {
+    let cluster = cluster().with_workers("cpu", 4).with_workers("tpu", 2).hosts("tpu", 2);
+    let pods = vec![
+        head("rc-head-aaaaa").running_ready().built_from(&cluster),
+        worker("cpu", "rc-cpu-worker-a").running_ready(),
+        worker("cpu", "rc-cpu-worker-b").running_not_ready(),
+        worker("cpu", "rc-cpu-worker-c").unschedulable("0/3 nodes are available"),
+        worker("cpu", "rc-cpu-worker-d").waiting("ImagePullBackOff", "no such image"),
+        worker("cpu", "rc-cpu-worker-e").init_waiting("init", "CrashLoopBackOff", "exit 1"),
+        worker("cpu", "rc-cpu-worker-f").failed(),
+        worker("cpu", "rc-cpu-worker-g").ray_container_exited("Never"),
+        worker("cpu", "rc-cpu-worker-h").running_ready().terminating(),
+        worker("tpu", "rc-tpu-worker-a").running_ready().replica("rc-tpu-a", 0, 0),
+    ];
+    let snapshot = cluster.with_pods(pods);
+    reconciled(snapshot.clone());
+    // And the mask does reduce: what the reconciler never reads is not sent.
+    let sent: Vec<serde_json::Value> = masked(&snapshot).children.iter().map(|c| serde_json::from_str(c).unwrap()).collect();
+    let whole: Vec<serde_json::Value> = snapshot.children.iter().map(|c| serde_json::from_str(c).unwrap()).collect();
+    let pod = sent.iter().zip(&whole).find(|(_, w)| w["kind"] == "Pod").expect("a Pod");
+    assert!(pod.0.to_string().len() < pod.1.to_string().len(), "{} is not smaller than {}", pod.0, pod.1);
+    let service = sent.iter().zip(&whole).find(|(_, w)| w["kind"] == "Service");
+    assert!(service.is_none_or(|(s, w)| s == w), "a Service is sent whole");
 }
 
 // §8.1 and the companions.

@@ -3,7 +3,7 @@
 use serde::{Serialize, de::DeserializeOwned};
 
 use crate::{
-    Child, Condition, ConditionStatus, Decision, Event, EventType, Fact, Json, ObjectRef, Op, Plan,
+    Child, Condition, ConditionStatus, Decision, Event, EventType, Fact, FieldMask, Json, ObjectRef, Op, Plan,
     PluginError, PodDecoration, Snapshot, StatusUpdate, Step, TrafficShift,
 };
 
@@ -28,6 +28,17 @@ pub fn parse_view<'a, T: serde::Deserialize<'a>>(json: &'a str) -> Result<T, Plu
 /// Serialises a value to a JSON body; a failure is [`PluginError::Internal`].
 pub fn to_json<T: Serialize>(value: &T) -> Result<Json, PluginError> {
     serde_json::to_string(value).map_err(|e| PluginError::Internal(format!("cannot serialise: {e}")))
+}
+
+impl FieldMask {
+    /// The fields read of one kind of child: `FieldMask::new("v1", "Pod", &["metadata.name"])`.
+    pub fn new(api_version: &str, kind: &str, paths: &[&str]) -> Self {
+        FieldMask {
+            api_version: api_version.to_owned(),
+            kind: kind.to_owned(),
+            paths: paths.iter().map(|p| (*p).to_owned()).collect(),
+        }
+    }
 }
 
 /// Just enough of an object to tell its kind without parsing the rest into a full type.

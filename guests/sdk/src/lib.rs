@@ -33,7 +33,7 @@ pub mod upgrade;
 pub use helpers::{REMOVE_CONDITION_REASON, controller_reference, parse, parse_view, to_json};
 
 /// The WIT package version this SDK was built against.
-pub const WIT_VERSION: &str = "0.1.0";
+pub const WIT_VERSION: &str = "0.2.0";
 
 /// Raw bindings generated from `wit/`; plugins use the traits and macros instead.
 ///
@@ -60,8 +60,8 @@ pub mod bindings {
             world: "wasmray:plugin/batch-scheduler",
             path: "../../wit",
             with: {
-                "wasmray:plugin/types@0.1.0": crate::bindings::reconciler::wasmray::plugin::types,
-                "wasmray:plugin/log@0.1.0": crate::bindings::reconciler::wasmray::plugin::log,
+                "wasmray:plugin/types@0.2.0": crate::bindings::reconciler::wasmray::plugin::types,
+                "wasmray:plugin/log@0.2.0": crate::bindings::reconciler::wasmray::plugin::log,
             },
             pub_export_macro: true,
             export_macro_name: "__export_batch_scheduler_raw",
@@ -75,8 +75,8 @@ pub mod bindings {
             world: "wasmray:plugin/upgrade-strategy",
             path: "../../wit",
             with: {
-                "wasmray:plugin/types@0.1.0": crate::bindings::reconciler::wasmray::plugin::types,
-                "wasmray:plugin/log@0.1.0": crate::bindings::reconciler::wasmray::plugin::log,
+                "wasmray:plugin/types@0.2.0": crate::bindings::reconciler::wasmray::plugin::types,
+                "wasmray:plugin/log@0.2.0": crate::bindings::reconciler::wasmray::plugin::log,
             },
             pub_export_macro: true,
             export_macro_name: "__export_upgrade_strategy_raw",
@@ -87,7 +87,7 @@ pub mod bindings {
 
 pub use bindings::reconciler::wasmray::plugin::types::{
     Child, ClusterState, CompanionKind, Condition, ConditionStatus, Decision, Event, EventType, Fact,
-    Json, MultiHostReplica, ObjectRef, Op, OwnerContext, Plan, PluginError, PodContext, PodDecoration,
+    FieldMask, Json, MultiHostReplica, ObjectRef, Op, OwnerContext, Plan, PluginError, PodContext, PodDecoration,
     ServeApplication, ServeStatus, Snapshot, Step, StatusUpdate, TrafficShift, UnixMillis,
     UpgradeInput, WorkerPod,
 };
@@ -96,6 +96,14 @@ pub use bindings::reconciler::wasmray::plugin::types::{
 pub trait Reconciler {
     /// Turns a snapshot of the primary object and its children into a plan.
     fn reconcile(snapshot: Snapshot) -> Result<Plan, PluginError>;
+
+    /// The fields read of each kind of child, asked once when the plugin is loaded; the host
+    /// sends children of a listed kind with those fields only (path syntax: [`FieldMask`] and
+    /// `field-mask` in `wit/plugin.wit`). The default, nothing, sends every child whole. A
+    /// reconciler that declares a mask should test that its plans do not change under it.
+    fn child_fields() -> Vec<FieldMask> {
+        Vec::new()
+    }
 }
 
 /// A batch-scheduler integration. Every method has a do-nothing default, so a plugin
@@ -148,10 +156,18 @@ macro_rules! export_reconciler {
                     <$ty as $crate::Reconciler>::reconcile(snapshot)
                 }
             }
+            impl $crate::bindings::reconciler::exports::wasmray::plugin::fields::Guest
+                for __WasmrayExport
+            {
+                fn child_fields() -> Vec<$crate::FieldMask> {
+                    $crate::log::install_panic_hook();
+                    <$ty as $crate::Reconciler>::child_fields()
+                }
+            }
             // Natively, name the plugin's methods so its types count as used.
             #[cfg(not(target_arch = "wasm32"))]
-            const _: fn($crate::Snapshot) -> Result<$crate::Plan, $crate::PluginError> =
-                <$ty as $crate::Reconciler>::reconcile;
+            const _: (fn($crate::Snapshot) -> Result<$crate::Plan, $crate::PluginError>, fn() -> Vec<$crate::FieldMask>) =
+                (<$ty as $crate::Reconciler>::reconcile, <$ty as $crate::Reconciler>::child_fields);
             #[cfg(target_arch = "wasm32")]
             $crate::bindings::reconciler::__export_reconciler_raw!(
                 __WasmrayExport with_types_in $crate::bindings::reconciler

@@ -7,6 +7,7 @@
 pub mod expectations;
 pub mod facts;
 pub mod gateway;
+pub mod mask;
 pub mod project;
 pub mod route;
 

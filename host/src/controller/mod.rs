@@ -368,7 +368,8 @@ async fn reconcile_inner<K: Kind>(cached: &K, key: &Key, ctx: &Context<K>) -> Re
     }
     let snapshot = Snapshot {
         primary: primary_json.to_string(),
-        children: children.iter().map(ToString::to_string).collect(),
+        // The reconciler gets only the fields it declared it reads; the host keeps whole children.
+        children: plugin.child_mask().serialise(&children),
         facts,
         now: now_ms,
         seed: random_seed(),

@@ -9,8 +9,34 @@ use wasmtime::{
 
 /// The WIT package every plugin is built against.
 pub const WIT_PACKAGE: &str = "wasmray:plugin";
-/// The version of the WIT package this host implements.
-pub const WIT_VERSION: &str = "0.1.0";
+/// The newest version of the WIT package this host implements.
+pub const WIT_VERSION: &str = "0.2.0";
+
+/// A release line of the WIT package this host serves: components built against any patch of
+/// one are driven through that line's bindings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WitLine {
+    /// 0.1.x, frozen in `wit/0.1.0/`: children are sent whole.
+    V0_1,
+    /// 0.2.x, today's `wit/plugin.wit`: reconcilers declare the child fields they read.
+    V0_2,
+}
+
+impl WitLine {
+    /// The line a version of our package belongs to, if this host serves it: same major, and
+    /// for 0.x the same minor (semver's rule for pre-1.0), with any patch.
+    pub fn of(version: &str) -> Option<Self> {
+        let v: Vec<&str> = version.split(['.', '-', '+']).collect();
+        match v.as_slice() {
+            ["0", "1", _patch, ..] => Some(WitLine::V0_1),
+            ["0", "2", _patch, ..] => Some(WitLine::V0_2),
+            _ => None,
+        }
+    }
+}
+
+/// The versions served, for messages.
+const SERVED: &str = "0.1.x and 0.2.x";
 
 /// The kinds of plugin, one per WIT world.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
@@ -70,6 +96,8 @@ pub struct ComponentInfo {
     pub kind: PluginKind,
     /// The version of `wasmray:plugin` the component was built against.
     pub wit_version: String,
+    /// The release line of `wit_version`, whose bindings drive the component.
+    pub line: WitLine,
     /// Exported interfaces, each with its functions: `wasmray:plugin/reconcile@0.1.0 { reconcile }`.
     pub exports: Vec<String>,
     /// Every import name.
@@ -89,12 +117,8 @@ fn split_version(name: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// Whether a version of our package is served by this host: same major, and for 0.x the same
-/// minor (semver's rule for pre-1.0), with any patch.
 fn compatible_with_host(version: &str) -> bool {
-    let host: Vec<&str> = WIT_VERSION.split('.').collect();
-    let v: Vec<&str> = version.split(['.', '-', '+']).collect();
-    v.len() >= 3 && v[0] == host[0] && (host[0] != "0" || v[1] == host[1])
+    WitLine::of(version).is_some()
 }
 
 /// Inspects a component: exactly one of our interfaces exported, a compatible WIT version, and
@@ -130,7 +154,7 @@ pub fn inspect(engine: &Engine, component: &Component) -> Result<ComponentInfo, 
         let ours = iface == format!("{WIT_PACKAGE}/log") || iface == format!("{WIT_PACKAGE}/types");
         if ours {
             if !version.is_some_and(compatible_with_host) {
-                problems.push(format!("imports `{name}`, but this host serves {WIT_PACKAGE}@{WIT_VERSION}"));
+                problems.push(format!("imports `{name}`, but this host serves {WIT_PACKAGE} {SERVED}"));
             }
         } else if !(ALLOWED_WASI.iter().any(|p| iface.starts_with(p))
             && version.is_some_and(|v| format!("@{v}").starts_with(WASI_VERSION_PREFIX)))
@@ -155,13 +179,14 @@ pub fn inspect(engine: &Engine, component: &Component) -> Result<ComponentInfo, 
             return Err(problems.join("; "));
         }
     };
-    if !compatible_with_host(&wit_version) {
+    let Some(line) = WitLine::of(&wit_version) else {
         problems.push(format!(
-            "built against {WIT_PACKAGE}@{wit_version}, but this host serves {WIT_PACKAGE}@{WIT_VERSION}"
+            "built against {WIT_PACKAGE}@{wit_version}, but this host serves {WIT_PACKAGE} {SERVED}"
         ));
-    }
+        return Err(problems.join("; "));
+    };
     if problems.is_empty() {
-        Ok(ComponentInfo { kind, wit_version, exports, imports })
+        Ok(ComponentInfo { kind, wit_version, line, exports, imports })
     } else {
         Err(problems.join("; "))
     }
@@ -172,11 +197,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn patch_versions_are_compatible_minor_versions_are_not_before_1_0() {
-        assert!(compatible_with_host("0.1.0"));
-        assert!(compatible_with_host("0.1.7"));
-        assert!(!compatible_with_host("0.2.0"));
-        assert!(!compatible_with_host("1.1.0"));
-        assert!(!compatible_with_host("garbage"));
+    fn each_served_minor_line_takes_any_patch_and_no_other_line_is_served() {
+        assert_eq!(WitLine::of("0.1.0"), Some(WitLine::V0_1));
+        assert_eq!(WitLine::of("0.1.7"), Some(WitLine::V0_1));
+        assert_eq!(WitLine::of("0.2.0"), Some(WitLine::V0_2));
+        assert_eq!(WitLine::of("0.2.3-rc1"), Some(WitLine::V0_2));
+        assert_eq!(WitLine::of(WIT_VERSION), Some(WitLine::V0_2));
+        for unserved in ["0.3.0", "1.1.0", "0.1", "garbage", ""] {
+            assert!(!compatible_with_host(unserved), "{unserved}");
+        }
     }
 }

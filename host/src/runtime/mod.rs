@@ -48,13 +48,17 @@ pub use bindings::types::{
 };
 pub use cache::Origin;
 pub use error::{PluginId, Result, RuntimeError};
-pub use inspect::{ComponentInfo, PluginKind, WIT_PACKAGE, WIT_VERSION, inspect};
+pub use inspect::{ComponentInfo, PluginKind, WIT_PACKAGE, WIT_VERSION, WitLine, inspect};
 
 use bindings::{
-    batch_scheduler::BatchSchedulerPre, reconciler::ReconcilerPre,
-    upgrade_strategy::UpgradeStrategyPre,
+    batch_scheduler::{BatchScheduler, BatchSchedulerPre},
+    reconciler::{Reconciler, ReconcilerPre},
+    upgrade_strategy::{UpgradeStrategy, UpgradeStrategyPre},
+    v0_1,
 };
 use sandbox::GuestState;
+
+use crate::cache::mask::{ChildMask, FieldMask};
 
 /// Bytes of each pooled memory kept resident when only dirtied pages need resetting. A page
 /// kept resident costs a `memset` when dirtied, against a page fault when it is not.
@@ -157,6 +161,11 @@ impl Runtime {
         // Every world imports the same `log` and `types`, so one world's imports cover all.
         bindings::reconciler::Reconciler::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s)
             .map_err(engine_err)?;
+        // wasmtime matches import versions within one 0.x minor only, so 0.1.x plugins need the
+        // imports again under 0.1.0: `log` through its 0.1.0 binding, `types` (which has no
+        // functions) as an empty instance, as the current binding registers it.
+        v0_1::log::add_to_linker::<_, HasSelf<_>>(&mut linker, |s| s).map_err(engine_err)?;
+        linker.instance("wasmray:plugin/types@0.1.0").map_err(engine_err)?;
 
         let cache = cache::CompileCache::new(&engine, config.cache_dir.clone())?;
         let tick = config.epoch_tick.max(Duration::from_millis(1));
@@ -201,13 +210,23 @@ impl Runtime {
             reason: format!("{e:#}"),
         };
         let pre = self.inner.linker.instantiate_pre(&component).map_err(incompatible)?;
-        let pre = match info.kind {
-            PluginKind::Reconciler => Pre::Reconciler(ReconcilerPre::new(pre).map_err(incompatible)?),
-            PluginKind::BatchScheduler => {
+        // Exports are looked up under the component's own version, through its line's bindings.
+        let pre = match (info.kind, info.line) {
+            (PluginKind::Reconciler, WitLine::V0_2) => Pre::Reconciler(ReconcilerPre::new(pre).map_err(incompatible)?),
+            (PluginKind::Reconciler, WitLine::V0_1) => {
+                Pre::ReconcilerV0_1(v0_1::reconciler::ReconcilerPre::new(pre).map_err(incompatible)?)
+            }
+            (PluginKind::BatchScheduler, WitLine::V0_2) => {
                 Pre::BatchScheduler(BatchSchedulerPre::new(pre).map_err(incompatible)?)
             }
-            PluginKind::UpgradeStrategy => {
+            (PluginKind::BatchScheduler, WitLine::V0_1) => {
+                Pre::BatchSchedulerV0_1(v0_1::batch_scheduler::BatchSchedulerPre::new(pre).map_err(incompatible)?)
+            }
+            (PluginKind::UpgradeStrategy, WitLine::V0_2) => {
                 Pre::UpgradeStrategy(UpgradeStrategyPre::new(pre).map_err(incompatible)?)
+            }
+            (PluginKind::UpgradeStrategy, WitLine::V0_1) => {
+                Pre::UpgradeStrategyV0_1(v0_1::upgrade_strategy::UpgradeStrategyPre::new(pre).map_err(incompatible)?)
             }
         };
         let mut plugin = LoadedPlugin {
@@ -218,18 +237,24 @@ impl Runtime {
                 origin,
                 load_time: Duration::ZERO,
                 companions: Vec::new(),
+                child_mask: ChildMask::default(),
                 rt: self.inner.clone(),
             }),
         };
-        // A batch scheduler's companion kinds are part of what is checked before a version
-        // serves, and asked once: every reconcile that creates Pods needs them.
+        // A batch scheduler's companion kinds and a reconciler's child fields are part of what
+        // is checked before a version serves, and asked once: every reconcile needs them.
         let companions = match &plugin.inner.pre {
-            Pre::BatchScheduler(_) => plugin.ask_companion_kinds()?,
+            Pre::BatchScheduler(_) | Pre::BatchSchedulerV0_1(_) => plugin.ask_companion_kinds()?,
             _ => Vec::new(),
+        };
+        let child_mask = match &plugin.inner.pre {
+            Pre::Reconciler(pre) => plugin.ask_child_fields(pre)?,
+            _ => ChildMask::default(),
         };
         let load_time = started.elapsed();
         let inner = Arc::get_mut(&mut plugin.inner).expect("not shared yet");
         inner.companions = companions;
+        inner.child_mask = child_mask;
         inner.load_time = load_time;
         tracing::debug!(plugin = %inner.id, kind = %inner.info.kind, ?origin, ?load_time, "Loaded plugin");
         Ok(plugin)
@@ -251,10 +276,103 @@ fn spawn_ticker(engine: Engine, tick: Duration, stop: Arc<AtomicBool>) {
         .expect("spawning a thread at start-up");
 }
 
+/// A prepared component of each kind, through the bindings of its WIT line.
 enum Pre {
     Reconciler(ReconcilerPre<GuestState>),
+    ReconcilerV0_1(v0_1::reconciler::ReconcilerPre<GuestState>),
     BatchScheduler(BatchSchedulerPre<GuestState>),
+    BatchSchedulerV0_1(v0_1::batch_scheduler::BatchSchedulerPre<GuestState>),
     UpgradeStrategy(UpgradeStrategyPre<GuestState>),
+    UpgradeStrategyV0_1(v0_1::upgrade_strategy::UpgradeStrategyPre<GuestState>),
+}
+
+/// A reconciler instance of either line; both take and return the same types.
+enum ReconcilerInstance {
+    V0_2(Reconciler),
+    V0_1(v0_1::reconciler::Reconciler),
+}
+
+impl ReconcilerInstance {
+    fn reconcile(&self, store: &mut Store<GuestState>, snapshot: &Snapshot) -> wasmtime::Result<std::result::Result<Plan, PluginError>> {
+        match self {
+            ReconcilerInstance::V0_2(i) => i.wasmray_plugin_reconcile().call_reconcile(store, snapshot),
+            ReconcilerInstance::V0_1(i) => i.wasmray_plugin_reconcile().call_reconcile(store, snapshot),
+        }
+    }
+}
+
+/// A batch-scheduler instance of either line.
+enum SchedulerInstance {
+    V0_2(BatchScheduler),
+    V0_1(v0_1::batch_scheduler::BatchScheduler),
+}
+
+impl SchedulerInstance {
+    fn companion_kinds(&self, store: &mut Store<GuestState>) -> wasmtime::Result<Vec<CompanionKind>> {
+        match self {
+            SchedulerInstance::V0_2(i) => i.wasmray_plugin_scheduling().call_companion_kinds(store),
+            SchedulerInstance::V0_1(i) => i.wasmray_plugin_scheduling().call_companion_kinds(store),
+        }
+    }
+
+    fn on_submission(&self, store: &mut Store<GuestState>, ctx: &OwnerContext) -> wasmtime::Result<std::result::Result<Vec<String>, PluginError>> {
+        match self {
+            SchedulerInstance::V0_2(i) => i.wasmray_plugin_scheduling().call_on_submission(store, ctx),
+            SchedulerInstance::V0_1(i) => i.wasmray_plugin_scheduling().call_on_submission(store, ctx),
+        }
+    }
+
+    fn decorate_pod(&self, store: &mut Store<GuestState>, ctx: &PodContext) -> wasmtime::Result<std::result::Result<PodDecoration, PluginError>> {
+        match self {
+            SchedulerInstance::V0_2(i) => i.wasmray_plugin_scheduling().call_decorate_pod(store, ctx),
+            SchedulerInstance::V0_1(i) => i.wasmray_plugin_scheduling().call_decorate_pod(store, ctx),
+        }
+    }
+
+    fn on_completion(&self, store: &mut Store<GuestState>, ctx: &OwnerContext) -> wasmtime::Result<std::result::Result<Vec<ObjectRef>, PluginError>> {
+        match self {
+            SchedulerInstance::V0_2(i) => i.wasmray_plugin_scheduling().call_on_completion(store, ctx),
+            SchedulerInstance::V0_1(i) => i.wasmray_plugin_scheduling().call_on_completion(store, ctx),
+        }
+    }
+}
+
+impl Pre {
+    fn reconciler(&self, store: &mut Store<GuestState>) -> Option<wasmtime::Result<ReconcilerInstance>> {
+        match self {
+            Pre::Reconciler(pre) => Some(pre.instantiate(store).map(ReconcilerInstance::V0_2)),
+            Pre::ReconcilerV0_1(pre) => Some(pre.instantiate(store).map(ReconcilerInstance::V0_1)),
+            _ => None,
+        }
+    }
+
+    fn scheduler(&self, store: &mut Store<GuestState>) -> Option<wasmtime::Result<SchedulerInstance>> {
+        match self {
+            Pre::BatchScheduler(pre) => Some(pre.instantiate(store).map(SchedulerInstance::V0_2)),
+            Pre::BatchSchedulerV0_1(pre) => Some(pre.instantiate(store).map(SchedulerInstance::V0_1)),
+            _ => None,
+        }
+    }
+
+    fn next_step(&self, store: &mut Store<GuestState>, input: &UpgradeInput) -> Option<wasmtime::Result<std::result::Result<Decision, PluginError>>> {
+        match self {
+            Pre::UpgradeStrategy(pre) => Some(
+                pre.instantiate(&mut *store).and_then(|i: UpgradeStrategy| i.wasmray_plugin_upgrade().call_next_step(&mut *store, input)),
+            ),
+            Pre::UpgradeStrategyV0_1(pre) => Some(
+                pre.instantiate(&mut *store).and_then(|i| i.wasmray_plugin_upgrade().call_next_step(&mut *store, input)),
+            ),
+            _ => None,
+        }
+    }
+
+    fn kind(&self) -> PluginKind {
+        match self {
+            Pre::Reconciler(_) | Pre::ReconcilerV0_1(_) => PluginKind::Reconciler,
+            Pre::BatchScheduler(_) | Pre::BatchSchedulerV0_1(_) => PluginKind::BatchScheduler,
+            Pre::UpgradeStrategy(_) | Pre::UpgradeStrategyV0_1(_) => PluginKind::UpgradeStrategy,
+        }
+    }
 }
 
 /// One checked version of a plugin, ready to call; cheap to clone. Calls in flight keep the
@@ -278,6 +396,9 @@ struct PluginInner {
     load_time: Duration,
     /// A batch scheduler's answer to `companion-kinds`, asked at load.
     companions: Vec<CompanionKind>,
+    /// A 0.2 reconciler's answer to `child-fields`, asked at load; empty (children whole) for
+    /// every other plugin.
+    child_mask: ChildMask,
     rt: Arc<Inner>,
 }
 
@@ -312,10 +433,10 @@ impl LoadedPlugin {
 
     /// `reconcile` on the calling thread, without a permit; for benchmarks and tools.
     pub fn reconcile_blocking(&self, snapshot: &Snapshot) -> Result<Plan> {
-        let Pre::Reconciler(pre) = &self.inner.pre else { return Err(self.wrong_kind(PluginKind::Reconciler)) };
+        self.reconciler()?;
         let seal = Seal { now_ms: snapshot.now, seed: snapshot.seed };
         let plan = self.call(seal, |store| {
-            pre.instantiate(&mut *store)?.wasmray_plugin_reconcile().call_reconcile(&mut *store, snapshot)
+            self.instantiate_reconciler(store)?.reconcile(&mut *store, snapshot)
         })?;
         let plan = self.returned(plan)?;
         validate::plan(&plan).map_err(|reason| self.malformed(reason))?;
@@ -327,14 +448,14 @@ impl LoadedPlugin {
     /// of a call from the cost of instantiation.
     #[doc(hidden)]
     pub fn bench_reused_reconcile(&self, snapshot: &Snapshot, iterations: u32) -> Result<Duration> {
-        let Pre::Reconciler(pre) = &self.inner.pre else { return Err(self.wrong_kind(PluginKind::Reconciler)) };
+        self.reconciler()?;
         self.call(Seal { now_ms: snapshot.now, seed: snapshot.seed }, |store| {
-            let instance = pre.instantiate(&mut *store)?;
+            let instance = self.instantiate_reconciler(store)?;
             // One deadline for the whole loop.
             store.set_epoch_deadline(u64::from(iterations).saturating_mul(self.inner.rt.deadline_ticks));
             let started = Instant::now();
             for _ in 0..iterations {
-                let plan = instance.wasmray_plugin_reconcile().call_reconcile(&mut *store, snapshot)?;
+                let plan = instance.reconcile(&mut *store, snapshot)?;
                 std::hint::black_box(plan).map_err(|e| wasmtime::format_err!("{e:?}"))?;
             }
             Ok(started.elapsed())
@@ -349,8 +470,11 @@ impl LoadedPlugin {
             self.call(Seal { now_ms: 0, seed: 0 }, |store| {
                 match &self.inner.pre {
                     Pre::Reconciler(pre) => _ = pre.instantiate(&mut *store)?,
+                    Pre::ReconcilerV0_1(pre) => _ = pre.instantiate(&mut *store)?,
                     Pre::BatchScheduler(pre) => _ = pre.instantiate(&mut *store)?,
+                    Pre::BatchSchedulerV0_1(pre) => _ = pre.instantiate(&mut *store)?,
                     Pre::UpgradeStrategy(pre) => _ = pre.instantiate(&mut *store)?,
+                    Pre::UpgradeStrategyV0_1(pre) => _ = pre.instantiate(&mut *store)?,
                 }
                 Ok(())
             })?;
@@ -364,11 +488,29 @@ impl LoadedPlugin {
         Ok(&self.inner.companions)
     }
 
+    /// The fields of each kind of child this reconciler reads, as it declared them when loaded;
+    /// empty (children whole) for a 0.1 reconciler, one that declares nothing, and other kinds.
+    pub fn child_mask(&self) -> &ChildMask {
+        &self.inner.child_mask
+    }
+
+    /// Calls `child-fields` of a 0.2 reconciler and checks the answer.
+    fn ask_child_fields(&self, pre: &ReconcilerPre<GuestState>) -> Result<ChildMask> {
+        let declared = self.call(Seal { now_ms: 0, seed: 0 }, |store| {
+            pre.instantiate(&mut *store)?.wasmray_plugin_fields().call_child_fields(&mut *store)
+        })?;
+        let masks = declared
+            .into_iter()
+            .map(|m| FieldMask { api_version: m.api_version, kind: m.kind, paths: m.paths })
+            .collect();
+        ChildMask::new(masks).map_err(|e| self.malformed(format!("child-fields: {e}")))
+    }
+
     /// Calls `companion-kinds` and checks the answer.
     fn ask_companion_kinds(&self) -> Result<Vec<CompanionKind>> {
-        let pre = self.scheduler()?;
+        self.scheduler()?;
         let kinds = self.call(Seal { now_ms: 0, seed: 0 }, |store| {
-            pre.instantiate(&mut *store)?.wasmray_plugin_scheduling().call_companion_kinds(&mut *store)
+            self.instantiate_scheduler(store)?.companion_kinds(&mut *store)
         })?;
         if kinds.iter().any(|k| k.api_version.is_empty() || k.kind.is_empty()) {
             return Err(self.malformed("companion kind with an empty apiVersion or kind".into()));
@@ -380,9 +522,9 @@ impl LoadedPlugin {
     pub async fn on_submission(&self, ctx: OwnerContext) -> Result<Vec<String>> {
         let this = self.clone();
         self.run(move || {
-            let pre = this.scheduler()?;
+            this.scheduler()?;
             let objects = this.call(Seal { now_ms: ctx.now, seed: 0 }, |store| {
-                pre.instantiate(&mut *store)?.wasmray_plugin_scheduling().call_on_submission(&mut *store, &ctx)
+                this.instantiate_scheduler(store)?.on_submission(&mut *store, &ctx)
             })?;
             let objects = this.returned(objects)?;
             for o in &objects {
@@ -397,9 +539,9 @@ impl LoadedPlugin {
     pub async fn decorate_pod(&self, ctx: PodContext) -> Result<PodDecoration> {
         let this = self.clone();
         self.run(move || {
-            let pre = this.scheduler()?;
+            this.scheduler()?;
             let decoration = this.call(Seal { now_ms: 0, seed: 0 }, |store| {
-                pre.instantiate(&mut *store)?.wasmray_plugin_scheduling().call_decorate_pod(&mut *store, &ctx)
+                this.instantiate_scheduler(store)?.decorate_pod(&mut *store, &ctx)
             })?;
             let decoration = this.returned(decoration)?;
             validate::decoration(&decoration).map_err(|reason| this.malformed(reason))?;
@@ -412,9 +554,9 @@ impl LoadedPlugin {
     pub async fn on_completion(&self, ctx: OwnerContext) -> Result<Vec<ObjectRef>> {
         let this = self.clone();
         self.run(move || {
-            let pre = this.scheduler()?;
+            this.scheduler()?;
             let refs = this.call(Seal { now_ms: ctx.now, seed: 0 }, |store| {
-                pre.instantiate(&mut *store)?.wasmray_plugin_scheduling().call_on_completion(&mut *store, &ctx)
+                this.instantiate_scheduler(store)?.on_completion(&mut *store, &ctx)
             })?;
             let refs = this.returned(refs)?;
             for r in &refs {
@@ -429,11 +571,11 @@ impl LoadedPlugin {
     pub async fn next_step(&self, input: UpgradeInput) -> Result<Decision> {
         let this = self.clone();
         self.run(move || {
-            let Pre::UpgradeStrategy(pre) = &this.inner.pre else {
+            if this.inner.pre.kind() != PluginKind::UpgradeStrategy {
                 return Err(this.wrong_kind(PluginKind::UpgradeStrategy));
-            };
+            }
             let decision = this.call(Seal { now_ms: input.now, seed: 0 }, |store| {
-                pre.instantiate(&mut *store)?.wasmray_plugin_upgrade().call_next_step(&mut *store, &input)
+                this.inner.pre.next_step(store, &input).unwrap_or_else(|| Err(wasmtime::format_err!("not an upgrade strategy")))
             })?;
             let decision = this.returned(decision)?;
             validate::decision(&decision).map_err(|reason| this.malformed(reason))?;
@@ -442,11 +584,30 @@ impl LoadedPlugin {
         .await
     }
 
-    fn scheduler(&self) -> Result<&BatchSchedulerPre<GuestState>> {
-        match &self.inner.pre {
-            Pre::BatchScheduler(pre) => Ok(pre),
+    /// Fails unless this is a batch scheduler.
+    fn scheduler(&self) -> Result<()> {
+        match self.inner.pre.kind() {
+            PluginKind::BatchScheduler => Ok(()),
             _ => Err(self.wrong_kind(PluginKind::BatchScheduler)),
         }
+    }
+
+    /// Fails unless this is a reconciler.
+    fn reconciler(&self) -> Result<()> {
+        match self.inner.pre.kind() {
+            PluginKind::Reconciler => Ok(()),
+            _ => Err(self.wrong_kind(PluginKind::Reconciler)),
+        }
+    }
+
+    /// A fresh reconciler instance; the kind was checked before the call.
+    fn instantiate_reconciler(&self, store: &mut Store<GuestState>) -> wasmtime::Result<ReconcilerInstance> {
+        self.inner.pre.reconciler(store).unwrap_or_else(|| Err(wasmtime::format_err!("not a reconciler")))
+    }
+
+    /// A fresh batch-scheduler instance; the kind was checked before the call.
+    fn instantiate_scheduler(&self, store: &mut Store<GuestState>) -> wasmtime::Result<SchedulerInstance> {
+        self.inner.pre.scheduler(store).unwrap_or_else(|| Err(wasmtime::format_err!("not a batch scheduler")))
     }
 
     /// Waits for a permit, then runs `f` on a blocking thread: guest code is synchronous and may

@@ -147,6 +147,21 @@ impl log::Host for GuestState {
     }
 }
 
+/// A plugin built against WIT 0.1.0 logs through the same lines as today's.
+impl super::bindings::v0_1::log::Host for GuestState {
+    fn log(&mut self, level: super::bindings::v0_1::log::Level, message: String) {
+        use super::bindings::v0_1::log::Level as Old;
+        let level = match level {
+            Old::Trace => log::Level::Trace,
+            Old::Debug => log::Level::Debug,
+            Old::Info => log::Level::Info,
+            Old::Warn => log::Level::Warn,
+            Old::Error => log::Level::Error,
+        };
+        log::Host::log(self, level, message);
+    }
+}
+
 /// Caps the total linear memory of one instance and remembers whether the cap was hit, so a
 /// trap that follows (Rust aborts when an allocation fails) is reported as a memory limit.
 pub(crate) struct MemoryLimiter {
