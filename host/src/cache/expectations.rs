@@ -11,8 +11,6 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use super::project;
-
 /// How long a write is assumed to be on its way to the cache. Far longer than a watch event
 /// takes; after it the cache is trusted again, so a lost event costs one duplicate at worst.
 pub const EXPECTATION_TTL: Duration = Duration::from_secs(60);
@@ -49,9 +47,9 @@ struct Pending {
 }
 
 impl Expectations {
-    /// Remembers a Pod the API server accepted at `now`, projected as the cache would store it.
+    /// Remembers a Pod the API server accepted at `now`, already projected as the cache would
+    /// store it ([`super::project::created_pod`]).
     pub fn created(&self, owner: &Key, pod: serde_json::Value, now: SystemTime) {
-        let pod = project::pod_json(pod);
         let mut inner = self.inner.lock().unwrap_or_else(|p| p.into_inner());
         inner.entry(owner.clone()).or_default().created.push((now, pod));
     }

@@ -13,7 +13,7 @@
 
 use k8s_openapi::api::core::v1::{Container, Pod, PodSpec};
 use kube::Resource;
-use serde::Deserialize;
+use kube::api::DynamicObject;
 
 /// Strips `managedFields`: the apiserver's bookkeeping, never read by a reconciler.
 pub fn object<K: Resource>(object: &mut K) {
@@ -38,16 +38,16 @@ pub fn pod(pod: &mut Pod) {
     }
 }
 
-/// [`pod`] for a Pod held as JSON (one the apiserver just returned from a create); anything
-/// that is not a Pod is left as it is.
-pub fn pod_json(value: serde_json::Value) -> serde_json::Value {
-    match Pod::deserialize(&value) {
-        Ok(mut parsed) => {
-            pod(&mut parsed);
-            serde_json::to_value(parsed).unwrap_or(value)
-        }
-        Err(_) => value,
-    }
+/// A Pod the apiserver just created (or the one sent, when it already existed) as the cache
+/// would keep it, in JSON; `None` for any other kind. The expectations hold it until the cache
+/// shows the Pod, so it is projected at once: a Pod as the apiserver returns it, managedFields
+/// and all, is several times larger as a JSON value, and a plan creating a thousand of them held
+/// every one until the plan ended.
+pub fn created_pod(object: DynamicObject) -> Option<serde_json::Value> {
+    let is_pod = object.types.as_ref().is_some_and(|t| t.kind == "Pod" && t.api_version == "v1");
+    let mut parsed: Pod = if is_pod { object.try_parse().ok()? } else { return None };
+    pod(&mut parsed);
+    serde_json::to_value(parsed).ok()
 }
 
 #[cfg(test)]
@@ -55,8 +55,8 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    fn a_worker_pod_as_the_apiserver_returns_it() -> serde_json::Value {
-        json!({
+    fn a_worker_pod_as_the_apiserver_returns_it() -> DynamicObject {
+        serde_json::from_value(json!({
             "apiVersion": "v1", "kind": "Pod",
             "metadata": {
                 "name": "demo-cpu-worker-x7k2p", "namespace": "ml", "uid": "u-1",
@@ -82,13 +82,14 @@ mod tests {
                 "containerStatuses": [ { "name": "ray-worker", "ready": true, "restartCount": 0, "image": "rayproject/ray:2.54.0", "imageID": "",
                                          "state": { "running": { "startedAt": "2026-11-25T10:00:09Z" } } } ]
             }
-        })
+        }))
+        .unwrap()
     }
 
     #[test]
     fn a_pod_keeps_metadata_status_and_the_spec_fields_reconcilers_read() {
-        let projected = pod_json(a_worker_pod_as_the_apiserver_returns_it());
-        let original = a_worker_pod_as_the_apiserver_returns_it();
+        let projected = created_pod(a_worker_pod_as_the_apiserver_returns_it()).unwrap();
+        let original = serde_json::to_value(a_worker_pod_as_the_apiserver_returns_it()).unwrap();
 
         assert_eq!(projected["metadata"]["labels"], original["metadata"]["labels"]);
         assert_eq!(projected["metadata"]["annotations"], original["metadata"]["annotations"]);
@@ -106,13 +107,13 @@ mod tests {
 
     #[test]
     fn managed_fields_are_dropped() {
-        let projected = pod_json(a_worker_pod_as_the_apiserver_returns_it());
+        let projected = created_pod(a_worker_pod_as_the_apiserver_returns_it()).unwrap();
         assert!(projected["metadata"].get("managedFields").is_none());
     }
 
     #[test]
-    fn what_is_not_a_pod_is_left_alone() {
+    fn what_is_not_a_pod_is_not_kept() {
         let service = json!({ "apiVersion": "v1", "kind": "Service", "metadata": { "name": "demo-head-svc" }, "spec": { "ports": "not a list" } });
-        assert_eq!(pod_json(service.clone()), service);
+        assert_eq!(created_pod(serde_json::from_value(service).unwrap()), None);
     }
 }

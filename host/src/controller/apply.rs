@@ -172,8 +172,8 @@ pub struct Failure {
 /// What a batch of writes came to.
 #[derive(Debug, Default)]
 pub struct Report {
-    /// Objects the API server created (or found existing), as it returned them.
-    pub created: Vec<Value>,
+    /// Pods the API server created (or found existing), projected as the cache keeps them.
+    pub created_pods: Vec<Value>,
     /// UIDs of Pods whose deletion it accepted.
     pub deleted_pods: Vec<String>,
     /// Creates and deletes that failed.
@@ -326,7 +326,7 @@ impl Writer {
             let mut failed = false;
             for (result, kind, role, group, reason) in results {
                 match result {
-                    Ok(object) => report.created.push(object),
+                    Ok(pod) => report.created_pods.extend(pod),
                     Err(error) => {
                         failed = true;
                         failed_groups.insert(group);
@@ -350,15 +350,16 @@ impl Writer {
         }
     }
 
-    async fn create(&self, primary: &Primary<'_>, object: Value) -> Result<Value, ApplyError> {
+    /// Creates one object; a Pod comes back as the cache will keep it, anything else as `None`.
+    async fn create(&self, primary: &Primary<'_>, object: Value) -> Result<Option<Value>, ApplyError> {
         let (api, kind, name) = self.dynamic_api(primary, &object, false)?;
         let action = format!("creating {kind} {}/{name}", primary.namespace);
         let body: DynamicObject =
-            serde_json::from_value(object.clone()).map_err(|e| ApplyError::Refused { action: action.clone(), reason: e.to_string() })?;
+            serde_json::from_value(object).map_err(|e| ApplyError::Refused { action: action.clone(), reason: e.to_string() })?;
         let params = PostParams { field_manager: Some(self.field_manager.clone()), ..Default::default() };
         let result = match api.create(&params, &body).await {
-            Ok(created) => Ok(serde_json::to_value(created).unwrap_or(object)),
-            Err(kube::Error::Api(status)) if status.code == 409 => Ok(object),
+            Ok(created) => Ok(crate::cache::project::created_pod(created)),
+            Err(kube::Error::Api(status)) if status.code == 409 => Ok(crate::cache::project::created_pod(body)),
             Err(source) => Err(ApplyError::Api { action, source }),
         };
         self.metrics.write("create", &kind, result.as_ref().err());

@@ -441,10 +441,8 @@ async fn reconcile_inner<K: Kind>(cached: &K, key: &Key, ctx: &Context<K>) -> Re
     let mut polls = K::polls(if report.error.is_none() { &after } else { &primary_json }, &children, &ctx.config.build);
     crate::ray::poller::authorize_polls(&mut polls, &shared.children, &key.namespace);
     shared.poller.track(&kind, key, polls);
-    for object in &report.created {
-        if object["kind"] == "Pod" {
-            ctx.expectations.created(key, object.clone(), now);
-        }
+    for pod in &report.created_pods {
+        ctx.expectations.created(key, pod.clone(), now);
     }
     for uid in &report.deleted_pods {
         ctx.expectations.deleted(key, uid.clone(), now);
