@@ -28,7 +28,7 @@ fn per_call(total: Duration, calls: u32) -> f64 {
 
 /// The same Pod as the operator's cache keeps it and its snapshots send it.
 fn projected(pod: &str) -> String {
-    project::pod_json(serde_json::from_str(pod).expect("pod JSON")).to_string()
+    project::created_pod(serde_json::from_str(pod).expect("pod JSON")).expect("a Pod").to_string()
 }
 
 /// Several named measurements taken in interleaved rounds, so a burst of load on a shared

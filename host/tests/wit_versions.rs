@@ -22,7 +22,7 @@ fn snapshot(primary: &str, children: Vec<String>) -> Snapshot {
 
 /// The benchmark's 100 Pods as the cache keeps them (projected at cache time).
 fn cached_pods() -> Vec<Value> {
-    (0..PODS).map(|i| project::pod_json(serde_json::from_str(&pod(i)).expect("pod JSON"))).collect()
+    (0..PODS).map(|i| project::created_pod(serde_json::from_str(&pod(i)).expect("pod JSON")).expect("a Pod")).collect()
 }
 
 #[test]
