@@ -97,6 +97,35 @@ impl Tree {
     }
 }
 
+/// A value as [`Tree::project`] would make it, serialised straight from the original: nothing
+/// is copied, and the parts the mask drops are never visited. Keys come out in the tree's
+/// order, which is the order the projected map would have, so the text is the same.
+struct Masked<'a> {
+    tree: &'a Tree,
+    value: &'a Value,
+}
+
+impl serde::Serialize for Masked<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        match self.value {
+            Value::Object(object) => {
+                let mut map = serializer.serialize_map(None)?;
+                for (key, below) in &self.tree.keys {
+                    match object.get(key) {
+                        Some(field) if below.keys.is_empty() => map.serialize_entry(key, field)?,
+                        Some(field) => map.serialize_entry(key, &Masked { tree: below, value: field })?,
+                        None => {}
+                    }
+                }
+                map.end()
+            }
+            Value::Array(items) => serializer.collect_seq(items.iter().map(|item| Masked { tree: self.tree, value: item })),
+            other => other.serialize(serializer),
+        }
+    }
+}
+
 /// The masks of one plugin, by (apiVersion, kind); empty sends every child whole.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ChildMask {
@@ -147,7 +176,8 @@ impl ChildMask {
         children
             .iter()
             .map(|child| match self.tree_of(child) {
-                Some(tree) => tree.project(child).to_string(),
+                // Writing JSON into a String cannot fail; the fallback is never taken.
+                Some(tree) => serde_json::to_string(&Masked { tree, value: child }).unwrap_or_else(|_| tree.project(child).to_string()),
                 None => child.to_string(),
             })
             .collect()
@@ -248,6 +278,19 @@ mod tests {
         }
         assert_eq!(mask.serialise(&[json!({ "apiVersion": "v1", "kind": "Pod", "x": 1 })]),
                    vec![r#"{"apiVersion":"v1","kind":"Pod"}"#.to_owned()]);
+    }
+
+    #[test]
+    fn the_serialised_child_is_the_projected_child_as_text() {
+        let malformed = json!({ "apiVersion": "v1", "kind": "Pod", "spec": "not an object", "status": null,
+                                "metadata": { "labels": ["a", 1], "name": "x" } });
+        let masks = [pod_mask(&["metadata.name", "metadata.labels", "status.phase"]), pod_mask(&["spec.containers.name", "status"]),
+                     pod_mask(&["spec.containers.name", "status.phase", "metadata.labels.x"])];
+        for mask in &masks {
+            for child in [a_running_worker_pod(), malformed.clone()] {
+                assert_eq!(mask.serialise(std::slice::from_ref(&child)), vec![mask.project(&child).to_string()]);
+            }
+        }
     }
 
     #[test]
