@@ -26,12 +26,7 @@ async fn events(ns: &TestNamespace, object: &str, reason: &str) -> anyhow::Resul
 
 /// Waits for an Event about `object` with this reason, and returns the first.
 async fn wait_for_event(ns: &TestNamespace, object: &str, reason: &str) -> anyhow::Result<(String, String, String)> {
-    eventually(&format!("a {reason} Event"), WAIT, || async {
-        let found = events(ns, object, reason).await?;
-        Ok(if found.is_empty() { Err("none".into()) } else { Ok(()) })
-    })
-    .await?;
-    Ok(events(ns, object, reason).await?.remove(0))
+    Ok(wasmray_tests::fixtures::wait_for_events_about(ns, object, reason, WAIT, |_| true).await?.remove(0))
 }
 
 /// Waits until the Ingress exists and `check` holds for it.
