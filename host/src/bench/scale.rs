@@ -220,9 +220,11 @@ async fn wait_ready(clusters: &Api<RayCluster>, names: &[String], start: Instant
     }
 }
 
-/// A 1-worker cluster's time to ready alone, then while a `big`-worker cluster scales up.
+/// A 1-worker cluster's time to ready alone, then while a `big`-worker cluster scales up; and,
+/// apart, the time until its two Pods exist: the part the operator decides, before the
+/// scheduler and KWOK, which the big cluster's Pods queue in too.
 async fn fairness(clusters: &Api<RayCluster>, big: usize, timeout: Duration) -> anyhow::Result<Fairness> {
-    let alone = time_to_ready(clusters, "small-alone", timeout).await?;
+    let (alone_created, alone) = time_to_ready(clusters, "small-alone", timeout).await?;
     let big_start = Instant::now();
     create_cluster(clusters, "big", big).await?;
     let pods: Api<Pod> = Api::namespaced(clusters.clone().into_client(), OPERATOR_NS);
@@ -231,15 +233,35 @@ async fn fairness(clusters: &Api<RayCluster>, big: usize, timeout: Duration) -> 
         anyhow::ensure!(Instant::now() < deadline, "the big cluster's Pods did not start");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let busy = time_to_ready(clusters, "small-busy", timeout).await?;
+    let (busy_created, busy) = time_to_ready(clusters, "small-busy", timeout).await?;
     let big_ready = wait_ready(clusters, &["big".to_string()], big_start, timeout).await?;
-    Ok(Fairness { big_workers: big, alone_s: alone.as_secs_f64(), while_big_scales_s: busy.as_secs_f64(), big_ready_after_s: big_ready.as_secs_f64() })
+    Ok(Fairness {
+        big_workers: big,
+        alone_s: alone.as_secs_f64(),
+        while_big_scales_s: busy.as_secs_f64(),
+        alone_created_s: alone_created.as_secs_f64(),
+        while_big_scales_created_s: busy_created.as_secs_f64(),
+        big_ready_after_s: big_ready.as_secs_f64(),
+    })
 }
 
-async fn time_to_ready(clusters: &Api<RayCluster>, name: &str, timeout: Duration) -> anyhow::Result<Duration> {
+/// How long a new 1-worker cluster takes until its Pods exist, and until it is ready.
+async fn time_to_ready(clusters: &Api<RayCluster>, name: &str, timeout: Duration) -> anyhow::Result<(Duration, Duration)> {
     let start = Instant::now();
     create_cluster(clusters, name, 1).await?;
-    wait_ready(clusters, &[name.to_string()], start, timeout).await
+    let pods: Api<Pod> = Api::namespaced(clusters.clone().into_client(), OPERATOR_NS);
+    let selector = format!("ray.io/cluster={name}");
+    let created = async {
+        let deadline = Instant::now() + timeout;
+        while pods.list(&ListParams::default().labels(&selector)).await.map(|l| l.items.len()).unwrap_or(0) < 2 {
+            anyhow::ensure!(Instant::now() < deadline, "the Pods of {name} were not created");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        Ok(start.elapsed())
+    };
+    let names = [name.to_string()];
+    let (created, ready) = tokio::try_join!(created, wait_ready(clusters, &names, start, timeout))?;
+    Ok((created, ready))
 }
 
 async fn recreate_namespace(client: &Client, name: &str, timeout: Duration) -> anyhow::Result<()> {

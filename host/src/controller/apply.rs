@@ -20,6 +20,7 @@ use crate::runtime::{Condition, ConditionStatus, Event, EventType, ObjectRef as 
 use super::metrics::Metrics;
 use crate::ray::poller::Poller;
 use super::prepare::{Role, Verb, Write};
+use super::share::{Budget, Owner, Share};
 
 /// A write that failed, with what it was.
 #[derive(Debug, thiserror::Error)]
@@ -112,6 +113,12 @@ struct Recorders(Arc<std::sync::Mutex<std::collections::HashMap<String, (Recorde
 /// How long an unused recorder is kept; a repeat after that starts a new Event object.
 const RECORDER_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
 
+/// The most recorders kept: each holds its Event (about 4 KiB), and a scale-up of 10 000 Pods
+/// records 10 000 distinct `CreatedWorkerPod` Events within minutes, none of which repeats.
+/// Past this the least recently used quarter goes; a repeat of one of those starts a new Event
+/// object, as one evicted from client-go's correlator cache (4 096 entries) does.
+const RECORDERS_KEPT: usize = 1024;
+
 impl Recorders {
     fn for_event(&self, client: &Client, reporter: &Reporter, regarding: &ObjectReference, event: &KubeEvent) -> Recorder {
         let identity = format!(
@@ -121,6 +128,12 @@ impl Recorders {
         let now = std::time::Instant::now();
         let mut recorders = self.0.lock().unwrap_or_else(|p| p.into_inner());
         recorders.retain(|_, (_, used)| now.duration_since(*used) < RECORDER_IDLE);
+        if recorders.len() >= RECORDERS_KEPT {
+            let mut uses: Vec<std::time::Instant> = recorders.values().map(|(_, used)| *used).collect();
+            let (_, cutoff, _) = uses.select_nth_unstable(RECORDERS_KEPT / 4);
+            let cutoff = *cutoff;
+            recorders.retain(|_, (_, used)| *used > cutoff);
+        }
         let (recorder, used) = recorders.entry(identity).or_insert_with(|| (Recorder::new(client.clone(), reporter.clone()), now));
         *used = now;
         recorder.clone()
@@ -195,11 +208,21 @@ pub struct Writer {
     recorders: Recorders,
     /// Who performs the dashboard calls of plans (submit, stop); none: such plans fail.
     poller: Option<Arc<Poller>>,
+    /// Every write waits for its primary's turn.
+    share: Share,
 }
 
 impl Writer {
     pub fn new(client: Client, field_manager: &str, metrics: Metrics, leadership: Leadership) -> Self {
-        Self { client, field_manager: field_manager.to_string(), metrics, leadership, recorders: Recorders::default(), poller: None }
+        let share = Share::new(Budget::default());
+        Self { client, field_manager: field_manager.to_string(), metrics, leadership, recorders: Recorders::default(), poller: None, share }
+    }
+
+    /// This writer's writes share `budget` of the API server, taking turns by primary.
+    #[must_use]
+    pub fn with_budget(mut self, budget: Budget) -> Self {
+        self.share = Share::new(budget);
+        self
     }
 
     /// This writer hands the plans' dashboard calls to `poller`.
@@ -357,7 +380,10 @@ impl Writer {
         let body: DynamicObject =
             serde_json::from_value(object).map_err(|e| ApplyError::Refused { action: action.clone(), reason: e.to_string() })?;
         let params = PostParams { field_manager: Some(self.field_manager.clone()), ..Default::default() };
-        let result = match api.create(&params, &body).await {
+        let turn = self.share.turn(owner(primary)).await;
+        let created = api.create(&params, &body).await;
+        drop(turn);
+        let result = match created {
             Ok(created) => Ok(crate::cache::project::created_pod(created)),
             Err(kube::Error::Api(status)) if status.code == 409 => Ok(crate::cache::project::created_pod(body)),
             Err(source) => Err(ApplyError::Api { action, source }),
@@ -371,6 +397,7 @@ impl Writer {
     async fn apply(&self, primary: &Primary<'_>, object: Value, companion: bool) -> Result<DynamicObject, ApplyError> {
         let (api, kind, name) = self.dynamic_api(primary, &object, companion)?;
         let params = PatchParams::apply(&self.field_manager).force();
+        let _turn = self.share.turn(owner(primary)).await;
         let result = api
             .patch(&name, &params, &Patch::Apply(&object))
             .await
@@ -392,7 +419,10 @@ impl Writer {
             propagation_policy: Some(kube::api::PropagationPolicy::Background),
             ..Default::default()
         };
-        let result = match api.delete(&target.name, &params).await {
+        let turn = self.share.turn(owner(primary)).await;
+        let deleted = api.delete(&target.name, &params).await;
+        drop(turn);
+        let result = match deleted {
             Ok(_) => Ok(()),
             Err(kube::Error::Api(status)) if status.code == 404 || status.code == 409 => Ok(()),
             Err(source) => Err(ApplyError::Api { action, source }),
@@ -405,6 +435,7 @@ impl Writer {
     /// primary is still at `version`; the `resourceVersion` it has after the write.
     async fn status(&self, primary: &Primary<'_>, version: Option<&str>, status: Value) -> Result<Option<String>, ApplyError> {
         let api: Api<DynamicObject> = Api::namespaced_with(self.client.clone(), primary.namespace, primary.resource);
+        let _turn = self.share.turn(owner(primary)).await;
         let result = api
             .patch_status(primary.name, &PatchParams::default(), &Patch::<()>::Json(status_patch(version, status)))
             .await
@@ -436,7 +467,7 @@ impl Writer {
             EventType::Warning => KubeEventType::Warning,
         };
         let event = KubeEvent { type_, reason: event.reason.clone(), note: Some(event.message.clone()), action: event.reason.clone(), secondary: None };
-        if let Err(error) = self.record(primary.reporter, &regarding, &event).await {
+        if let Err(error) = self.record_as(owner(primary), primary.reporter, &regarding, &event).await {
             tracing::warn!(%error, reason = %event.reason, "Event not recorded");
         }
     }
@@ -448,10 +479,18 @@ impl Writer {
     ///
     /// If this replica does not lead, or the API server refuses the Event.
     pub async fn record(&self, reporter: &Reporter, regarding: &ObjectReference, event: &KubeEvent) -> Result<(), ApplyError> {
+        let field = |f: &Option<String>| f.clone().unwrap_or_default();
+        let owner = Owner::new(&field(&regarding.kind), &field(&regarding.namespace), &field(&regarding.name));
+        self.record_as(owner, reporter, regarding, event).await
+    }
+
+    /// Records one Event in `owner`'s turn: an Event about a plan's Pod waits in its primary's line.
+    async fn record_as(&self, owner: Owner, reporter: &Reporter, regarding: &ObjectReference, event: &KubeEvent) -> Result<(), ApplyError> {
         if !self.leadership.leading() {
             return Err(ApplyError::NotLeader { action: format!("recording event {}", event.reason) });
         }
         let recorder = self.recorders.for_event(&self.client, reporter, regarding, event);
+        let _turn = self.share.turn(owner).await;
         let result = recorder
             .publish(event, regarding)
             .await
@@ -479,6 +518,11 @@ impl Writer {
         let resource = ApiResource::from_gvk(&GroupVersionKind::gvk(group, version, kind));
         Ok((Api::namespaced_with(self.client.clone(), primary.namespace, &resource), kind.to_string(), name))
     }
+}
+
+/// Whose turn a write of `primary`'s plan waits for.
+fn owner(primary: &Primary<'_>) -> Owner {
+    Owner::new(&primary.resource.kind, primary.namespace, primary.name)
 }
 
 /// The status write: the whole status replaced (a merge patch would keep the fields the plan
@@ -659,6 +703,28 @@ mod tests {
         assert_eq!(merged_status(&after, &over, &time("2026-01-01T00:06:00Z")), after, "removing what is gone changes nothing");
         let fresh = merged_status(&Value::Null, &over, &time("2026-01-01T00:00:00Z"));
         assert_eq!(fresh, json!({}), "a removal is never written as a condition");
+    }
+
+    #[tokio::test]
+    async fn ten_thousand_distinct_events_keep_at_most_the_recorder_cap() {
+        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("a URL"));
+        let client = Client::try_from(config).expect("a client");
+        let reporter = Reporter { controller: "raycluster-controller".into(), instance: None };
+        let recorders = Recorders::default();
+        let regarding = ObjectReference { kind: Some("RayCluster".into()), namespace: Some("ns".into()), name: Some("big".into()), ..Default::default() };
+        let created = |i: usize| KubeEvent {
+            type_: KubeEventType::Normal,
+            reason: "CreatedWorkerPod".into(),
+            note: Some(format!("Created worker Pod ns/big-worker-{i}")),
+            action: "CreatedWorkerPod".into(),
+            secondary: None,
+        };
+        for i in 0..10_000 {
+            recorders.for_event(&client, &reporter, &regarding, &created(i));
+        }
+        let kept = recorders.0.lock().expect("not poisoned").len();
+        assert!(kept <= RECORDERS_KEPT, "{kept} recorders kept");
+        assert!(kept >= RECORDERS_KEPT / 2, "only {kept} recorders kept: the recent ones must stay for their series");
     }
 
     #[test]

@@ -22,6 +22,7 @@ pub mod kinds;
 pub mod metrics;
 pub mod prepare;
 pub mod schedule;
+pub mod share;
 pub mod upgrade;
 mod watch;
 

@@ -15,6 +15,7 @@ use wasmray_api::{RayCluster, RayJob, RayService};
 
 use crate::cache::{Children, Facts, Lent, ORIGINATED_LABEL, OptionalApis};
 use crate::controller::apply::{Leadership, Writer};
+use crate::controller::share::Budget;
 use crate::controller::kinds::metrics::{ClusterMetrics, JobMetrics, ServiceMetrics};
 use crate::controller::{self, Shared, metrics::Metrics};
 use crate::plugin::config::{PluginSource, PluginSpec, RegistryConfig};
@@ -101,7 +102,7 @@ impl Operator {
     /// If the cluster cannot be reached, an endpoint cannot be bound, or a plugin is rejected:
     /// the operator does not start with a plugin missing.
     pub async fn start(mut settings: Settings) -> anyhow::Result<Self> {
-        let client = client(&settings).await?;
+        let (client, write_client) = clients(&settings).await?;
         let groups = served_groups(&client).await?;
         settings.openshift = groups.iter().any(|g| g.ends_with(".openshift.io"));
         settings.gateway_api = groups.iter().any(|g| g == crate::cache::gateway::GROUP);
@@ -120,7 +121,8 @@ impl Operator {
         let leadership = if settings.leader_election.is_some() { Leadership::standby() } else { Leadership::always() };
         let facts = Arc::new(Facts::default());
         let poller = Poller::new(facts.clone(), settings.dashboard_resolver.clone(), leadership.clone(), metrics.clone());
-        let writer = Writer::new(client.clone(), &settings.field_manager, metrics.clone(), leadership.clone()).with_poller(poller.clone());
+        let budget = Budget { qps: settings.qps, burst: settings.burst, in_flight: settings.writes_in_flight };
+        let writer = Writer::new(write_client, &settings.field_manager, metrics.clone(), leadership.clone()).with_budget(budget).with_poller(poller.clone());
 
         let runtime = Runtime::new(RuntimeConfig {
             cache_dir: Some(settings.compile_cache_dir.clone().unwrap_or_else(|| crate::dev::cache_root().join("compiled"))),
@@ -286,8 +288,12 @@ fn operator_namespace(settings: &Settings, client: &kube::Client) -> String {
     settings.operator_namespace.clone().unwrap_or_else(|| client.default_namespace().to_string())
 }
 
-/// A client limited to `--qps` requests a second on average and `--burst` at once.
-async fn client(settings: &Settings) -> anyhow::Result<kube::Client> {
+/// The operator's two clients, over one configuration: reads (watches, lists, the lease) limited
+/// to `--qps` requests a second on average and `--burst` at once; and the writer's, unlimited
+/// here because the writer meters its writes itself, within the same `--qps`/`--burst`, by
+/// turns per primary ([`crate::controller::share`]): behind the reads' window one cluster's
+/// burst of creates would keep every other cluster's writes, and the lease's renewal, waiting.
+async fn clients(settings: &Settings) -> anyhow::Result<(kube::Client, kube::Client)> {
     let config = match &settings.kubeconfig {
         Some(path) => {
             let kubeconfig = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading {}", path.display()))?;
@@ -300,7 +306,9 @@ async fn client(settings: &Settings) -> anyhow::Result<kube::Client> {
     // A window of `burst` requests per burst/qps seconds: on average qps, at most burst at once.
     let window = Duration::from_secs_f64(f64::from(settings.burst) / f64::from(settings.qps));
     let limit = tower::limit::RateLimitLayer::new(u64::from(settings.burst), window);
-    Ok(kube::client::ClientBuilder::try_from(config).context("building the client")?.with_layer(&limit).build())
+    let reads = kube::client::ClientBuilder::try_from(config.clone()).context("building the client")?.with_layer(&limit).build();
+    let writes = kube::Client::try_from(config).context("building the writer's client")?;
+    Ok((reads, writes))
 }
 
 /// The built-in plugins: the RayCluster, RayJob and RayService reconcilers, the upgrade strategies

@@ -47,6 +47,9 @@ pub struct RunArgs {
     /// Requests to the API server allowed in a burst.
     #[arg(long, default_value_t = 200)]
     pub burst: u32,
+    /// Writes under way at once; writes take turns by primary within this and `--qps`/`--burst`.
+    #[arg(long, default_value_t = 16)]
+    pub writes_in_flight: usize,
     /// Feature gates, `Name=true|false` comma-separated (KubeRay's gates).
     #[arg(long, default_value = "")]
     pub feature_gates: String,
@@ -164,6 +167,7 @@ pub struct Settings {
     pub leader_election: Option<LeaderElection>,
     pub qps: f32,
     pub burst: u32,
+    pub writes_in_flight: usize,
     pub gates: FeatureGates,
     pub log_json: bool,
     pub plugins: ConfigLocation,
@@ -306,6 +310,9 @@ impl Settings {
         if args.burst == 0 {
             return Err(SettingsError::Flag { flag: "burst", value: "0".into(), expected: "a positive number" });
         }
+        if args.writes_in_flight == 0 {
+            return Err(SettingsError::Flag { flag: "writes-in-flight", value: "0".into(), expected: "a positive number" });
+        }
         let log_json = match args.log_stdout_encoder.as_str() {
             "json" => true,
             "console" | "" => false,
@@ -327,6 +334,7 @@ impl Settings {
             leader_election: leader.then_some(LeaderElection { namespace: args.leader_election_namespace, name: args.leader_election_id }),
             qps: args.qps,
             burst: args.burst,
+            writes_in_flight: args.writes_in_flight,
             log_json,
             plugins,
             operator_namespace: args.operator_namespace,
