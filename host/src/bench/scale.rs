@@ -227,12 +227,7 @@ async fn fairness(clusters: &Api<RayCluster>, big: usize, timeout: Duration) -> 
     let (alone_created, alone) = time_to_ready(clusters, "small-alone", timeout).await?;
     let big_start = Instant::now();
     create_cluster(clusters, "big", big).await?;
-    let pods: Api<Pod> = Api::namespaced(clusters.clone().into_client(), OPERATOR_NS);
-    let deadline = Instant::now() + timeout;
-    while pods.list(&ListParams::default().labels("ray.io/cluster=big")).await.map(|l| l.items.len()).unwrap_or(0) < 20 {
-        anyhow::ensure!(Instant::now() < deadline, "the big cluster's Pods did not start");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    wait_pods(clusters, "big", 20, timeout).await?;
     let (busy_created, busy) = time_to_ready(clusters, "small-busy", timeout).await?;
     let big_ready = wait_ready(clusters, &["big".to_string()], big_start, timeout).await?;
     Ok(Fairness {
@@ -249,19 +244,25 @@ async fn fairness(clusters: &Api<RayCluster>, big: usize, timeout: Duration) -> 
 async fn time_to_ready(clusters: &Api<RayCluster>, name: &str, timeout: Duration) -> anyhow::Result<(Duration, Duration)> {
     let start = Instant::now();
     create_cluster(clusters, name, 1).await?;
-    let pods: Api<Pod> = Api::namespaced(clusters.clone().into_client(), OPERATOR_NS);
-    let selector = format!("ray.io/cluster={name}");
     let created = async {
-        let deadline = Instant::now() + timeout;
-        while pods.list(&ListParams::default().labels(&selector)).await.map(|l| l.items.len()).unwrap_or(0) < 2 {
-            anyhow::ensure!(Instant::now() < deadline, "the Pods of {name} were not created");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        wait_pods(clusters, name, 2, timeout).await?;
         Ok(start.elapsed())
     };
     let names = [name.to_string()];
     let (created, ready) = tokio::try_join!(created, wait_ready(clusters, &names, start, timeout))?;
     Ok((created, ready))
+}
+
+/// Waits until cluster `name` has at least `count` Pods.
+async fn wait_pods(clusters: &Api<RayCluster>, name: &str, count: usize, timeout: Duration) -> anyhow::Result<()> {
+    let pods: Api<Pod> = Api::namespaced(clusters.clone().into_client(), OPERATOR_NS);
+    let selector = format!("ray.io/cluster={name}");
+    let deadline = Instant::now() + timeout;
+    while pods.list(&ListParams::default().labels(&selector)).await.map(|l| l.items.len()).unwrap_or(0) < count {
+        anyhow::ensure!(Instant::now() < deadline, "{name} has fewer than {count} Pods after {timeout:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
 }
 
 async fn recreate_namespace(client: &Client, name: &str, timeout: Duration) -> anyhow::Result<()> {
