@@ -7,7 +7,9 @@
 pub mod expectations;
 pub mod facts;
 pub mod gateway;
+pub mod index;
 pub mod mask;
+pub mod pod;
 pub mod project;
 pub mod route;
 
@@ -34,6 +36,7 @@ use kube::{Client, Resource, ResourceExt};
 use prometheus_client::metrics::gauge::Gauge;
 
 pub use expectations::{Expectations, Key};
+use index::ByOwner;
 pub use facts::Facts;
 
 /// Every object a Ray primary owns carries this label naming its RayCluster; the child watches
@@ -86,6 +89,23 @@ struct Typed<K: Resource<DynamicType = ()> + Clone + 'static> {
     kind: String,
     label: &'static str,
     owned: bool,
+    /// Names by the value of `label`, for the stores our own watches fill; a lent store (a
+    /// few primaries) is scanned.
+    index: Option<Arc<ByOwner>>,
+}
+
+impl<K: Resource<DynamicType = ()> + Clone + 'static> Typed<K> {
+    /// The objects in `namespace` whose `label` has the value `value`: the index's names
+    /// found in the store (it may name a few that are gone), or, unindexed, the whole store.
+    fn candidates(&self, namespace: &str, value: &str) -> Vec<Arc<K>> {
+        let Some(index) = &self.index else { return self.store.state() };
+        index
+            .names(namespace, value)
+            .into_iter()
+            .filter_map(|name| self.store.get(&ObjectRef::new(&name).within(namespace)))
+            .filter(|object| object.labels().get(self.label).map(String::as_str) == Some(value))
+            .collect()
+    }
 }
 
 impl<K> ChildStore for Typed<K>
@@ -105,7 +125,7 @@ where
     }
 
     fn collect(&self, owner: &Owner<'_>, out: &mut Vec<serde_json::Value>) {
-        for object in self.store.state() {
+        for object in self.candidates(owner.namespace, owner.name) {
             let owned_here = object.meta().namespace.as_deref() == Some(owner.namespace)
                 && object.labels().get(owner.label).map(String::as_str) == Some(owner.name)
                 && object.owner_references().iter().all(|o| Some(o.uid.as_str()) == owner.uid || o.kind != owner.kind);
@@ -116,7 +136,11 @@ where
     }
 
     fn matching(&self, namespace: &str, labels: &[(&str, &str)], out: &mut Vec<serde_json::Value>) {
-        for object in self.store.state() {
+        let objects = match labels.iter().find(|(k, _)| *k == self.label) {
+            Some((_, value)) => self.candidates(namespace, value),
+            None => self.store.state(),
+        };
+        for object in objects {
             let matches = object.meta().namespace.as_deref() == Some(namespace)
                 && labels.iter().all(|(k, v)| object.labels().get(*k).map(String::as_str) == Some(*v));
             if matches {
@@ -148,7 +172,7 @@ impl Lent {
     where
         K: Resource<DynamicType = ()> + Clone + Serialize + Send + Sync + 'static,
     {
-        Self(Box::new(Typed { store, kind: K::kind(&()).into_owned(), label, owned: false }))
+        Self(Box::new(Typed { store, kind: K::kind(&()).into_owned(), label, owned: false, index: None }))
     }
 }
 
@@ -195,7 +219,8 @@ impl Children {
         let mut stores: Vec<Box<dyn ChildStore>> = Vec::new();
         let mut changes = Vec::new();
         let ns = namespace;
-        reflect::<Pod>(client, ns, CLUSTER_LABEL, project::pod, &mut stores, &mut changes);
+        // Pods, by far the most numerous, are kept as text (`pod`); the other kinds typed.
+        reflect_pods(client, ns, CLUSTER_LABEL, &mut stores, &mut changes);
         reflect::<Service>(client, ns, CLUSTER_LABEL, project::object, &mut stores, &mut changes);
         reflect::<Secret>(client, ns, CLUSTER_LABEL, project::object, &mut stores, &mut changes);
         reflect::<ServiceAccount>(client, ns, CLUSTER_LABEL, project::object, &mut stores, &mut changes);
@@ -336,20 +361,82 @@ fn reflect<K>(
     // first reconcile would create them again.
     let config = watcher::Config::default().labels(label).list_semantic(ListSemantic::MostRecent);
     let writer: Writer<K> = Writer::default();
-    stores.push(Box::new(Typed { store: writer.as_reader(), kind: K::kind(&()).into_owned(), label, owned: true }));
+    let store = writer.as_reader();
+    let index = Arc::new(ByOwner::default());
+    stores.push(Box::new(Typed { store: store.clone(), kind: K::kind(&()).into_owned(), label, owned: true, index: Some(index.clone()) }));
+    // The reflector has applied an event to the store by the time it comes out here. A relist
+    // buffers its objects until `InitDone` and then replaces the store, dropping whatever went
+    // meanwhile without a `Delete`: the index is rebuilt from the new store then.
     let events = reflector::reflector(writer, watcher::watcher(api, config).default_backoff().modify(project))
-        .touched_objects()
-        .filter_map(|object| async move {
-            match object {
-                Ok(object) => Some(Touched {
-                    namespace: object.meta().namespace.clone().unwrap_or_default(),
-                    labels: object.labels().clone(),
-                }),
+        .filter_map(move |event| {
+            let touched = match event {
+                Ok(watcher::Event::Apply(object) | watcher::Event::InitApply(object)) => {
+                    let namespace = object.meta().namespace.clone().unwrap_or_default();
+                    if let Some(value) = object.labels().get(label) {
+                        index.add(&namespace, value, &object.name_any());
+                    }
+                    Some(Touched { namespace, labels: object.labels().clone() })
+                }
+                Ok(watcher::Event::Delete(object)) => {
+                    let namespace = object.meta().namespace.clone().unwrap_or_default();
+                    if let Some(value) = object.labels().get(label) {
+                        index.forget(&namespace, value, &object.name_any());
+                    }
+                    Some(Touched { namespace, labels: object.labels().clone() })
+                }
+                Ok(watcher::Event::InitDone) => {
+                    index.rebuild(store.state().iter().filter_map(|object| {
+                        let value = object.labels().get(label)?;
+                        Some((object.meta().namespace.clone().unwrap_or_default(), value.clone(), object.name_any()))
+                    }));
+                    None
+                }
+                Ok(watcher::Event::Init) => None,
                 Err(error) => {
                     tracing::warn!(%error, kind = %K::kind(&()), "Watch error");
                     None
                 }
+            };
+            futures::future::ready(touched)
+        })
+        .boxed();
+    changes.push(events);
+}
+
+/// The Pods carrying `label`, in a [`pod::PodStore`].
+fn reflect_pods(
+    client: &Client,
+    namespace: Option<&str>,
+    label: &'static str,
+    stores: &mut Vec<Box<dyn ChildStore>>,
+    changes: &mut Vec<futures::stream::BoxStream<'static, Touched>>,
+) {
+    let api: Api<Pod> = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    // MostRecent: after a restart the first list must show every Pod created before it, or the
+    // first reconcile would create them again.
+    let config = watcher::Config::default().labels(label).list_semantic(ListSemantic::MostRecent);
+    let store = Arc::new(pod::PodStore::new(label));
+    stores.push(Box::new(store.clone()));
+    let events = watcher::watcher(api, config)
+        .default_backoff()
+        .filter_map(move |event| {
+            let touched = match &event {
+                Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) | watcher::Event::Delete(pod)) => {
+                    Some(Touched { namespace: pod.namespace().unwrap_or_default(), labels: pod.labels().clone() })
+                }
+                Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
+                Err(error) => {
+                    tracing::warn!(%error, kind = %"Pod", "Watch error");
+                    None
+                }
+            };
+            if let Ok(event) = event {
+                store.apply_event(event);
             }
+            futures::future::ready(touched)
         })
         .boxed();
     changes.push(events);

@@ -8,11 +8,12 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::ObjectReference;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder, Reporter};
 use kube::Client;
+use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::runtime::{Condition, ConditionStatus, Event, EventType, ObjectRef as WitRef, StatusUpdate};
@@ -151,7 +152,7 @@ fn gather_creates(first: Pending, writes: &mut std::iter::Peekable<impl Iterator
         match writes.peek() {
             Some(Write::Create { .. }) => {
                 if let Some(Write::Create { object, role, group, failure_reason }) = writes.next() {
-                    batch.push(Pending { object, role, group, failure_reason });
+                    batch.push(Pending::new(object, role, group, failure_reason));
                 }
             }
             Some(Write::Event { after: Some(group), .. }) if batch.iter().any(|p| p.group == *group) => {
@@ -167,10 +168,31 @@ fn gather_creates(first: Pending, writes: &mut std::iter::Peekable<impl Iterator
 /// A create waiting for its slow-start batch.
 #[derive(Debug)]
 struct Pending {
-    object: Value,
+    /// What [`Writer::dynamic_api`] reads of the object: apiVersion, kind, name, namespace.
+    head: Value,
+    /// The object as JSON text, or why it is not one the apiserver could take. A batch waits
+    /// for its turns, and a `Value` holds a Ray Pod in about six times its text's size: eight
+    /// 100-Pod plans waiting held some 25 MiB of them.
+    body: Result<String, String>,
     role: Role,
     group: usize,
     failure_reason: &'static str,
+}
+
+impl Pending {
+    fn new(object: Value, role: Role, group: usize, failure_reason: &'static str) -> Self {
+        let metadata = &object["metadata"];
+        let head = json!({
+            "apiVersion": object["apiVersion"], "kind": object["kind"],
+            "metadata": { "name": metadata["name"], "namespace": metadata["namespace"] },
+        });
+        // The check a typed read of the object would make (of its metadata; its apiVersion and
+        // kind are checked by `dynamic_api`), without building one.
+        let body = ObjectMeta::deserialize(metadata)
+            .map_err(|e| e.to_string())
+            .and_then(|_| serde_json::to_string(&object).map_err(|e| e.to_string()));
+        Self { head, body, role, group, failure_reason }
+    }
 }
 
 /// A write that failed, for the reconcile's outcome.
@@ -252,7 +274,7 @@ impl Writer {
             }
             match write {
                 Write::Create { object, role, group, failure_reason } => {
-                    let (batch, tied) = gather_creates(Pending { object, role, group, failure_reason }, &mut writes);
+                    let (batch, tied) = gather_creates(Pending::new(object, role, group, failure_reason), &mut writes);
                     self.create_batch(primary, batch, &mut report, &mut failed_groups).await;
                     for (event, group) in tied {
                         if !failed_groups.contains(&group) {
@@ -340,8 +362,8 @@ impl Writer {
             let chunk: Vec<_> = rest.by_ref().take(size).collect();
             let results: Vec<_> = futures::stream::iter(chunk)
                 .map(|pending: Pending| async move {
-                    let kind = pending.object["kind"].as_str().unwrap_or_default().to_string();
-                    (self.create(primary, pending.object).await, kind, pending.role, pending.group, pending.failure_reason)
+                    let kind = pending.head["kind"].as_str().unwrap_or_default().to_string();
+                    (self.create(primary, &pending.head, pending.body).await, kind, pending.role, pending.group, pending.failure_reason)
                 })
                 .buffer_unordered(size)
                 .collect()
@@ -373,19 +395,26 @@ impl Writer {
         }
     }
 
-    /// Creates one object; a Pod comes back as the cache will keep it, anything else as `None`.
-    async fn create(&self, primary: &Primary<'_>, object: Value) -> Result<Option<Value>, ApplyError> {
-        let (api, kind, name) = self.dynamic_api(primary, &object, false)?;
+    /// Creates one object from its JSON text (`head` names it); a Pod comes back as the cache
+    /// will keep it, anything else as `None`.
+    async fn create(&self, primary: &Primary<'_>, head: &Value, body: Result<String, String>) -> Result<Option<Value>, ApplyError> {
+        let (api, kind, name) = self.dynamic_api(primary, head, false)?;
         let action = format!("creating {kind} {}/{name}", primary.namespace);
-        let body: DynamicObject =
-            serde_json::from_value(object).map_err(|e| ApplyError::Refused { action: action.clone(), reason: e.to_string() })?;
+        let body = body.map_err(|reason| ApplyError::Refused { action: action.clone(), reason })?;
         let params = PostParams { field_manager: Some(self.field_manager.clone()), ..Default::default() };
+        let mut request = kube::core::Request::new(api.resource_url())
+            .create(&params, body.as_bytes().to_vec())
+            .map_err(|e| ApplyError::Refused { action: action.clone(), reason: e.to_string() })?;
+        request.extensions_mut().insert("create");
         let turn = self.share.turn(owner(primary)).await;
-        let created = api.create(&params, &body).await;
+        let created = self.client.request::<DynamicObject>(request).await;
         drop(turn);
         let result = match created {
             Ok(created) => Ok(crate::cache::project::created_pod(created)),
-            Err(kube::Error::Api(status)) if status.code == 409 => Ok(crate::cache::project::created_pod(body)),
+            // Already there (a create whose answer was lost): the cache will keep what was sent.
+            Err(kube::Error::Api(status)) if status.code == 409 => {
+                Ok(serde_json::from_str::<DynamicObject>(&body).ok().and_then(crate::cache::project::created_pod))
+            }
             Err(source) => Err(ApplyError::Api { action, source }),
         };
         self.metrics.write("create", &kind, result.as_ref().err());
@@ -751,10 +780,30 @@ mod tests {
             .into_iter()
             .peekable();
         let Some(Write::Create { object, role, group, failure_reason }) = writes.next() else { panic!() };
-        let (batch, tied) = gather_creates(Pending { object, role, group, failure_reason }, &mut writes);
-        let names: Vec<&str> = batch.iter().map(|p| p.object["metadata"]["name"].as_str().unwrap_or_default()).collect();
+        let (batch, tied) = gather_creates(Pending::new(object, role, group, failure_reason), &mut writes);
+        let names: Vec<&str> = batch.iter().map(|p| p.head["metadata"]["name"].as_str().unwrap_or_default()).collect();
         assert_eq!(names, ["a", "b", "c"]);
         assert_eq!(tied.iter().map(|(_, group)| *group).collect::<Vec<_>>(), [0, 1]);
         assert!(matches!(writes.next(), Some(Write::Status { .. })), "the status comes after the batch");
+    }
+
+    #[test]
+    fn a_waiting_create_is_kept_as_text_with_what_names_it() {
+        let pod = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": { "name": "demo-head", "namespace": "ml", "labels": { "ray.io/cluster": "demo" } },
+            "spec": { "containers": [ { "name": "ray-head", "image": "rayproject/ray:2.54.0" } ] }
+        });
+        let pending = Pending::new(pod.clone(), Role::Head, 0, "FailedToCreateHeadPod");
+        assert_eq!(pending.head, json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "demo-head", "namespace": "ml" } }));
+        let body: Value = serde_json::from_str(pending.body.as_ref().unwrap()).unwrap();
+        assert_eq!(body, pod, "the text is the whole object");
+    }
+
+    #[test]
+    fn a_create_whose_metadata_is_not_object_metadata_is_refused_before_it_is_sent() {
+        let pending = Pending::new(json!({ "apiVersion": "v1", "kind": "Pod", "metadata": { "name": "p", "labels": ["not", "a", "map"] } }), Role::Worker, 0, "FailedToCreateWorkerPod");
+        let reason = pending.body.unwrap_err();
+        assert!(reason.contains("invalid type"), "{reason}");
     }
 }

@@ -24,6 +24,7 @@ mod cache;
 mod error;
 mod inspect;
 mod sandbox;
+mod trim;
 mod validate;
 
 use std::{
