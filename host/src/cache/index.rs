@@ -1,9 +1,9 @@
 //! The names of a child store's objects by namespace and the value of the store's label.
 //!
-//! A reconcile reads the children of one primary; scanning the whole store for them made
-//! every reconcile cost as much as all the Pods of the scope: at 100 clusters × 100 workers
-//! each of the 4 478 reconciles walked 10 100 Pods to keep 101. The index turns that into a
-//! lookup of the primary's own names. The watch keeps it: an object's name is added as it
+//! A reconcile reads the children of one primary; scanning every store of a typed kind
+//! (Services, RBAC, Jobs…) for them made each reconcile cost as much as all the clusters of
+//! the scope. The index turns that into a lookup of the primary's own names (Pods have a store
+//! of their own that is grouped the same way, `super::pod`). The watch keeps it: an object's name is added as it
 //! arrives and removed with its deletion, and each completed (re)list rebuilds it from the
 //! store. Between those it may name an object that is gone; readers look every name up.
 

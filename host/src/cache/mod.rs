@@ -334,6 +334,20 @@ pub fn coalesce(mut rx: UnboundedReceiver<Key>, window: Duration, waiting: Gauge
     out
 }
 
+/// The API and watch settings of a child kind's watch: objects carrying `label`, in the scope.
+fn child_watch<K>(client: &Client, namespace: Option<&str>, label: &str) -> (Api<K>, watcher::Config)
+where
+    K: Resource<DynamicType = (), Scope = k8s_openapi::NamespaceResourceScope>,
+{
+    let api = match namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    // MostRecent: after a restart the first list must show every Pod created before it, or the
+    // first reconcile would create them again.
+    (api, watcher::Config::default().labels(label).list_semantic(ListSemantic::MostRecent))
+}
+
 /// A reflector of `K` objects carrying `label`; `project` trims each object before it
 /// is stored ([`project`]).
 fn reflect<K>(
@@ -353,13 +367,7 @@ fn reflect<K>(
         + Sync
         + 'static,
 {
-    let api: Api<K> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    // MostRecent: after a restart the first list must show every Pod created before it, or the
-    // first reconcile would create them again.
-    let config = watcher::Config::default().labels(label).list_semantic(ListSemantic::MostRecent);
+    let (api, config) = child_watch::<K>(client, namespace, label);
     let writer: Writer<K> = Writer::default();
     let store = writer.as_reader();
     let index = Arc::new(ByOwner::default());
@@ -411,13 +419,7 @@ fn reflect_pods(
     stores: &mut Vec<Box<dyn ChildStore>>,
     changes: &mut Vec<futures::stream::BoxStream<'static, Touched>>,
 ) {
-    let api: Api<Pod> = match namespace {
-        Some(ns) => Api::namespaced(client.clone(), ns),
-        None => Api::all(client.clone()),
-    };
-    // MostRecent: after a restart the first list must show every Pod created before it, or the
-    // first reconcile would create them again.
-    let config = watcher::Config::default().labels(label).list_semantic(ListSemantic::MostRecent);
+    let (api, config) = child_watch::<Pod>(client, namespace, label);
     let store = Arc::new(pod::PodStore::new(label));
     stores.push(Box::new(store.clone()));
     let events = watcher::watcher(api, config)
