@@ -6,6 +6,7 @@ pub mod cli;
 pub mod controller;
 pub mod crd;
 pub mod dev;
+mod memory;
 pub mod operator;
 pub mod plugin;
 pub mod pods;

@@ -148,6 +148,9 @@ impl Operator {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         let Operator { settings, client, registry, writer, facts, poller, leadership, metrics, cluster_metrics, job_metrics, service_metrics, readiness, .. } = self;
         let shutdown = futures::FutureExt::shared(Box::pin(shutdown));
+        // Tasks that live as long as this call: a JoinSet aborts them when dropped.
+        let mut background = tokio::task::JoinSet::new();
+        background.spawn(crate::memory::release_while_running(TRIM_EVERY));
         // Standby replicas keep warm caches too, so a take-over does not start from an empty one.
         // Each scope's RayClusters are watched once, by their controller; the RayJob
         // controller reads its clusters from that same store.
@@ -266,6 +269,9 @@ impl Operator {
         Ok(())
     }
 }
+
+/// How often a running operator checks whether its heap moved enough to return freed memory.
+const TRIM_EVERY: Duration = Duration::from_secs(2);
 
 /// The API groups the apiserver serves: any `*.openshift.io` is KubeRay's test for OpenShift;
 /// `gateway.networking.k8s.io` says the Gateway API's CRDs are installed.

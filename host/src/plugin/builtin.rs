@@ -10,6 +10,14 @@ pub fn bytes(package: &str) -> Option<&'static [u8]> {
     COMPONENTS.iter().find(|(name, _)| *name == package).map(|(_, bytes)| *bytes)
 }
 
+/// Drops the resident pages of every built-in's bytes, read while loading them
+/// ([`crate::memory::release_read_pages`]); they are read again, from the binary, if needed.
+pub(crate) fn release_read_pages() {
+    for (_, bytes) in COMPONENTS {
+        crate::memory::release_read_pages(bytes);
+    }
+}
+
 /// The package names of the built-in components, sorted.
 pub fn packages() -> impl Iterator<Item = &'static str> {
     COMPONENTS.iter().map(|(name, _)| *name)

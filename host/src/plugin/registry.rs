@@ -170,6 +170,9 @@ impl Registry {
             }
         }
         self.plugins.store(Arc::new(next));
+        // Built-ins were read (digested, and compiled or matched to the compile cache) and are
+        // not needed again until the next reload.
+        super::builtin::release_read_pages();
         outcomes
     }
 

@@ -97,6 +97,6 @@ fn writable(dir: &Path) -> std::io::Result<()> {
 
 fn compile(engine: &Engine, id: &PluginId, wasm: &[u8]) -> Result<Component> {
     let compiled = Component::new(engine, wasm).map_err(|e| RuntimeError::Compile { plugin: id.clone(), message: format!("{e:#}") });
-    super::trim::release_freed_memory();
+    crate::memory::release_freed_memory();
     compiled
 }

@@ -24,7 +24,6 @@ mod cache;
 mod error;
 mod inspect;
 mod sandbox;
-mod trim;
 mod validate;
 
 use std::{
