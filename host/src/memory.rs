@@ -67,6 +67,12 @@ fn arena_bytes() -> Option<(usize, usize)> {
 /// then would only cost a walk of every arena.
 const TRIM_AFTER_MOVING: usize = 4 << 20;
 
+/// Whether the heap's (bytes in use, bytes held free) moved by more than [`TRIM_AFTER_MOVING`]
+/// from `last` to `now`: work that freed memory, or took it back after the last trim.
+fn moved_enough(last: (usize, usize), now: (usize, usize)) -> bool {
+    now.0.abs_diff(last.0) + now.1.abs_diff(last.1) > TRIM_AFTER_MOVING
+}
+
 /// Every `every`, returns the arenas' free pages if the heap moved by more than
 /// [`TRIM_AFTER_MOVING`] since the last trim; runs until the runtime stops. The trim runs on
 /// the blocking pool: it locks each arena while it walks it.
@@ -77,9 +83,43 @@ pub(crate) async fn release_while_running(every: Duration) {
     loop {
         tick.tick().await;
         let Some((used, free)) = arena_bytes() else { return };
-        if used.abs_diff(after_last.0) + free.abs_diff(after_last.1) > TRIM_AFTER_MOVING {
+        if moved_enough(after_last, (used, free)) {
             let _ = tokio::task::spawn_blocking(release_freed_memory).await;
             after_last = arena_bytes().unwrap_or((used, free));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Read-only data of the test binary spanning several whole pages, as the built-ins do.
+    static PAGES: [u8; 5 * 4096 + 123] = {
+        let mut bytes = [0u8; 5 * 4096 + 123];
+        let mut i = 0;
+        while i < bytes.len() {
+            bytes[i] = (i % 251) as u8;
+            i += 1;
+        }
+        bytes
+    };
+
+    #[test]
+    fn data_whose_pages_were_dropped_reads_the_same_afterwards() {
+        let before: Vec<u8> = PAGES.to_vec();
+        release_read_pages(&PAGES);
+        assert_eq!(PAGES.as_slice(), before.as_slice());
+        release_read_pages(&PAGES[1..10]);
+        assert_eq!(PAGES.as_slice(), before.as_slice());
+    }
+
+    #[test]
+    fn an_idle_heap_is_not_trimmed_and_one_that_moved_is() {
+        const MIB: usize = 1 << 20;
+        let after_trim = (60 * MIB, 2 * MIB);
+        assert!(!moved_enough(after_trim, (60 * MIB + 100_000, 2 * MIB - 100_000)), "idle: a few allocations");
+        assert!(moved_enough(after_trim, (50 * MIB, 12 * MIB)), "a reconcile freed 10 MiB");
+        assert!(moved_enough(after_trim, (66 * MIB, 2 * MIB)), "the cache grew by 6 MiB");
     }
 }
