@@ -69,6 +69,7 @@ impl RunArgs {
     /// Runs the operator until Ctrl-C or SIGTERM (or until it loses the leader lease).
     pub fn run(self) -> anyhow::Result<()> {
         let settings = Settings::read(self, &|name| std::env::var(name).ok())?;
+        crate::memory::use_one_arena();
         tokio::runtime::Runtime::new()?.block_on(async move { Operator::start(settings).await?.run(shutdown_signal()).await })
     }
 }
