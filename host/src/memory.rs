@@ -26,8 +26,9 @@ pub(crate) fn release_freed_memory() {
 ///
 /// glibc gives threads arenas of their own so they do not contend for one lock; the operator's
 /// threads (two tokio workers, the blocking pool running guests) then each keep their own free
-/// memory, which the others cannot reuse. With one arena the same 30 × 100 run peaked at
-/// 76.5 MiB instead of 86.4 MiB, at the same CPU per Pod (BENCHMARKS.md).
+/// memory, which the others cannot reuse. With one arena a 30 × 100 run peaked at 76.5 MiB
+/// instead of 86.4 MiB, at the same CPU per Pod; at 10 100 Pods, where the heap is mostly live
+/// data, the difference was within run-to-run noise (BENCHMARKS.md).
 pub(crate) fn use_one_arena() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
