@@ -443,7 +443,7 @@ async fn reconcile_inner<K: Kind>(cached: &K, key: &Key, ctx: &Context<K>) -> Re
     crate::ray::poller::authorize_polls(&mut polls, &shared.children, &key.namespace);
     shared.poller.track(&kind, key, polls);
     for pod in &report.created_pods {
-        ctx.expectations.created(key, pod.clone(), now);
+        ctx.expectations.created(key, pod, now);
     }
     for uid in &report.deleted_pods {
         ctx.expectations.deleted(key, uid.clone(), now);
