@@ -35,7 +35,7 @@ use kube::runtime::WatchStreamExt;
 use kube::{Client, Resource, ResourceExt};
 use prometheus_client::metrics::gauge::Gauge;
 
-pub use coalesce::{Pace, coalesce};
+pub use coalesce::{Pace, Urgency, coalesce};
 pub use expectations::{Expectations, Key};
 use index::ByOwner;
 pub use facts::Facts;
@@ -47,7 +47,8 @@ pub const CLUSTER_LABEL: &str = "ray.io/cluster";
 /// How child changes wake their primary: gathered for 250 ms into one reconcile (a 100-Pod
 /// cluster whose Pods turn Ready one by one is reconciled a few times, not a hundred), and a
 /// primary whose children keep changing (a scale-up the scheduler works through) at most once
-/// a second; at 10 000 Pods that is what the operator's CPU goes to.
+/// a second; at 10 000 Pods that is what the operator's CPU goes to. A child going away is not
+/// paced: its replacement waits one window ([`Urgency::Prompt`]).
 pub const CHILD_PACE: Pace = Pace { window: Duration::from_millis(250), interval: Duration::from_secs(1) };
 
 /// Who owns a child: the primary's kind, identity and the label its children carry.
@@ -195,10 +196,16 @@ pub fn typed_json<K: Resource<DynamicType = ()> + Serialize>(object: &K) -> serd
 struct Touched {
     namespace: String,
     labels: std::collections::BTreeMap<String, String>,
+    urgency: Urgency,
+}
+
+/// How soon a child's change must reach its primary: at once if it is going away.
+fn urgency(meta: &kube::api::ObjectMeta, deleted: bool) -> Urgency {
+    if deleted || meta.deletion_timestamp.is_some() { Urgency::Prompt } else { Urgency::Paced }
 }
 
 /// The controllers a child change wakes: each one's child label, and its queue of primaries.
-type Subscribers = Arc<Mutex<Vec<(String, UnboundedSender<Key>)>>>;
+type Subscribers = Arc<Mutex<Vec<(String, UnboundedSender<(Key, Urgency)>)>>>;
 
 /// The owned kinds' caches of one namespace scope (`None`: all namespaces).
 #[derive(Clone)]
@@ -249,7 +256,7 @@ impl Children {
         tokio::spawn(futures::stream::select_all(changes).for_each(move |touched| {
             for (label, tx) in fan_out.lock().unwrap_or_else(|p| p.into_inner()).iter() {
                 if let Some(name) = touched.labels.get(label) {
-                    let _ = tx.unbounded_send(Key::new(touched.namespace.clone(), name.clone()));
+                    let _ = tx.unbounded_send((Key::new(touched.namespace.clone(), name.clone()), touched.urgency));
                 }
             }
             async {}
@@ -260,7 +267,9 @@ impl Children {
     /// Tells the controllers that an object with these labels changed (a lent store's object,
     /// which no reflector of ours saw): those whose child label it carries are woken.
     pub fn touched(&self, namespace: &str, labels: &std::collections::BTreeMap<String, String>) {
-        let _ = self.touch.unbounded_send(Touched { namespace: namespace.to_string(), labels: labels.clone() });
+        // A primary read as a child (a RayJob's RayCluster) changes rarely, and its changes
+        // (ready, suspended) start the next step of its reader: not paced.
+        let _ = self.touch.unbounded_send(Touched { namespace: namespace.to_string(), labels: labels.clone(), urgency: Urgency::Prompt });
     }
 
     /// The primaries whose children (carrying `label`) changed, paced by [`CHILD_PACE`]: a
@@ -355,14 +364,14 @@ fn reflect<K>(
                     if let Some(value) = object.labels().get(label) {
                         index.add(&namespace, value, &object.name_any());
                     }
-                    Some(Touched { namespace, labels: object.labels().clone() })
+                    Some(Touched { namespace, labels: object.labels().clone(), urgency: urgency(object.meta(), false) })
                 }
                 Ok(watcher::Event::Delete(object)) => {
                     let namespace = object.meta().namespace.clone().unwrap_or_default();
                     if let Some(value) = object.labels().get(label) {
                         index.forget(&namespace, value, &object.name_any());
                     }
-                    Some(Touched { namespace, labels: object.labels().clone() })
+                    Some(Touched { namespace, labels: object.labels().clone(), urgency: Urgency::Prompt })
                 }
                 Ok(watcher::Event::InitDone) => {
                     index.rebuild(store.state().iter().filter_map(|object| {
@@ -398,8 +407,11 @@ fn reflect_pods(
         .default_backoff()
         .filter_map(move |event| {
             let touched = match &event {
-                Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) | watcher::Event::Delete(pod)) => {
-                    Some(Touched { namespace: pod.namespace().unwrap_or_default(), labels: pod.labels().clone() })
+                Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
+                    Some(Touched { namespace: pod.namespace().unwrap_or_default(), labels: pod.labels().clone(), urgency: urgency(&pod.metadata, false) })
+                }
+                Ok(watcher::Event::Delete(pod)) => {
+                    Some(Touched { namespace: pod.namespace().unwrap_or_default(), labels: pod.labels().clone(), urgency: urgency(&pod.metadata, true) })
                 }
                 Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
                 Err(error) => {
