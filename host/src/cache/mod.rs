@@ -199,9 +199,10 @@ struct Touched {
     urgency: Urgency,
 }
 
-/// How soon a child's change must reach its primary: at once if it is going away.
-fn urgency(meta: &kube::api::ObjectMeta, deleted: bool) -> Urgency {
-    if deleted || meta.deletion_timestamp.is_some() { Urgency::Prompt } else { Urgency::Paced }
+/// How soon a change of a child still there must reach its primary: unpaced once it is marked
+/// for deletion (a deleted one is always [`Urgency::Prompt`]).
+fn urgency(meta: &kube::api::ObjectMeta) -> Urgency {
+    if meta.deletion_timestamp.is_some() { Urgency::Prompt } else { Urgency::Paced }
 }
 
 /// The controllers a child change wakes: each one's child label, and its queue of primaries.
@@ -364,7 +365,7 @@ fn reflect<K>(
                     if let Some(value) = object.labels().get(label) {
                         index.add(&namespace, value, &object.name_any());
                     }
-                    Some(Touched { namespace, labels: object.labels().clone(), urgency: urgency(object.meta(), false) })
+                    Some(Touched { namespace, labels: object.labels().clone(), urgency: urgency(object.meta()) })
                 }
                 Ok(watcher::Event::Delete(object)) => {
                     let namespace = object.meta().namespace.clone().unwrap_or_default();
@@ -407,11 +408,9 @@ fn reflect_pods(
         .default_backoff()
         .filter_map(move |event| {
             let touched = match &event {
-                Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod)) => {
-                    Some(Touched { namespace: pod.namespace().unwrap_or_default(), labels: pod.labels().clone(), urgency: urgency(&pod.metadata, false) })
-                }
-                Ok(watcher::Event::Delete(pod)) => {
-                    Some(Touched { namespace: pod.namespace().unwrap_or_default(), labels: pod.labels().clone(), urgency: urgency(&pod.metadata, true) })
+                Ok(watcher::Event::Apply(pod) | watcher::Event::InitApply(pod) | watcher::Event::Delete(pod)) => {
+                    let urgency = if matches!(event, Ok(watcher::Event::Delete(_))) { Urgency::Prompt } else { urgency(&pod.metadata) };
+                    Some(Touched { namespace: pod.namespace().unwrap_or_default(), labels: pod.labels().clone(), urgency })
                 }
                 Ok(watcher::Event::Init | watcher::Event::InitDone) => None,
                 Err(error) => {
