@@ -283,8 +283,9 @@ async fn a_watch_expired_by_compaction_lists_again_and_loses_no_pod() -> anyhow:
     Ok(())
 }
 
-/// Waits until the cluster is ready with `workers` workers available, then checks it has exactly
-/// one head and `workers` workers (no duplicate from a retried create, none lost).
+/// Waits until the cluster is ready with `workers` workers available and as many live, then
+/// checks it has exactly one head and `workers` workers (no duplicate from a retried create,
+/// none lost).
 async fn ends_with_workers(client: &Client, cluster: &str, workers: usize) -> anyhow::Result<()> {
     let clusters: Api<RayCluster> = Api::namespaced(client.clone(), NS);
     wasmray_tests::within(WAIT, async {
@@ -301,8 +302,22 @@ async fn ends_with_workers(client: &Client, cluster: &str, workers: usize) -> an
     })
     .await
     .with_context(|| format!("{cluster} ready with {workers} workers"))?;
-    let pods = pods_of(client, cluster).await;
     let role = |p: &Pod| p.metadata.labels.as_ref().and_then(|l| l.get("ray.io/node-type")).cloned().unwrap_or_default();
+    let live_workers = |pods: &[Pod]| pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none() && role(p) == "worker").count();
+    // A status read right after a worker went can still count it: the operator reconciles a
+    // moment after the watch shows the loss. A lost worker is one never replaced, so wait for
+    // the replacement (bounded); a duplicate still shows as one worker too many below.
+    let pods = wasmray_tests::within(WAIT, async {
+        loop {
+            let pods = pods_of(client, cluster).await;
+            if live_workers(&pods) >= workers {
+                return pods;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .with_context(|| format!("{cluster} never got back to {workers} live workers: one was lost"))?;
     let live: Vec<&Pod> = pods.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).collect();
     assert_eq!(live.iter().filter(|p| role(p) == "head").count(), 1, "one head");
     assert_eq!(live.iter().filter(|p| role(p) == "worker").count(), workers, "exactly {workers} workers");
