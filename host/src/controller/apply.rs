@@ -11,13 +11,14 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, DeleteParams, DynamicObject, Patch, PatchParams, PostParams, Preconditions};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder, Reporter};
+use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Reporter};
 use kube::Client;
 use serde::Deserialize as _;
 use serde_json::{Value, json};
 
 use crate::runtime::{Condition, ConditionStatus, Event, EventType, ObjectRef as WitRef, StatusUpdate};
 
+use super::events::{Correlator, Recorders};
 use super::metrics::Metrics;
 use crate::ray::poller::Poller;
 use super::prepare::{Role, Verb, Write};
@@ -102,45 +103,6 @@ pub struct Primary<'a> {
     /// The `resourceVersion` the plan was decided from: the status write is conditional on it,
     /// so a status another writer changed since is never overwritten unseen (409, retried).
     pub resource_version: Option<String>,
-}
-
-/// One Event recorder per distinct Event (who reports it, what it regards, its type, reason and
-/// note). The same Event recorded again becomes one Event object whose series counts the
-/// repeats, as client-go's correlator does, instead of one object per reconcile; Events that
-/// differ only in their note stay apart (a recorder keys its series without the note).
-#[derive(Clone, Default)]
-struct Recorders(Arc<std::sync::Mutex<std::collections::HashMap<String, (Recorder, std::time::Instant)>>>);
-
-/// How long an unused recorder is kept; a repeat after that starts a new Event object.
-const RECORDER_IDLE: std::time::Duration = std::time::Duration::from_secs(600);
-
-/// The most recorders kept: each holds its Event (about 4 KiB), and a scale-up of 10 000 Pods
-/// records 10 000 distinct `CreatedWorkerPod` Events within minutes, none of which repeats:
-/// at 1 024 they held 4.4 MB of a 10 000-Pod operator's heap. Past this the least recently used
-/// quarter goes; a repeat of one of those starts a new Event object, as one evicted from
-/// client-go's correlator cache does. What repeats (a failing write, a reconciler's warning)
-/// repeats within seconds, and stays among the most recent 256.
-const RECORDERS_KEPT: usize = 256;
-
-impl Recorders {
-    fn for_event(&self, client: &Client, reporter: &Reporter, regarding: &ObjectReference, event: &KubeEvent) -> Recorder {
-        let identity = format!(
-            "{}/{:?}/{:?}/{:?}/{:?}/{:?}/{}/{:?}",
-            reporter.controller, regarding.kind, regarding.namespace, regarding.name, regarding.uid, event.type_, event.reason, event.note
-        );
-        let now = std::time::Instant::now();
-        let mut recorders = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        recorders.retain(|_, (_, used)| now.duration_since(*used) < RECORDER_IDLE);
-        if recorders.len() >= RECORDERS_KEPT {
-            let mut uses: Vec<std::time::Instant> = recorders.values().map(|(_, used)| *used).collect();
-            let (_, cutoff, _) = uses.select_nth_unstable(RECORDERS_KEPT / 4);
-            let cutoff = *cutoff;
-            recorders.retain(|_, (_, used)| *used > cutoff);
-        }
-        let (recorder, used) = recorders.entry(identity).or_insert_with(|| (Recorder::new(client.clone(), reporter.clone()), now));
-        *used = now;
-        recorder.clone()
-    }
 }
 
 /// The creates of a run that starts with `first`, as one slow-start batch, and the Events tied
@@ -229,23 +191,39 @@ pub struct Writer {
     field_manager: String,
     metrics: Metrics,
     leadership: Leadership,
+    /// Which Events are sent, as which series ([`super::events`]).
+    correlator: Arc<Correlator>,
     recorders: Recorders,
     /// Who performs the dashboard calls of plans (submit, stop); none: such plans fail.
     poller: Option<Arc<Poller>>,
     /// Every write waits for its primary's turn.
     share: Share,
+    /// Events wait for their primary's turn within a budget of their own, as KubeRay's recorder
+    /// sends them through a client of its own: a scale-up's Events never halve its creates.
+    event_share: Share,
 }
 
 impl Writer {
     pub fn new(client: Client, field_manager: &str, metrics: Metrics, leadership: Leadership) -> Self {
-        let share = Share::new(Budget::default());
-        Self { client, field_manager: field_manager.to_string(), metrics, leadership, recorders: Recorders::default(), poller: None, share }
+        Self {
+            client,
+            field_manager: field_manager.to_string(),
+            metrics,
+            leadership,
+            correlator: Arc::default(),
+            recorders: Recorders::default(),
+            poller: None,
+            share: Share::new(Budget::default()),
+            event_share: Share::new(Budget::default()),
+        }
     }
 
-    /// This writer's writes share `budget` of the API server, taking turns by primary.
+    /// This writer's writes share `budget` of the API server, taking turns by primary; its
+    /// Events share another such budget.
     #[must_use]
     pub fn with_budget(mut self, budget: Budget) -> Self {
         self.share = Share::new(budget);
+        self.event_share = Share::new(budget);
         self
     }
 
@@ -515,15 +493,20 @@ impl Writer {
         self.record_as(owner, reporter, regarding, event).await
     }
 
-    /// Records one Event in `owner`'s turn: an Event about a plan's Pod waits in its primary's line.
+    /// Records one Event in `owner`'s turn: an Event about a plan's Pod waits in its primary's
+    /// line. An Event past its object's budget is counted, not sent.
     async fn record_as(&self, owner: Owner, reporter: &Reporter, regarding: &ObjectReference, event: &KubeEvent) -> Result<(), ApplyError> {
         if !self.leadership.leading() {
             return Err(ApplyError::NotLeader { action: format!("recording event {}", event.reason) });
         }
-        let recorder = self.recorders.for_event(&self.client, reporter, regarding, event);
-        let _turn = self.share.turn(owner).await;
+        let Some(admitted) = self.correlator.correlate(reporter, regarding, event) else {
+            self.metrics.event_skipped(&reporter.controller);
+            return Ok(());
+        };
+        let recorder = self.recorders.for_series(&self.client, reporter, &admitted.series);
+        let _turn = self.event_share.turn(owner).await;
         let result = recorder
-            .publish(event, regarding)
+            .publish(&admitted.event(event), regarding)
             .await
             .map_err(|source| ApplyError::Api { action: format!("recording event {}", event.reason), source });
         self.metrics.write("event", "Event", result.as_ref().err());
@@ -734,28 +717,6 @@ mod tests {
         assert_eq!(merged_status(&after, &over, &time("2026-01-01T00:06:00Z")), after, "removing what is gone changes nothing");
         let fresh = merged_status(&Value::Null, &over, &time("2026-01-01T00:00:00Z"));
         assert_eq!(fresh, json!({}), "a removal is never written as a condition");
-    }
-
-    #[tokio::test]
-    async fn ten_thousand_distinct_events_keep_at_most_the_recorder_cap() {
-        let config = kube::Config::new("http://127.0.0.1:9".parse().expect("a URL"));
-        let client = Client::try_from(config).expect("a client");
-        let reporter = Reporter { controller: "raycluster-controller".into(), instance: None };
-        let recorders = Recorders::default();
-        let regarding = ObjectReference { kind: Some("RayCluster".into()), namespace: Some("ns".into()), name: Some("big".into()), ..Default::default() };
-        let created = |i: usize| KubeEvent {
-            type_: KubeEventType::Normal,
-            reason: "CreatedWorkerPod".into(),
-            note: Some(format!("Created worker Pod ns/big-worker-{i}")),
-            action: "CreatedWorkerPod".into(),
-            secondary: None,
-        };
-        for i in 0..10_000 {
-            recorders.for_event(&client, &reporter, &regarding, &created(i));
-        }
-        let kept = recorders.0.lock().expect("not poisoned").len();
-        assert!(kept <= RECORDERS_KEPT, "{kept} recorders kept");
-        assert!(kept >= RECORDERS_KEPT / 2, "only {kept} recorders kept: the recent ones must stay for their series");
     }
 
     #[test]

@@ -53,6 +53,7 @@ struct Inner {
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_seconds: Family<ReconcileLabels, Histogram, fn() -> Histogram>,
     writes: Family<WriteLabels, Counter>,
+    events_skipped: Family<ControllerLabels, Counter>,
     plugin_calls: Family<PluginLabels, Counter>,
     plugin_seconds: Family<PluginLabels, Histogram, fn() -> Histogram>,
     queue_depth: Family<ControllerLabels, Gauge>,
@@ -67,6 +68,7 @@ impl Default for Inner {
             // 0.5 ms to about 16 s.
             reconcile_seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.0005, 2.0, 16))),
             writes: Family::default(),
+            events_skipped: Family::default(),
             plugin_calls: Family::default(),
             // 20 µs to about 0.65 s: a call's deadline is 100 ms by default.
             plugin_seconds: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.00002, 2.0, 16))),
@@ -87,6 +89,11 @@ impl Metrics {
         registry.register("reconciles", "Reconciles by controller and outcome (an error's typed label)", inner.reconciles.clone());
         registry.register("reconcile_duration_seconds", "Reconcile wall time by controller and outcome", inner.reconcile_seconds.clone());
         registry.register("writes", "API writes by verb, kind and outcome", inner.writes.clone());
+        registry.register(
+            "events_skipped",
+            "Events not sent, by reporting controller: past their object's budget (25 at once, then one every 5 minutes, as client-go's recorder)",
+            inner.events_skipped.clone(),
+        );
         registry.register("plugin_calls", "Plugin calls by plugin, function and outcome (ok, trap, timeout, out_of_memory, …)", inner.plugin_calls.clone());
         registry.register("plugin_call_duration_seconds", "Plugin call wall time by plugin, function and outcome", inner.plugin_seconds.clone());
         registry.register("workqueue_depth", "Primaries waiting for a reconcile or being reconciled, by controller", inner.queue_depth.clone());
@@ -107,6 +114,11 @@ impl Metrics {
         let outcome = error.map_or("ok", ApplyError::label);
         let labels = WriteLabels { verb: verb.into(), kind: kind.into(), outcome: outcome.into() };
         self.inner.writes.get_or_create(&labels).inc();
+    }
+
+    /// Counts one Event held back by its object's budget.
+    pub fn event_skipped(&self, controller: &str) {
+        self.inner.events_skipped.get_or_create(&ControllerLabels { controller: controller.into() }).inc();
     }
 
     /// Counts one plugin call that started at `started`.

@@ -18,6 +18,7 @@
 //! A kind is an implementation of [`Kind`] (`kinds/`); nothing here names one.
 
 pub mod apply;
+pub mod events;
 pub mod kinds;
 pub mod metrics;
 pub mod prepare;
