@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::core::v1::{Event, Node, Pod, Service};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube::ResourceExt;
@@ -242,5 +242,47 @@ async fn a_cluster_that_does_not_fit_the_types_gets_an_event_and_does_not_stop_t
     .await?;
     let pods: Api<Pod> = ns.api();
     assert!(pods.list(&ListParams::default().labels("ray.io/cluster=unreadable")).await?.items.is_empty());
+    Ok(())
+}
+
+#[tokio::test]
+async fn forty_workers_created_get_kuberays_events_nine_of_their_own_then_one_combined_and_no_more_than_the_burst() -> anyhow::Result<()> {
+    let ns = namespace("raycluster-events").await?;
+    wasmray_tests::install_crds(&wasmray_tests::cluster().await?.client().await?).await?;
+    let flags: Vec<String> = [
+        "--kubeconfig", &ns.kubeconfig().display().to_string(), "--watch-namespace", &ns.name, "--operator-namespace", &ns.name,
+        "--metrics-addr=127.0.0.1:0", "--health-probe-bind-address=0", "--enable-leader-election=false",
+    ]
+    .iter()
+    .map(ToString::to_string)
+    .collect();
+    let settings = wasmray::operator::Settings::read(wasmray::operator::RunArgs::from_flags(&flags)?, &|_| None)?;
+    let operator = wasmray_tests::start_operator_with_settings(settings)?;
+    apply(&ns, &ray_cluster("many", &[("cpu", 40, 40, 40)])).await?;
+    wait_for_workers(&ns, "many", "cpu", 40).await?;
+
+    let times = |e: &Event| e.series.as_ref().and_then(|s| s.count).or(e.count).unwrap_or(1);
+    let about_many = || async {
+        let all: Vec<Event> = ns.api::<Event>().list(&ListParams::default()).await?.items;
+        anyhow::Ok(all.into_iter().filter(|e| e.involved_object.name.as_deref() == Some("many")).collect::<Vec<_>>())
+    };
+    eventually("25 Events about the cluster, its burst", WAIT, || async {
+        let sent: i32 = about_many().await?.iter().map(times).sum();
+        Ok(if sent == 25 { Ok(()) } else { Err(format!("{sent} sent")) })
+    })
+    .await?;
+    let workers_created: Vec<Event> = about_many().await?.into_iter().filter(|e| e.reason.as_deref() == Some("CreatedWorkerPod")).collect();
+    let messages: Vec<&str> = workers_created.iter().filter_map(|e| e.message.as_deref()).collect();
+    let (combined, own): (Vec<&str>, Vec<&str>) = messages.iter().partition(|m| m.starts_with("(combined from similar events): "));
+    assert_eq!(own.len(), 9, "nine worker Events keep their own note: {messages:?}");
+    assert!(own.iter().all(|m| m.starts_with(&format!("Created worker Pod {}/many-cpu-worker-", ns.name))), "{own:?}");
+    assert_eq!(combined.len(), 1, "the rest are one combined Event: {messages:?}");
+
+    let (_, text) = wasmray_tests::http_get(operator.metrics_addr().expect("a metrics address"), "/metrics").await?;
+    let skipped = wasmray_tests::metric(&text, "wasmray_events_skipped_total{controller=\"raycluster-controller\"}").unwrap_or(0.0);
+    assert!(skipped >= 15.0, "at least the 40 workers' Events past the burst of 25 are counted as held back: {skipped}");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let still: i32 = about_many().await?.iter().map(times).sum();
+    assert_eq!(still, 25, "nothing more goes out before the budget refills");
     Ok(())
 }

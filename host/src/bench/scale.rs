@@ -47,6 +47,10 @@ pub struct ScaleArgs {
     /// A flag for the operator's `wasmray run` (repeatable), e.g. `--operator-arg=--reconcile-concurrency=16`.
     #[arg(long = "operator-arg", allow_hyphen_values = true)]
     pub operator_args: Vec<String>,
+    /// A program to run the operator under, for profiling it (`heaptrack`, or a script around
+    /// `perf record`); its usage figures are then the wrapper's, not the operator's alone.
+    #[arg(long)]
+    pub operator_wrapper: Option<PathBuf>,
 }
 
 /// Namespaces of the two phases.
@@ -85,7 +89,7 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
     // The namespace first: an operator watching a namespace being deleted would spend the run
     // retrying creates there.
     recreate_namespace(&client, OPERATOR_NS, timeout).await?;
-    let operator = OperatorProcess::start(&kubeconfig, &args.operator_args)?;
+    let operator = OperatorProcess::start(&kubeconfig, &args.operator_args, args.operator_wrapper.as_deref())?;
     let result = operator_phase(&client, &operator, &args, timeout).await;
     let usage = operator.usage();
     let metrics = operator.metrics().await.unwrap_or_default();
@@ -299,10 +303,19 @@ struct OperatorProcess {
 }
 
 impl OperatorProcess {
-    fn start(kubeconfig: &std::path::Path, extra: &[String]) -> anyhow::Result<Self> {
+    fn start(kubeconfig: &std::path::Path, extra: &[String], wrapper: Option<&std::path::Path>) -> anyhow::Result<Self> {
         let metrics = free_port()?;
         let health = free_port()?;
-        let child = Command::new(std::env::current_exe()?)
+        let this = std::env::current_exe()?;
+        let mut command = match wrapper {
+            Some(wrapper) => {
+                let mut command = Command::new(wrapper);
+                command.arg(this);
+                command
+            }
+            None => Command::new(this),
+        };
+        let child = command
             .arg("run")
             .arg("--kubeconfig")
             .arg(kubeconfig)

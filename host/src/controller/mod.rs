@@ -433,6 +433,12 @@ async fn reconcile_inner<K: Kind>(cached: &K, key: &Key, ctx: &Context<K>) -> Re
     if let Some(prepare::Write::Status { status }) = prepared.writes.iter().rev().find(|w| matches!(w, prepare::Write::Status { .. })) {
         after["status"] = status.clone();
     }
+    // What to poll after the writes, whichever way they go, decided before them: the children
+    // (a JSON value per Pod, several times its cached text) are not held while the writes wait
+    // for their turns, which at eight reconciles in flight was the largest part of the heap.
+    let polls_if_written = K::polls(&after, &children, &ctx.config.build);
+    let polls_if_failed = K::polls(&primary_json, &children, &ctx.config.build);
+    drop(children);
     let report = shared.writer.perform(&target, prepared.writes).await;
     match (&report.status, &report.error) {
         (Some((status, version)), _) => ctx.written.wrote(key, cached_version, status.clone(), version.clone(), now),
@@ -440,7 +446,7 @@ async fn reconcile_inner<K: Kind>(cached: &K, key: &Key, ctx: &Context<K>) -> Re
         (None, Some(error)) if error.label() == "conflict" => ctx.written.forget(key),
         (None, _) => {}
     }
-    let mut polls = K::polls(if report.error.is_none() { &after } else { &primary_json }, &children, &ctx.config.build);
+    let mut polls = if report.error.is_none() { polls_if_written } else { polls_if_failed };
     crate::ray::poller::authorize_polls(&mut polls, &shared.children, &key.namespace);
     shared.poller.track(&kind, key, polls);
     for pod in &report.created_pods {
