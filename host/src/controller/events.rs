@@ -8,6 +8,11 @@
 //! scale-up (one Event per Pod created) for Events nobody reads; this applies the same two rules,
 //! so the Events of a wasmray-run cluster read as they do under KubeRay, and counts what it
 //! holds back (`wasmray_events_skipped`) where client-go drops it silently.
+//!
+//! One difference, on purpose: the budget of 25 is per object *and reason*, where client-go's
+//! is per object. Under client-go a RayService whose upgrade steps spent its 25 loses the
+//! `UpgradeRolledBack` Event that says why traffic went back; here a flood of one reason spends
+//! only its own budget, and an Event of another reason still gets through.
 
 use std::collections::{HashMap, HashSet};
 use std::num::NonZeroU32;
@@ -22,10 +27,12 @@ use k8s_openapi::api::core::v1::ObjectReference;
 use kube::Client;
 use kube::runtime::events::{Event as KubeEvent, Recorder, Reporter};
 
-/// Events about one object sent at once before the rest wait for a token (client-go's 25).
+/// Events of one reason about one object sent at once before the rest wait for a token
+/// (client-go's 25, which it counts per object).
 const OBJECT_BURST: NonZeroU32 = NonZeroU32::new(25).expect("non-zero");
 
-/// One more Event about an object per this spell, once its burst is spent (client-go's 1/300 s).
+/// One more Event of a reason about an object per this spell, once its burst is spent
+/// (client-go's 1/300 s).
 const OBJECT_REFILL: Duration = Duration::from_secs(300);
 
 /// Distinct notes of similar Events kept apart; from the next distinct one on they are combined.
@@ -37,8 +44,8 @@ const SIMILAR_WINDOW: Duration = Duration::from_secs(600);
 /// The most groups of similar Events remembered: past this the idle ones go, then the oldest.
 const SIMILAR_KEPT: usize = 1024;
 
-/// The most objects whose Event budget is remembered before those with a full budget go.
-const OBJECTS_KEPT: usize = 4096;
+/// The most (object, reason) budgets remembered before those with a full budget go.
+const BUDGETS_KEPT: usize = 4096;
 
 /// The prefix of a combined Event's note, as client-go writes it.
 pub const COMBINED: &str = "(combined from similar events): ";
@@ -68,7 +75,7 @@ impl Admitted {
 /// `clock`, so tests move it by hand.
 pub struct Correlator<C: Clock = DefaultClock> {
     clock: C,
-    /// Each regarded object's Events, as one token bucket per object.
+    /// Each regarded object's Events, as one token bucket per object and reason.
     budgets: RateLimiter<String, HashMapStateStore<String>, C, NoOpMiddleware<C::Instant>>,
     /// Events alike but for their note, by what makes them alike.
     similar: Mutex<HashMap<String, Similar<C::Instant>>>,
@@ -92,8 +99,8 @@ impl<C: Clock + Clone> Correlator<C> {
         Self { budgets: RateLimiter::hashmap_with_clock(quota, clock.clone()), clock, similar: Mutex::default() }
     }
 
-    /// `event`, about `regarding`, as it is to be sent, or `None` when its object's budget is
-    /// spent. Similar Events (same reporter, object, type and reason) keep their own note for
+    /// `event`, about `regarding`, as it is to be sent, or `None` when the budget of its object
+    /// and reason is spent. Similar Events (same reporter, object, type and reason) keep their own note for
     /// the first nine distinct notes within ten minutes; later ones are one combined series.
     pub fn correlate(&self, reporter: &Reporter, regarding: &ObjectReference, event: &KubeEvent) -> Option<Admitted> {
         let object = format!(
@@ -112,8 +119,8 @@ impl<C: Clock + Clone> Correlator<C> {
         } else {
             Admitted { series: format!("{alike}/{COMBINED}"), note: Some(format!("{COMBINED}{note}")) }
         };
-        let sent = self.budgets.check_key(&object).is_ok();
-        if self.budgets.len() > OBJECTS_KEPT {
+        let sent = self.budgets.check_key(&alike).is_ok();
+        if self.budgets.len() > BUDGETS_KEPT {
             self.budgets.retain_recent();
         }
         sent.then_some(admitted)
@@ -231,7 +238,7 @@ mod tests {
         let correlator = Correlator::with_clock(FakeRelativeClock::default());
         let seen = a_hundred_workers_created(&correlator, "big");
         let sent: Vec<&Admitted> = seen.iter().flatten().collect();
-        assert_eq!(sent.len(), 25, "an object's burst is 25 Events");
+        assert_eq!(sent.len(), 25, "a reason's burst is 25 Events about one object");
         assert!(seen[25..].iter().all(Option::is_none), "after the burst the rest wait for the refill");
         for (i, admitted) in sent.iter().take(DISTINCT_NOTES).enumerate() {
             assert_eq!(admitted.note, created_note(i), "the first nine keep their own note");
@@ -250,11 +257,19 @@ mod tests {
     }
 
     #[test]
+    fn a_flood_of_one_reason_leaves_another_reasons_events_about_the_object_their_own_burst() {
+        let correlator = Correlator::with_clock(FakeRelativeClock::default());
+        a_hundred_workers_created(&correlator, "big");
+        let quota = correlator.correlate(&raycluster_controller(), &cluster("big"), &warning("FailedToCreateWorkerPod"));
+        assert_eq!(quota.and_then(|a| a.note).as_deref(), Some("quota exceeded"));
+    }
+
+    #[test]
     fn a_spent_budget_lets_one_more_event_through_every_five_minutes() {
         let clock = FakeRelativeClock::default();
         let correlator = Correlator::with_clock(clock.clone());
         a_hundred_workers_created(&correlator, "big");
-        let quota = || correlator.correlate(&raycluster_controller(), &cluster("big"), &warning("FailedToCreateWorkerPod"));
+        let quota = || correlator.correlate(&raycluster_controller(), &cluster("big"), &created_worker(1000));
         clock.advance(Duration::from_secs(299));
         assert_eq!(quota(), None, "not yet refilled");
         clock.advance(Duration::from_secs(1));
