@@ -10,6 +10,7 @@ pub mod facts;
 pub mod gateway;
 pub mod index;
 pub mod mask;
+mod pack;
 pub mod pod;
 pub mod project;
 pub mod route;
