@@ -246,7 +246,7 @@ async fn a_cluster_that_does_not_fit_the_types_gets_an_event_and_does_not_stop_t
 }
 
 #[tokio::test]
-async fn forty_workers_created_get_kuberays_events_nine_of_their_own_then_one_combined_and_no_more_than_the_burst() -> anyhow::Result<()> {
+async fn forty_workers_created_get_kuberays_events_nine_of_their_own_then_one_combined_and_no_more_than_the_burst_of_their_reason() -> anyhow::Result<()> {
     let ns = namespace("raycluster-events").await?;
     wasmray_tests::install_crds(&wasmray_tests::cluster().await?.client().await?).await?;
     let flags: Vec<String> = [
@@ -266,8 +266,9 @@ async fn forty_workers_created_get_kuberays_events_nine_of_their_own_then_one_co
         let all: Vec<Event> = ns.api::<Event>().list(&ListParams::default()).await?.items;
         anyhow::Ok(all.into_iter().filter(|e| e.involved_object.name.as_deref() == Some("many")).collect::<Vec<_>>())
     };
-    eventually("25 Events about the cluster, its burst", WAIT, || async {
-        let sent: i32 = about_many().await?.iter().map(times).sum();
+    let of_reason = |events: &[Event], reason: &str| -> i32 { events.iter().filter(|e| e.reason.as_deref() == Some(reason)).map(times).sum() };
+    eventually("25 CreatedWorkerPod Events about the cluster, its burst", WAIT, || async {
+        let sent = of_reason(&about_many().await?, "CreatedWorkerPod");
         Ok(if sent == 25 { Ok(()) } else { Err(format!("{sent} sent")) })
     })
     .await?;
@@ -277,12 +278,14 @@ async fn forty_workers_created_get_kuberays_events_nine_of_their_own_then_one_co
     assert_eq!(own.len(), 9, "nine worker Events keep their own note: {messages:?}");
     assert!(own.iter().all(|m| m.starts_with(&format!("Created worker Pod {}/many-cpu-worker-", ns.name))), "{own:?}");
     assert_eq!(combined.len(), 1, "the rest are one combined Event: {messages:?}");
+    // The burst is per reason: the head Pod's and the Services' Events went out beside the 25.
+    assert_eq!(of_reason(&about_many().await?, "CreatedHeadPod"), 1, "another reason has a budget of its own");
 
     let (_, text) = wasmray_tests::http_get(operator.metrics_addr().expect("a metrics address"), "/metrics").await?;
     let skipped = wasmray_tests::metric(&text, "wasmray_events_skipped_total{controller=\"raycluster-controller\"}").unwrap_or(0.0);
     assert!(skipped >= 15.0, "at least the 40 workers' Events past the burst of 25 are counted as held back: {skipped}");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    let still: i32 = about_many().await?.iter().map(times).sum();
+    let still = of_reason(&about_many().await?, "CreatedWorkerPod");
     assert_eq!(still, 25, "nothing more goes out before the budget refills");
     Ok(())
 }
