@@ -53,8 +53,9 @@ pub const VENV_ENV: &str = "WASMRAY_RAY_VENV";
 /// How long a head may take to be ready; it usually takes 5–7 s.
 const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long Serve may refuse (or be slow) to start on a head that is otherwise ready: on a
-/// loaded 2-core machine a start has failed twice in a row before succeeding.
-const SERVE_REFUSALS_TIMEOUT: Duration = Duration::from_secs(180);
+/// loaded 2-core machine a start has failed twice in a row before succeeding, and with eight
+/// heads starting at once on a fresh machine the PUTs kept timing out for over 180 s.
+const SERVE_REFUSALS_TIMEOUT: Duration = Duration::from_secs(300);
 /// Starts retried when another head answered on the ports picked for this one.
 const ATTEMPTS: usize = 3;
 /// How long the PUT that starts Serve may take; it takes about 3 s.
