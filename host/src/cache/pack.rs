@@ -1,4 +1,4 @@
-//! Cached Pods packed with LZ4 against a dictionary of typical Ray Pods: about a fifth of their text.
+//! Cached Pods packed with LZ4 against a dictionary of typical Ray Pods: under a fifth of their text.
 //!
 //! A Running Ray Pod's projection is about 2 KiB of JSON, nearly all of it what every Ray Pod
 //! says: the same keys, KubeRay's labels, the owner reference's shape, four conditions and a

@@ -7,7 +7,7 @@
 //! reflector store, and 10 000 of them were the largest part of the operator's heap. Nothing in
 //! the host reads a cached Pod through the types: children reach reconcilers, and the host's
 //! own decisions, as JSON. So each Pod is kept as the text of its projection (about 2 KiB
-//! Running), packed against a dictionary of typical Ray Pods ([`super::pack`], about 400 bytes),
+//! Running), packed against a dictionary of typical Ray Pods ([`super::pack`], 150–300 bytes),
 //! with only what the cache selects on beside it: the value of its label and its owners.
 //!
 //! The store follows the watch as kube's reflector does: applies and deletes as they come, and a

@@ -29,11 +29,11 @@ use kube::runtime::events::{Event as KubeEvent, Recorder, Reporter};
 
 /// Events of one reason about one object sent at once before the rest wait for a token
 /// (client-go's 25, which it counts per object).
-const OBJECT_BURST: NonZeroU32 = NonZeroU32::new(25).expect("non-zero");
+const REASON_BURST: NonZeroU32 = NonZeroU32::new(25).expect("non-zero");
 
 /// One more Event of a reason about an object per this spell, once its burst is spent
 /// (client-go's 1/300 s).
-const OBJECT_REFILL: Duration = Duration::from_secs(300);
+const REASON_REFILL: Duration = Duration::from_secs(300);
 
 /// Distinct notes of similar Events kept apart; from the next distinct one on they are combined.
 const DISTINCT_NOTES: usize = 9;
@@ -95,13 +95,14 @@ impl Default for Correlator {
 
 impl<C: Clock + Clone> Correlator<C> {
     pub fn with_clock(clock: C) -> Self {
-        let quota = Quota::with_period(OBJECT_REFILL).expect("a non-zero period").allow_burst(OBJECT_BURST);
+        let quota = Quota::with_period(REASON_REFILL).expect("a non-zero period").allow_burst(REASON_BURST);
         Self { budgets: RateLimiter::hashmap_with_clock(quota, clock.clone()), clock, similar: Mutex::default() }
     }
 
     /// `event`, about `regarding`, as it is to be sent, or `None` when the budget of its object
-    /// and reason is spent. Similar Events (same reporter, object, type and reason) keep their own note for
-    /// the first nine distinct notes within ten minutes; later ones are one combined series.
+    /// and reason is spent. Similar Events (same reporter, object, type and reason) keep their
+    /// own note for the first nine distinct notes within ten minutes; later ones are one
+    /// combined series.
     pub fn correlate(&self, reporter: &Reporter, regarding: &ObjectReference, event: &KubeEvent) -> Option<Admitted> {
         let object = format!(
             "{}/{}/{:?}/{:?}/{:?}/{:?}",
