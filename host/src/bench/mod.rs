@@ -1,5 +1,6 @@
 //! `wasmray bench`: measurements of the operator against the apiserver's own limit, on a local control plane.
 
+pub mod plane;
 pub mod plot;
 pub mod progress;
 pub mod raw;

@@ -52,6 +52,7 @@ fn draw_error<E: std::error::Error + Send + Sync + 'static>(error: plotters::dra
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::bench::plane::PlaneLoad;
     use crate::bench::progress::Sample;
     use crate::bench::report::{Latency, Usage};
 
@@ -68,6 +69,8 @@ mod tests {
             raw_concurrency: 16,
             raw: phase(2, &[(0.0, 0, 0), (1.0, 2, 1), (2.0, 2, 2)]),
             operator: phase(2, &[(0.0, 0, 0), (2.0, 1, 0), (4.0, 2, 2)]),
+            raw_plane: PlaneLoad::default(),
+            operator_plane: PlaneLoad::default(),
             operator_usage: Usage::default(),
             idle_cores: 0.0,
             reconcile: Latency::default(),

@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use super::plane::PlaneLoad;
 use super::progress::Sample;
 use super::scale::ScaleArgs;
 
@@ -103,6 +104,9 @@ pub struct Report {
     pub raw_concurrency: usize,
     pub raw: Phase,
     pub operator: Phase,
+    /// What each phase, up to its last Pod Running, cost the control plane.
+    pub raw_plane: PlaneLoad,
+    pub operator_plane: PlaneLoad,
     pub operator_usage: Usage,
     /// Cores the operator used in the 10 s after every cluster was ready.
     pub idle_cores: f64,
@@ -118,7 +122,15 @@ pub struct Report {
 }
 
 impl Report {
-    pub fn new(args: &ScaleArgs, raw: Phase, operator: Phase, usage: Usage, idle_cores: f64, metrics: &str, fairness: Option<Fairness>) -> Self {
+    pub fn new(
+        args: &ScaleArgs,
+        (raw, raw_plane): (Phase, PlaneLoad),
+        (operator, operator_plane): (Phase, PlaneLoad),
+        usage: Usage,
+        idle_cores: f64,
+        metrics: &str,
+        fairness: Option<Fairness>,
+    ) -> Self {
         let ratio = |a: f64, b: f64| if b > 0.0 { a / b } else { 0.0 };
         Self {
             clusters: args.clusters,
@@ -127,6 +139,8 @@ impl Report {
             created_ratio: ratio(operator.created_per_s, raw.created_per_s),
             running_ratio: ratio(raw.all_running_s, operator.all_running_s),
             cpu_ms_per_pod: ratio(usage.cpu_s * 1000.0, operator.pods as f64),
+            raw_plane,
+            operator_plane,
             raw,
             operator,
             operator_usage: usage,
@@ -157,6 +171,8 @@ impl Report {
             self.operator_usage.cpu_s, self.cpu_ms_per_pod, self.operator_usage.peak_rss_mib, self.idle_cores,
             self.reconcile.reconciles, ms(self.reconcile.p50_s), ms(self.reconcile.p99_s),
         );
+        text.push_str(&format!("Control plane, raw phase: {}.\n", self.raw_plane.line(self.raw.pods)));
+        text.push_str(&format!("Control plane, operator phase: {}.\n", self.operator_plane.line(self.operator.pods)));
         if let Some(f) = &self.fairness {
             text.push_str(&format!(
                 "Fairness: a 1-worker cluster is ready in {:.1} s alone and {:.1} s while a {}-worker cluster scales up (ratio {:.2}; the big one ready after {:.1} s); its Pods exist after {:.2} s alone and {:.2} s beside the big one.\n",

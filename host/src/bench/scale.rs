@@ -12,6 +12,7 @@ use kube::{Api, Client};
 use serde_json::json;
 use wasmray_api::RayCluster;
 
+use super::plane::{PlaneLoad, Probe};
 use super::progress::Progress;
 use super::report::{Fairness, Phase, Report, Usage};
 use crate::dev::{self, ControlPlane, Lifetime, NodeSet, Options};
@@ -79,18 +80,19 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
     };
     let client = dev::client_for(&kubeconfig).await?;
     crate::crd::install(&client).await?;
+    let probe = Probe::new(client.clone(), control_plane.as_ref());
     let timeout = Duration::from_secs(args.timeout_s);
     let cluster = bench_cluster("bench", args.workers);
     let total = args.clusters * (args.workers + 1);
 
     eprintln!("Raw client: {total} Pods, {} in flight", args.raw_concurrency);
-    let raw = raw_phase(&client, &cluster, total, args.raw_concurrency, timeout).await?;
+    let (raw, raw_plane) = raw_phase(&client, &probe, &cluster, total, args.raw_concurrency, timeout).await?;
     eprintln!("Operator: {} RayClusters × {} workers", args.clusters, args.workers);
     // The namespace first: an operator watching a namespace being deleted would spend the run
     // retrying creates there.
     recreate_namespace(&client, OPERATOR_NS, timeout).await?;
     let operator = OperatorProcess::start(&kubeconfig, &args.operator_args, args.operator_wrapper.as_deref())?;
-    let result = operator_phase(&client, &operator, &args, timeout).await;
+    let result = operator_phase(&client, &probe, &operator, &args, timeout).await;
     let usage = operator.usage();
     let metrics = operator.metrics().await.unwrap_or_default();
     drop(operator);
@@ -99,8 +101,8 @@ pub async fn run(args: ScaleArgs) -> anyhow::Result<()> {
         plane.stop();
         let _ = std::fs::remove_dir_all(dir);
     }
-    let (phase, idle_cores, fairness) = result?;
-    let report = Report::new(&args, raw, phase, usage, idle_cores, &metrics, fairness);
+    let ((phase, operator_plane), idle_cores, fairness) = result?;
+    let report = Report::new(&args, (raw, raw_plane), (phase, operator_plane), usage, idle_cores, &metrics, fairness);
     println!("{}", report.table());
     if let Some(out) = &args.out {
         std::fs::write(out, serde_json::to_string_pretty(&report)?).with_context(|| format!("writing {}", out.display()))?;
@@ -144,36 +146,47 @@ fn bench_cluster(name: &str, workers: usize) -> RayCluster {
 
 /// The raw client's Pods: the operator's own rendering of a worker of the bench cluster, with
 /// no owner and no Ray labels, so no controller takes them.
-async fn raw_phase(client: &Client, cluster: &RayCluster, total: usize, concurrency: usize, timeout: Duration) -> anyhow::Result<Phase> {
+async fn raw_phase(
+    client: &Client,
+    probe: &Probe,
+    cluster: &RayCluster,
+    total: usize,
+    concurrency: usize,
+    timeout: Duration,
+) -> anyhow::Result<(Phase, PlaneLoad)> {
     recreate_namespace(client, RAW_NS, timeout).await?;
     let slot = WorkerSlot { suffix: "raw00", replica_index: 0, host_index: 0, replica_name: "" };
     let mut pod: Pod = crate::pods::worker_pod(cluster, 0, &slot, &BuildContext::default())?;
     pod.metadata.owner_references = None;
     pod.metadata.labels = Some([("wasmray.dev/bench".to_string(), "raw".to_string())].into());
+    let before = probe.snapshot().await;
     let start = Instant::now();
     let progress = Progress::watch(client.clone(), RAW_NS, start);
     let failed = super::raw::create(client.clone(), RAW_NS, &pod, total, concurrency).await?;
     anyhow::ensure!(failed == 0, "{failed} raw creates failed");
     let mut samples = Vec::new();
     progress.wait(&mut samples, timeout, |c| c.running >= total).await.context("raw Pods Running")?;
+    let plane = PlaneLoad::between(&before, &probe.snapshot().await);
     let (created, running) = progress.last();
     drop(progress);
     eprintln!("Deleting the raw Pods");
     delete_namespace(client, RAW_NS, timeout).await?;
-    Ok(Phase::new(total, created, running, None, samples))
+    Ok((Phase::new(total, created, running, None, samples), plane))
 }
 
 /// The operator's phase: every cluster applied at once, then Pods and readiness watched; then
 /// the idle CPU once all are ready, and the fairness figure.
 async fn operator_phase(
     client: &Client,
+    probe: &Probe,
     operator: &OperatorProcess,
     args: &ScaleArgs,
     timeout: Duration,
-) -> anyhow::Result<(Phase, f64, Option<Fairness>)> {
+) -> anyhow::Result<((Phase, PlaneLoad), f64, Option<Fairness>)> {
     operator.wait_ready(Duration::from_secs(120)).await?;
     let total = args.clusters * (args.workers + 1);
     let clusters: Api<RayCluster> = Api::namespaced(client.clone(), OPERATOR_NS);
+    let before = probe.snapshot().await;
     let start = Instant::now();
     let progress = Progress::watch(client.clone(), OPERATOR_NS, start);
     let names: Vec<String> = (0..args.clusters).map(|i| format!("bench-{i:03}")).collect();
@@ -185,6 +198,7 @@ async fn operator_phase(
         .collect::<anyhow::Result<Vec<()>>>()?;
     let mut samples = Vec::new();
     progress.wait(&mut samples, timeout, |c| c.running >= total).await.context("the operator's Pods Running")?;
+    let plane = PlaneLoad::between(&before, &probe.snapshot().await);
     let (created, running) = progress.last();
     let ready = wait_ready(&clusters, &names, start, timeout).await?;
     drop(progress);
@@ -194,7 +208,7 @@ async fn operator_phase(
     let idle_cores = (operator.usage().cpu_s - before) / 10.0;
 
     let fairness = if args.fairness_workers > 0 { Some(fairness(&clusters, args.fairness_workers, timeout).await?) } else { None };
-    Ok((Phase::new(total, created, running, Some(ready), samples), idle_cores, fairness))
+    Ok(((Phase::new(total, created, running, Some(ready), samples), plane), idle_cores, fairness))
 }
 
 async fn create_cluster(clusters: &Api<RayCluster>, name: &str, workers: usize) -> anyhow::Result<()> {
