@@ -137,6 +137,10 @@ impl Runtime {
         let engine_err = |e: wasmtime::Error| RuntimeError::Engine(format!("{e:#}"));
         let mut wasm_config = Config::new();
         wasm_config.epoch_interruption(true);
+        // One function compiled at a time: each compiling thread holds Cranelift's working
+        // memory for its function and its share of the results, and a cold start (an empty
+        // compile cache: every fresh Pod of the chart) set the operator's peak memory that way.
+        wasm_config.parallel_compilation(false);
         if config.allocator == Allocator::Pooling {
             let slots = u32::try_from(config.max_concurrent_calls.max(1)).unwrap_or(u32::MAX);
             let mut pool = PoolingAllocationConfig::new();
