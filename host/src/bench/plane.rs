@@ -22,6 +22,14 @@ pub struct PlaneLoad {
     /// Cores each component used on average over the phase (empty for a control plane given
     /// by `--kubeconfig`, whose processes are not ours to read).
     pub cores: BTreeMap<String, f64>,
+    /// The apiserver's Pod counters over the phase.
+    #[serde(flatten)]
+    pub counters: Counters,
+}
+
+/// The apiserver's Pod counters: totals in one `/metrics` read, or a phase's increase.
+#[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
+pub struct Counters {
     /// Pod watches the apiserver closed because their reader fell behind
     /// (`apiserver_terminated_watchers_total`); each such reader resumes or relists.
     pub pod_watches_closed_as_slow: f64,
@@ -30,15 +38,6 @@ pub struct PlaneLoad {
     /// Pod events the apiserver sent to all watchers.
     pub pod_watch_events: f64,
     /// Writes of Pod status (KWOK's, standing in for kubelets).
-    pub pod_status_writes: f64,
-}
-
-/// The counters of one `/metrics` read.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct Counters {
-    pub pod_watches_closed_as_slow: f64,
-    pub pod_lists: f64,
-    pub pod_watch_events: f64,
     pub pod_status_writes: f64,
 }
 
@@ -62,12 +61,22 @@ impl Counters {
         }
         counters
     }
+
+    /// The increase from `before` to these.
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            pod_watches_closed_as_slow: self.pod_watches_closed_as_slow - before.pod_watches_closed_as_slow,
+            pod_lists: self.pod_lists - before.pod_lists,
+            pod_watch_events: self.pod_watch_events - before.pod_watch_events,
+            pod_status_writes: self.pod_status_writes - before.pod_status_writes,
+        }
+    }
 }
 
 /// The figures at one moment.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Snapshot {
-    at: Option<std::time::Instant>,
+    at: std::time::Instant,
     cpu_s: BTreeMap<String, f64>,
     counters: Counters,
 }
@@ -87,30 +96,20 @@ impl Probe {
             Err(_) => String::new(),
         };
         let cpu_s = self.pids.iter().map(|(name, pid)| ((*name).to_string(), Usage::of_process(*pid).cpu_s)).collect();
-        Snapshot { at: Some(std::time::Instant::now()), cpu_s, counters: Counters::parse(&text) }
+        Snapshot { at: std::time::Instant::now(), cpu_s, counters: Counters::parse(&text) }
     }
 }
 
 impl PlaneLoad {
     /// What happened between two snapshots.
     pub fn between(before: &Snapshot, after: &Snapshot) -> Self {
-        let seconds = match (before.at, after.at) {
-            (Some(a), Some(b)) => b.duration_since(a).as_secs_f64(),
-            _ => 0.0,
-        };
+        let seconds = after.at.duration_since(before.at).as_secs_f64();
         let cores = after
             .cpu_s
             .iter()
             .map(|(name, cpu)| (name.clone(), if seconds > 0.0 { (cpu - before.cpu_s.get(name).copied().unwrap_or(0.0)) / seconds } else { 0.0 }))
             .collect();
-        let (a, b) = (&before.counters, &after.counters);
-        Self {
-            cores,
-            pod_watches_closed_as_slow: b.pod_watches_closed_as_slow - a.pod_watches_closed_as_slow,
-            pod_lists: b.pod_lists - a.pod_lists,
-            pod_watch_events: b.pod_watch_events - a.pod_watch_events,
-            pod_status_writes: b.pod_status_writes - a.pod_status_writes,
-        }
+        Self { cores, counters: after.counters.since(&before.counters) }
     }
 
     /// One line of the table: cores per component, then the Pod counters per Pod of the phase.
@@ -122,10 +121,10 @@ impl PlaneLoad {
         format!(
             "cores {}; Pod watches closed as too slow {:.0}, Pod LISTs {:.0}, per Pod {:.1} watch events and {:.1} status writes",
             if cores.is_empty() { "-".into() } else { cores },
-            self.pod_watches_closed_as_slow,
-            self.pod_lists,
-            per_pod(self.pod_watch_events),
-            per_pod(self.pod_status_writes),
+            self.counters.pod_watches_closed_as_slow,
+            self.counters.pod_lists,
+            per_pod(self.counters.pod_watch_events),
+            per_pod(self.counters.pod_status_writes),
         )
     }
 }
@@ -158,15 +157,15 @@ apiserver_request_total{code=\"200\",component=\"apiserver\",dry_run=\"\",group=
     #[test]
     fn a_phase_is_the_difference_of_its_two_snapshots_and_cores_are_per_second_of_it() {
         let start = std::time::Instant::now();
-        let before = Snapshot { at: Some(start), cpu_s: [("kwok".to_string(), 10.0)].into(), counters: Counters { pod_lists: 4.0, ..Counters::default() } };
+        let before = Snapshot { at: start, cpu_s: [("kwok".to_string(), 10.0)].into(), counters: Counters { pod_lists: 4.0, ..Counters::default() } };
         let after = Snapshot {
-            at: Some(start + std::time::Duration::from_secs(100)),
+            at: start + std::time::Duration::from_secs(100),
             cpu_s: [("kwok".to_string(), 52.0)].into(),
             counters: Counters { pod_lists: 44.0, pod_watch_events: 2_000.0, ..Counters::default() },
         };
         let load = PlaneLoad::between(&before, &after);
         assert_eq!(load.cores["kwok"], 0.42);
-        assert_eq!((load.pod_lists, load.pod_watch_events), (40.0, 2_000.0));
+        assert_eq!((load.counters.pod_lists, load.counters.pod_watch_events), (40.0, 2_000.0));
         assert_eq!(load.line(1_000), "cores kwok 0.42; Pod watches closed as too slow 0, Pod LISTs 40, per Pod 2.0 watch events and 0.0 status writes");
     }
 }
