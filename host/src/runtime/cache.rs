@@ -56,20 +56,10 @@ impl CompileCache {
             return Ok((compile(engine, id, wasm)?, Origin::Compiled));
         };
         let path = dir.join(format!("{}-{}.cwasm", id.digest, self.engine_key));
-        if path.exists() {
-            // SAFETY: the file is our own cache entry: written by `Component::serialize` of this
-            // engine configuration (the engine hash is in its name), atomically renamed into
-            // place, and named by the sha256 of the wasm it was compiled from. wasmtime also
-            // checks the header for version and configuration compatibility.
-            #[allow(unsafe_code)]
-            let loaded = unsafe { Component::deserialize_file(engine, &path) };
-            match loaded {
-                Ok(component) => return Ok((component, Origin::Cached)),
-                Err(e) => {
-                    tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "Discarding unusable precompiled component");
-                    let _ = std::fs::remove_file(&path);
-                }
-            }
+        if path.exists()
+            && let Some(component) = mapped(engine, &path)
+        {
+            return Ok((component, Origin::Cached));
         }
         let component = compile(engine, id, wasm)?;
         let bytes = component
@@ -90,19 +80,31 @@ impl CompileCache {
         // from the file (clean pages the kernel can share and reclaim) instead of held in this
         // process's heap, 4-6 MB per built-in reconciler that a cold start would otherwise keep.
         drop((component, bytes));
-        // SAFETY: as above: our own entry, written from this engine's `serialize` a moment ago.
-        #[allow(unsafe_code)]
-        let mapped = unsafe { Component::deserialize_file(engine, &path) };
-        let component = match mapped {
-            Ok(component) => component,
-            Err(e) => {
-                tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "Discarding the precompiled component just written");
-                let _ = std::fs::remove_file(&path);
-                compile(engine, id, wasm)?
-            }
+        let component = match mapped(engine, &path) {
+            Some(component) => component,
+            None => compile(engine, id, wasm)?,
         };
         crate::memory::release_freed_memory();
         Ok((component, Origin::Compiled))
+    }
+}
+
+/// The component of a cache entry, mapped from its file; `None`, and the entry removed, if
+/// wasmtime refuses it.
+fn mapped(engine: &Engine, path: &Path) -> Option<Component> {
+    // SAFETY: the file is our own cache entry: written by `Component::serialize` of this engine
+    // configuration (the engine hash is in its name), atomically renamed into place, and named
+    // by the sha256 of the wasm it was compiled from. wasmtime also checks the header for
+    // version and configuration compatibility.
+    #[allow(unsafe_code)]
+    let loaded = unsafe { Component::deserialize_file(engine, path) };
+    match loaded {
+        Ok(component) => Some(component),
+        Err(e) => {
+            tracing::warn!(path = %path.display(), error = %format!("{e:#}"), "Discarding unusable precompiled component");
+            let _ = std::fs::remove_file(path);
+            None
+        }
     }
 }
 
