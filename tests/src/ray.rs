@@ -23,6 +23,8 @@
 //!   `http_options` only counts when Serve starts (a later PUT's are ignored silently), so the
 //!   head starts Serve itself with an empty application list: a Serve config then PUT by the
 //!   operator, the same for two clusters on two heads, never makes them contend for port 8000.
+//!   A head whose Serve keeps refusing to start is replaced by a fresh one, up to three in all;
+//!   the error then carries each one's dashboard and Serve log tails.
 //! - Dropping a head stops all of its processes (SIGTERM to its process group, SIGKILL after
 //!   10 s) and removes its temp dir.
 //! - A head also dies with this process, however it ends (a head in a `static` is never
@@ -55,7 +57,11 @@ const READY_TIMEOUT: Duration = Duration::from_secs(90);
 /// How long Serve may refuse (or be slow) to start on a head that is otherwise ready: on a
 /// loaded 2-core machine a start has failed twice in a row before succeeding, and with eight
 /// heads starting at once on a fresh machine the PUTs kept timing out for over 180 s.
-const SERVE_REFUSALS_TIMEOUT: Duration = Duration::from_secs(300);
+const SERVE_REFUSALS_TIMEOUT: Duration = Duration::from_secs(150);
+/// Fresh heads tried for one serving head: once, in CI, a head's Serve answered every PUT for
+/// 300 s with aiohttp's bare 500 ("Server got itself in trouble"), so waiting longer on the
+/// same head is not the cure; a new head starts from nothing.
+const SERVING_ATTEMPTS: usize = 3;
 /// Starts retried when another head answered on the ports picked for this one.
 const ATTEMPTS: usize = 3;
 /// How long the PUT that starts Serve may take; it takes about 3 s.
@@ -106,9 +112,16 @@ impl RayHead {
     /// A head with Ray Serve running, its HTTP proxy on [`RayHead::serve_port`] of 127.0.0.1 and
     /// no application yet.
     pub async fn start_serving() -> anyhow::Result<RayHead> {
-        let head = Self::start().await?;
-        head.start_serve().await?;
-        Ok(head)
+        let mut refusals = Vec::new();
+        for _ in 0..SERVING_ATTEMPTS {
+            let head = Self::start().await?;
+            match head.start_serve().await {
+                Ok(()) => return Ok(head),
+                // Dropping `head` stops it before the next one starts.
+                Err(refusal) => refusals.push(format!("{refusal:#}\n{}", head.serve_log_tail())),
+            }
+        }
+        anyhow::bail!("Serve did not start on any of {SERVING_ATTEMPTS} fresh heads:\n{}", refusals.join("\n\n"))
     }
 
     /// The venv with Ray installed (`$WASMRAY_RAY_VENV`).
@@ -326,6 +339,20 @@ impl RayHead {
         [self.dir.join("ray-start.log"), logs.join("dashboard.log"), logs.join("dashboard_agent.log")]
             .iter()
             .filter_map(|path| Some(format!("--- {}\n{}", path.display(), last_lines(&std::fs::read_to_string(path).ok()?, 25))))
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
+    /// The last lines of the dashboard's log (where its Serve module logs a failed PUT) and of
+    /// Serve's controller and proxy logs.
+    fn serve_log_tail(&self) -> String {
+        let logs = self.dir.join("ray/session_latest/logs");
+        let serve_logs = std::fs::read_dir(logs.join("serve"))
+            .map(|entries| entries.flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|x| x == "log")).collect::<Vec<_>>())
+            .unwrap_or_default();
+        std::iter::once(logs.join("dashboard.log"))
+            .chain(serve_logs)
+            .filter_map(|path| Some(format!("--- {}\n{}", path.display(), last_lines(&std::fs::read_to_string(&path).ok()?, 40))))
             .collect::<Vec<_>>()
             .join("\n")
     }
